@@ -1,0 +1,111 @@
+"""``vitprune export``: a pruned timm ViT → static-shape ONNX, checked against PyTorch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import command, console, print_json
+from .options import (
+    DEFAULT_MODEL_NAME,
+    BatchOption,
+    JsonOption,
+    ModelOption,
+    RateOption,
+    RatesOption,
+    ScheduleOption,
+    WeightsOption,
+    with_method_knobs,
+)
+
+
+def default_onnx_path(model: str, method: str, rate: float | None, rates: str | None, schedule: Path | None, plugins: bool) -> Path:
+    if rate is not None:
+        tag = f"r{rate:g}"
+    elif rates is not None:
+        tag = "rates"
+    elif schedule is not None:
+        tag = Path(schedule).stem
+    else:
+        tag = "r0"
+    suffix = "_plugins" if plugins else ""
+    return Path("engines") / f"{model}_{method}_{tag}{suffix}.onnx"
+
+
+@command("export")
+@with_method_knobs
+def export(
+    method: Annotated[str, typer.Option("--method", help="Token-reduction method (see 'vitprune methods').")] = "topk-vpa",
+    model: ModelOption = DEFAULT_MODEL_NAME,
+    rate: RateOption = None,
+    rates: RatesOption = None,
+    schedule: ScheduleOption = None,
+    weights: WeightsOption = "auto",
+    batch: BatchOption = 1,
+    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch axis dynamic (token axes stay static).")] = False,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: engines/<model>_<method>_<rate>.onnx].")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")] = True,
+    atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
+    plugins: Annotated[bool, typer.Option("--plugins", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")] = False,
+    json: JsonOption = False,
+    knobs: dict[str, Any] | None = None,
+) -> None:
+    """Export a token-pruned ViT to ONNX with static per-layer token counts.
+
+    Example: vitprune export --method topk-vpa --rate 0.06
+    """
+    from ..export import export_onnx
+    from ..flops import count_macs
+    from ..patch import apply_method
+    from .spec import build_pruned_model
+
+    started = time.perf_counter()
+    output = output or default_onnx_path(model, method, rate, rates, schedule, plugins)
+    with console.status("building the pruned model…"):
+        network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
+    macs = count_macs(network)
+    baseline_macs = count_macs(apply_method(_unpatched_copy(network), "none")).macs
+    with console.status(f"exporting {model} / {method} to ONNX and checking it in ONNX Runtime…"):
+        result = export_onnx(
+            network, output, batch=batch, dynamic_batch=dynamic_batch, opset=opset, check=check,
+            tolerance=atol, model_name=model, plugins=plugins,
+            extra_metadata={"macs": macs.macs, "baseline_macs": baseline_macs},
+        )
+    summary = {
+        "path": str(result.path),
+        "model": model,
+        "method": method,
+        "keep_counts": result.keep_counts,
+        "gmacs": macs.gmacs,
+        "baseline_gmacs": baseline_macs / 1e9,
+        "macs_ratio": macs.macs / baseline_macs,
+        "parity_max_abs_diff": result.parity_max_abs_diff,
+        "parity_batches": result.parity_batches,
+        "weights": result.metadata["weights"],
+        "size_mb": result.size_bytes / 1e6,
+        "seconds": time.perf_counter() - started,
+    }
+    if json:
+        print_json(summary)
+        return
+    console.print(f"[bold]keep counts[/] (tokens after each block): {' '.join(map(str, result.keep_counts))}")
+    console.print(
+        f"[bold]MACs[/] {baseline_macs / 1e9:.3f} G → {macs.gmacs:.3f} G (ratio {summary['macs_ratio']:.3f})"
+    )
+    console.print(
+        f"[bold]parity[/] max |PyTorch − ONNX Runtime| = {result.parity_max_abs_diff:.2e} at batch "
+        f"{', '.join(map(str, result.parity_batches))}" + ("" if check else " (not enforced: --no-check)")
+    )
+    console.print(f"[bold]weights[/] {result.metadata['weights']}")
+    console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) in {summary['seconds']:.1f} s")
+    console.print(f"next: vitprune profile {result.path} --backend ort-cpu")
+
+
+def _unpatched_copy(network):
+    import copy
+
+    return copy.deepcopy(network)

@@ -1,0 +1,41 @@
+"""``evit``: keep the attentive tokens, fuse the inattentive ones into one.
+
+EViT (Liang et al., *Not All Patches are What You Need*, ICLR 2022), as restated
+in the ATPViT paper (Kusaki, Ishibashi & Meng), Eq. 2: the removed tokens are
+fused into a single token ``x_fused = Σ_i a_i x_i / Σ_i a_i`` weighted by their
+scores (CLS attention). To match Top-K's count, one fewer token is kept: a block
+that removes ``m`` tokens keeps ``N − m − 1`` and appends the fused one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import register_method
+from .functional import gather_tokens, rank_patch_tokens, split_prefix
+from .scored import ScoredTokenReduction
+
+
+def fuse_tokens(tokens: torch.Tensor, weights: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``Σ_i w_i x_i / Σ_i w_i`` over dim 1: (B, R, C), (B, R) → (B, 1, C) (ATPViT paper Eq. 2)."""
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(eps)
+    return (weights.unsqueeze(1) @ tokens)
+
+
+@register_method
+class EViT(ScoredTokenReduction):
+    name = "evit"
+    paper = "Liang et al. ICLR'22; ATPViT paper Eq. 2"
+    summary = "keep top tokens, fuse the removed ones (plus one) into a single weighted token"
+    tensorrt = "standard ONNX ops"
+
+    def reduce(self, x, attention, size, plan):
+        num_prefix = plan.num_prefix
+        keep_patch = plan.tokens_out - num_prefix - 1  # one slot for the fused token
+        scores = self.token_scores(x, attention)
+        order = rank_patch_tokens(scores, num_prefix)
+        kept, removed = order[:, :keep_patch], order[:, keep_patch:]
+        prefix, patches = split_prefix(x, num_prefix)
+        _, patch_scores = split_prefix(scores, num_prefix)
+        fused = fuse_tokens(gather_tokens(patches, removed), gather_tokens(patch_scores, removed))
+        return torch.cat([prefix, gather_tokens(patches, kept), fused], dim=1), size

@@ -1,0 +1,42 @@
+"""``tome``: Token Merging.
+
+Bolya et al., *Token Merging: Your ViT but Faster*, ICLR 2023, §3: bipartite
+soft matching on the keys (mean over heads) merges ``r`` pairs per block by a
+size-weighted average, and proportional attention adds ``log s`` to attention
+so a merged token counts as the tokens it stands for. Prefix tokens never merge;
+``r`` is capped at half the patch tokens (every A token can merge at most once).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import register_method
+from .base import TokenReduction
+from .functional import bipartite_soft_matching, merge_weighted_average, split_prefix
+
+
+@register_method
+class ToMe(TokenReduction):
+    name = "tome"
+    paper = "Bolya et al. ICLR'23, §3"
+    summary = "bipartite soft matching on keys, size-weighted merge, proportional attention"
+    tracks_size = True
+    tensorrt = "standard ONNX ops (one-hot MatMul merge); plugin VitPruneToMeMerge"
+
+    def max_remove(self, tokens_in: int, num_prefix: int) -> int:
+        return (tokens_in - num_prefix) // 2
+
+    def cap_remove(self, tokens_in: int, num_prefix: int, remove: int) -> int:
+        return min(remove, self.max_remove(tokens_in, num_prefix))
+
+    def reduce(self, x, attention, size, plan):
+        num_prefix = plan.num_prefix
+        if size is None:
+            size = x.new_ones(x.shape[:2])
+        prefix, patches = split_prefix(x, num_prefix)
+        prefix_size, patch_size = split_prefix(size, num_prefix)
+        _, patch_keys = split_prefix(attention.mean_key, num_prefix)
+        unmerged, merged, destination = bipartite_soft_matching(patch_keys, plan.remove)
+        patches, patch_size = merge_weighted_average(patches, patch_size, unmerged, merged, destination)
+        return torch.cat([prefix, patches], dim=1), torch.cat([prefix_size, patch_size], dim=1)
