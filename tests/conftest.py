@@ -16,7 +16,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# under pytest-xdist every worker gets one core's worth of threads
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 # The four model families the export tests cover (issue 2): plain ViT, small DeiT,
 # LayerScale (DeiT-III) and register tokens (+ LayerScale: DINOv2 at 224 px).

@@ -36,11 +36,18 @@ def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        temporary_path.chmod(0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -58,7 +59,10 @@ def _knob_parameters() -> list[inspect.Parameter]:
 def with_method_knobs(fn):
     """Add every method knob (``--tau``, ``--score``, …) as an option; pass the ones given as ``knobs=``."""
     signature = inspect.signature(fn)
-    parameters = [p for p in signature.parameters.values() if p.name != "knobs"]
+    hints = typing.get_type_hints(fn, include_extras=True)  # resolve `from __future__ import annotations`
+    parameters = [
+        p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values() if p.name != "knobs"
+    ]
     extra = _knob_parameters()
 
     @functools.wraps(fn)
