@@ -34,10 +34,19 @@ def _mlp_hidden(block) -> int:
     return int(block.mlp.fc1.out_features)
 
 
-def count_macs(model: torch.nn.Module) -> MacCount:
-    """MACs of one image through a patched model (``apply_method`` first; method ``none`` for the baseline)."""
+def count_macs(model: torch.nn.Module, unpruned: bool = False) -> MacCount:
+    """MACs of one image through a patched model (``apply_method`` first).
+
+    ``unpruned=True`` counts the same model as if no token were removed (the baseline).
+    """
     info = pruning_info(model)
     method, schedule = info["method"], info["schedule"]
+    if unpruned:
+        from .methods import get_method
+        from .schedule import build_schedule
+
+        method = get_method("none")
+        schedule = build_schedule(schedule.tokens_in[0], schedule.num_prefix, schedule.depth)
     dim = int(model.embed_dim)
     patch = model.patch_embed
     in_channels = int(patch.proj.in_channels)

@@ -60,7 +60,6 @@ def export(
     """
     from ..export import export_onnx
     from ..flops import count_macs
-    from ..patch import apply_method
     from .spec import build_pruned_model
 
     started = time.perf_counter()
@@ -68,7 +67,7 @@ def export(
     with console.status("building the pruned model…"):
         network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
     macs = count_macs(network)
-    baseline_macs = count_macs(apply_method(_unpatched_copy(network), "none")).macs
+    baseline_macs = count_macs(network, unpruned=True).macs
     with console.status(f"exporting {model} / {method} to ONNX and checking it in ONNX Runtime…"):
         result = export_onnx(
             network, output, batch=batch, dynamic_batch=dynamic_batch, opset=opset, check=check,
@@ -104,8 +103,3 @@ def export(
     console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) in {summary['seconds']:.1f} s")
     console.print(f"next: vitprune profile {result.path} --backend ort-cpu")
 
-
-def _unpatched_copy(network):
-    import copy
-
-    return copy.deepcopy(network)

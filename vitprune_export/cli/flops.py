@@ -22,16 +22,13 @@ def flops(
     knobs: dict[str, Any] | None = None,
 ) -> None:
     """Multiply-accumulates (G) and parameters (M) of the pruned model, and the ratio to the unpruned one."""
-    import copy
-
     from ..flops import count_macs
-    from ..patch import apply_method
-    from .spec import build_pruned_model
+    from ..patch import keep_counts
+    from .spec import build_pruned_model, resolve_method
 
     network = build_pruned_model(model, method, rate, rates, schedule, "random", knobs or {})
     pruned = count_macs(network)
-    baseline = count_macs(apply_method(copy.deepcopy(network), "none"))
-    from ..patch import keep_counts
+    baseline = count_macs(network, unpruned=True)
 
     data = {
         "model": model,
@@ -50,5 +47,5 @@ def flops(
         f"ratio {data['ratio']:.3f}), {data['params_m']:.2f} M params"
     )
     console.print(f"tokens after each block: {' '.join(map(str, data['keep_counts']))}")
-    if method in ("bspf",) or data["ratio"] == 1.0 and method != "none":
-        console.print("note: this method keeps every token; its MACs equal the unpruned model's")
+    if not resolve_method(method, knobs or {}).changes_token_count and method != "none":
+        console.print(f"note: {method} keeps every token; its MACs equal the unpruned model's")
