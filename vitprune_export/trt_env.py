@@ -59,7 +59,9 @@ def import_tensorrt(prefer: str | None = None) -> TensorRT:
             errors.append(f"{name}: {type(error).__name__}: {error}")
             continue
         return TensorRT(module=module, flavour=name, version=str(getattr(module, "__version__", "0")))
-    detail = errors[-1].splitlines()[0] if errors else ""
+    tried = " or ".join(repr(name) for name in candidates)
+    first_lines = "; ".join(error.splitlines()[0] for error in errors if "No module named" not in error)
+    detail = f"no module {tried} could be imported" + (f": {first_lines}" if first_lines else "")
     raise MissingDependencyError(f"TensorRT is not available ({detail}); {INSTALL_HINT}")
 
 

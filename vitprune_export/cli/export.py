@@ -47,7 +47,7 @@ def export(
     batch: BatchOption = 1,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch axis dynamic (token axes stay static).")] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: engines/<model>_<method>_<rate>.onnx].")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: engines/MODEL_METHOD_rRATE.onnx).")] = None,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")] = True,
     atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
     plugins: Annotated[bool, typer.Option("--plugins", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")] = False,

@@ -1,0 +1,159 @@
+"""The text of a device bundle's ``build.sh``, ``profile.sh`` and README (see :mod:`.bundle`).
+
+Placeholders are ``@NAME@``; :func:`render` fills them and fails on any left over.
+"""
+
+from __future__ import annotations
+
+import re
+
+BUILD_SH = r"""#!/usr/bin/env bash
+# Build the vitprune plugin library and the TensorRT engine on this device.
+#   ./build.sh              TensorRT Python API (build_engine.py; python3-libnvinfer on JetPack)
+#   ./build.sh --trtexec    trtexec instead (/usr/src/tensorrt/bin/trtexec on JetPack)
+#   ./build.sh --vitprune   'vitprune build' where vitprune is pip-installed on the device
+#   --with-plugins          build libvitprune_plugins.so even when the ONNX has no plugin nodes
+# Environment: PYTHON (python3), TRTEXEC, CUDA_ARCH (@CUDA_ARCH@), JOBS.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+MODE=python
+PLUGINS="@NEEDS_PLUGINS@"   # yes: the ONNX has plugin nodes (@PLUGIN_OPS@), so the plugin library is required
+for argument in "$@"; do
+  case "$argument" in
+    --trtexec) MODE=trtexec ;;
+    --vitprune) MODE=vitprune ;;
+    --with-plugins) PLUGINS=yes ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument '$argument' (use --trtexec, --vitprune or --with-plugins)" >&2; exit 2 ;;
+  esac
+done
+
+ONNX="@ONNX@"
+ENGINE="@ENGINE@"
+PYTHON="${PYTHON:-python3}"
+CUDA_ARCH="${CUDA_ARCH:-@CUDA_ARCH@}"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+export PATH="/usr/local/cuda/bin:$PATH"
+
+PLUGIN_LIB=""
+if [ "$PLUGINS" = "yes" ] && [ -f plugins/CMakeLists.txt ]; then
+  echo "== building the plugin library (sm_${CUDA_ARCH})"
+  cmake -S plugins -B build/plugins -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH}"
+  cmake --build build/plugins --parallel "${JOBS}"
+  PLUGIN_LIB="$(find build/plugins -name 'libvitprune_plugins.so' -print -quit)"
+  if [ -z "$PLUGIN_LIB" ]; then
+    echo "error: the plugin build made no libvitprune_plugins.so" >&2; exit 1
+  fi
+  PLUGIN_LIB="$HERE/$PLUGIN_LIB"
+  echo "   $PLUGIN_LIB"
+elif [ "$PLUGINS" = "yes" ]; then
+  echo "error: the plugin library is needed but plugins/CMakeLists.txt is missing" >&2; exit 1
+else
+  echo "== $ONNX has no plugin nodes: no plugin library needed (--with-plugins builds it anyway)"
+fi
+
+echo "== building $ENGINE ($MODE, @PRECISION@)"
+case "$MODE" in
+  python)
+    "$PYTHON" build_engine.py --onnx "$ONNX" --settings build_settings.json --output "$ENGINE" \
+      --metadata metadata.json ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
+    ;;
+  trtexec)
+    TRTEXEC="${TRTEXEC:-$(command -v trtexec || echo /usr/src/tensorrt/bin/trtexec)}"
+    if [ ! -x "$TRTEXEC" ]; then echo "error: trtexec not found; set TRTEXEC=/path/to/trtexec" >&2; exit 1; fi
+    "$TRTEXEC" --onnx="$ONNX" --saveEngine="$ENGINE" @TRTEXEC_FLAGS@ \
+      ${PLUGIN_LIB:+--staticPlugins="$PLUGIN_LIB"} --skipInference
+    "$PYTHON" -c 'import json,sys; m=json.load(open("metadata.json")); json.dump({"engine": sys.argv[1], "onnx_metadata": m, "built_with": "trtexec"}, open(sys.argv[1] + ".json", "w"), indent=2)' "$ENGINE"
+    ;;
+  vitprune)
+    vitprune build "$ONNX" --profile profile.toml --output "$ENGINE" @VITPRUNE_PRECISION@ ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
+    ;;
+esac
+if [ -n "$PLUGIN_LIB" ]; then echo "$PLUGIN_LIB" > .plugin_library; else rm -f .plugin_library; fi
+echo "next: ./profile.sh"
+"""
+
+PROFILE_SH = r"""#!/usr/bin/env bash
+# Measure the engine with vitprune's protocol (warm-up @WARMUP@, @ITERATIONS@ timed iterations, CUDA events)
+# and write a vitprune.result/1 JSON under results/@DEVICE@/ (copy that folder back; see README.md).
+#   ./profile.sh [BATCH]     batch size (default @BATCH@; the engine accepts @MIN_BATCH@–@MAX_BATCH@)
+# Environment: PYTHON (python3), WARMUP, ITERATIONS.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+ENGINE="@ENGINE@"
+BATCH="${1:-@BATCH@}"
+PYTHON="${PYTHON:-python3}"
+WARMUP="${WARMUP:-@WARMUP@}"
+ITERATIONS="${ITERATIONS:-@ITERATIONS@}"
+OUTPUT="results/@DEVICE@/@RESULT_PREFIX@${BATCH}@RESULT_SUFFIX@.json"
+
+if [ ! -f "$ENGINE" ]; then echo "error: $ENGINE does not exist; run ./build.sh first" >&2; exit 1; fi
+PLUGIN_LIB=""
+if [ -f .plugin_library ]; then PLUGIN_LIB="$(cat .plugin_library)"; fi
+
+if command -v nvpmodel >/dev/null 2>&1; then
+  echo "== power mode: $(nvpmodel -q 2>/dev/null | tr '\n' ' ')"
+  echo "   (set it and pin the clocks first: see README.md, 'Before measuring')"
+fi
+"$PYTHON" measure_latency.py --engine "$ENGINE" --metadata metadata.json --device "@DEVICE@" \
+  --precision "@PRECISION@" --batch "$BATCH" --warmup "$WARMUP" --iterations "$ITERATIONS" \
+  --output "$OUTPUT" ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
+"""
+
+README = """# vitprune bundle: @MODEL@ / @METHOD@ for @DEVICE_NAME@
+
+Made by `vitprune bundle` on @CREATED@ from `@SOURCE_ONNX@` with profile `@PROFILE@`.
+Everything needed to build and measure the engine on the device is in this folder;
+vitprune itself need not be installed there.
+
+| file | what it is |
+| --- | --- |
+| `@ONNX@` | the model (@ONNX_NOTE@) |
+| `metadata.json` | the ONNX's vitprune metadata: model, method, schedule, keep counts, MACs |
+| `profile.toml` | the device profile (build and measurement settings) |
+| `build_settings.json` | the TensorRT builder settings for @TENSORRT@ (@PRECISION_SOURCE@) |
+| `plugins/` | the plugin sources and their CMake (`libvitprune_plugins.so`) |
+| `build.sh` | builds the plugin library, then the engine `@ENGINE@` |
+| `profile.sh` | measures the engine and writes `results/@DEVICE@/….json` |
+| `build_engine.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes) |
+
+Keep counts (tokens after each block): @KEEP_COUNTS@
+
+## On the device
+
+Requirements: @REQUIREMENTS@
+
+1. Copy this folder to the device, e.g. `scp -r @BUNDLE_NAME@ user@device:~/`.
+2. Before measuring (once per boot):
+@SETUP@
+3. Build: `./build.sh` (TensorRT Python API). Alternatives: `./build.sh --trtexec`,
+   or `./build.sh --vitprune` where vitprune is pip-installed on the device.
+   The engine is written atomically to `@ENGINE@` with `@ENGINE@.json` beside it.
+4. Measure: `./profile.sh` (batch @BATCH@) or `./profile.sh 4`. It runs @WARMUP@ warm-up and
+   @ITERATIONS@ timed iterations with CUDA events and prints median, p90 and images/s.
+5. Copy back `results/@DEVICE@/*.json` into the checkout's `profiles/results/@DEVICE@/`;
+   `vitprune compare profiles/results` then shows it beside the other devices.
+
+Where vitprune is pip-installed on the device, the same two steps run there directly:
+`vitprune build @ONNX@ --profile profile.toml --output @ENGINE@` (add `--plugins LIB` for plugin
+nodes), then `vitprune profile @ENGINE@ --backend trt @VITPRUNE_FP16@--device-name @DEVICE@
+--warmup @WARMUP@ --iters @ITERATIONS@ --batch @BATCH@`.
+
+## Device notes
+@NOTES@
+"""
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill ``@NAME@`` placeholders; a placeholder without a value is a bug, not a silent blank."""
+    text = template
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    left = sorted(set(re.findall(r"@([A-Z_]+)@", text)))
+    if left:
+        raise KeyError(f"unfilled bundle placeholders: {', '.join(left)}")
+    return text
