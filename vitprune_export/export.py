@@ -98,10 +98,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return {}
 
 
-def _onnx_program(model, example, dynamic_batch: bool, opset: int):
+def _onnx_program(model, example, dynamic_batch: bool, opset: int, plugins: bool = False):
     from torch.export import Dim
 
     dynamic_shapes = ({0: Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    extra = {}
+    if plugins:  # one vitprune::VitPrune… node per pruning layer (vitprune_export.ops.emit)
+        from .ops.emit import translation_table
+
+        extra["custom_translation_table"] = translation_table()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.onnx.export(
@@ -115,6 +120,7 @@ def _onnx_program(model, example, dynamic_batch: bool, opset: int):
             optimize=True,
             verbose=False,
             report=False,
+            **extra,
         )
 
 
@@ -171,6 +177,10 @@ def export_onnx(
         raise VitPruneError(f"--batch must be ≥ 1, got {batch}")
     path = Path(path)
     model = model.eval()
+    if plugins:
+        from .ops import check_method_has_plugin
+
+        check_method_has_plugin(pruning_info(model)["method"].name)
     metadata = {**model_metadata(model, model_name), "batch": "dynamic" if dynamic_batch else batch, "opset": opset}
     metadata["plugins"] = bool(plugins)
     metadata.update(extra_metadata or {})
@@ -180,13 +190,15 @@ def export_onnx(
     with atomic_output(path, suffix=".onnx") as temporary:
         with torch.no_grad(), _plugin_context(plugins):
             try:
-                program = _onnx_program(model, example, dynamic_batch, opset)
+                program = _onnx_program(model, example, dynamic_batch, opset, plugins)
             except VitPruneError:
                 raise
             except Exception as error:
                 raise VitPruneError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
         proto = program.model_proto
         _set_metadata(proto, metadata)
+        if plugins:  # onnxruntime-extensions and TensorRT 10.3's parser read IR ≤ 10
+            proto.ir_version = min(proto.ir_version, 10)
         onnx.save_model(proto, str(temporary))
         if check:
             try:

@@ -98,8 +98,10 @@ _loaded_plugin_libraries: dict[str, ctypes.CDLL] = {}
 def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
     """Load ``libvitprune_plugins.so`` so its creators register with TensorRT's plugin registry.
 
-    The library registers its ``IPluginCreatorV3One`` creators through
-    ``getCreators``; TensorRT's ``load_library`` on the registry finds them.
+    The library exports ``setLoggerFinder`` and ``getCreators`` (one ``IPluginCreatorV3One``
+    per op); TensorRT's ``IPluginRegistry.load_library`` (TensorRT ≥ 10.0) calls them. The
+    three creators (``VitPruneTopKSelect``, ``VitPruneVPA``, ``VitPruneToMeMerge``, version
+    "1", namespace "") must then be in the registry, or this raises.
     """
     path = Path(path)
     if not path.is_file():
@@ -115,7 +117,32 @@ def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
         raise VitPruneError(f"TensorRT could not load plugin library {str(path)!r}: {error}") from None
     if handle is None:
         raise VitPruneError(f"TensorRT could not load plugin library {str(path)!r} (built for another TensorRT or CUDA?)")
+    missing = missing_plugin_creators(trt)
+    if missing:
+        raise VitPruneError(
+            f"{str(path)!r} loaded but TensorRT's registry lacks {', '.join(missing)}; rebuild it with 'vitprune plugins build'"
+        )
     _loaded_plugin_libraries[key] = handle
+
+
+def missing_plugin_creators(trt: TensorRT | None = None) -> list[str]:
+    """Names of the vitprune plugins (``vitprune_export.ops.OPS``) with no creator in TensorRT's registry."""
+    from .ops import OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+    trt = trt or import_tensorrt()
+    registry = trt.module.get_plugin_registry()
+    missing = []
+    for name in OPS:
+        try:
+            if hasattr(registry, "get_creator"):  # TensorRT ≥ 10: IPluginCreatorV3One and V2 creators
+                creator = registry.get_creator(name, PLUGIN_VERSION, PLUGIN_NAMESPACE)
+            else:
+                creator = registry.get_plugin_creator(name, PLUGIN_VERSION, PLUGIN_NAMESPACE)
+        except Exception:
+            creator = None
+        if creator is None:
+            missing.append(name)
+    return missing
 
 
 def default_plugin_library() -> Path | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..ops.emit import plugin_mode_active
 from . import register_method
 from .base import TokenReduction
 from .functional import bipartite_soft_matching, merge_weighted_average, split_prefix
@@ -22,7 +23,7 @@ class ToMe(TokenReduction):
     paper = "Bolya et al. ICLR'23, §3"
     summary = "bipartite soft matching on keys, size-weighted merge, proportional attention"
     tracks_size = True
-    tensorrt = "standard ONNX ops (one-hot MatMul merge); plugin VitPruneToMeMerge"
+    tensorrt = "standard ONNX ops (one-hot MatMul merge); --plugins: one VitPruneToMeMerge node per layer"
 
     def max_remove(self, tokens_in: int, num_prefix: int) -> int:
         return (tokens_in - num_prefix) // 2
@@ -34,6 +35,8 @@ class ToMe(TokenReduction):
         num_prefix = plan.num_prefix
         if size is None:
             size = x.new_ones(x.shape[:2])
+        if plugin_mode_active():  # one fused VitPruneToMeMerge node (vitprune_export.ops)
+            return torch.ops.vitprune.tome_merge(x, attention.mean_key, size, num_prefix, plan.remove)
         prefix, patches = split_prefix(x, num_prefix)
         prefix_size, patch_size = split_prefix(size, num_prefix)
         _, patch_keys = split_prefix(attention.mean_key, num_prefix)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..ops.emit import plugin_mode_active
 from . import register_method
 from .base import Knob, check_positive
 from .functional import cosine_similarity_matrix, gather_tokens, rank_patch_tokens, split_prefix, vpa_spread_sizes
@@ -25,7 +26,7 @@ class TopKVPA(ScoredTokenReduction):
     summary = "Top-K; removed tokens' sizes spread to similar kept tokens (log s in attention)"
     knobs = (Knob("tau", 0.001, "base temperature τ of Eq. 5 (0.001 for vanilla ViT)"), SCORE_KNOB)
     tracks_size = True
-    tensorrt = "standard ONNX ops; plugin VitPruneVPA"
+    tensorrt = "standard ONNX ops; --plugins: one VitPruneVPA node per layer"
 
     def validate(self) -> None:
         check_positive("tau", self.tau)
@@ -35,6 +36,10 @@ class TopKVPA(ScoredTokenReduction):
         keep_patch = plan.tokens_out - num_prefix
         if size is None:
             size = x.new_ones(x.shape[:2])
+        if plugin_mode_active():  # one fused VitPruneVPA node (vitprune_export.ops)
+            return torch.ops.vitprune.vpa(
+                x, self.token_scores(x, attention), attention.mean_key, size, num_prefix, keep_patch, float(self.tau)
+            )
         order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
         kept, removed = order[:, :keep_patch], order[:, keep_patch:]
 

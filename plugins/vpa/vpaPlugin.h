@@ -1,0 +1,52 @@
+/*
+ * VitPruneVPA: tokens (B, N, C), scores (B, N), keys (B, N, D), sizes (B, N) -> (B, P + keep, C), (B, P + keep)
+ * (VPA paper §3.2, Eq. 4–5).
+ * TensorRT IPluginV3 wrapper of the kernel in vpaKernel.cu; the creator is
+ * VitPruneCreator<VPAPlugin> (plugin name "VitPruneVPA", version "1").
+ */
+#pragma once
+
+#include "../common/vitprunePluginBase.h"
+
+namespace vitprune
+{
+namespace plugin
+{
+
+class VPAPlugin : public VitPrunePluginBase
+{
+public:
+    static constexpr char const* kName = "VitPruneVPA";
+    static constexpr char const* kCountField = "keep";
+    static constexpr bool kHasTau = true;
+
+    VPAPlugin(PluginParams params, std::string pluginNamespace)
+        : VitPrunePluginBase(params, std::move(pluginNamespace))
+    {
+    }
+
+    nvinfer1::IPluginV3* clone() noexcept override;
+    char const* getPluginName() const noexcept override { return kName; }
+    int32_t getNbOutputs() const noexcept override { return 2; }
+    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
+        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
+    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
+        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+
+protected:
+    char const* countField() const noexcept override { return kCountField; }
+    bool hasTau() const noexcept override { return kHasTau; }
+    int32_t nbInputsExpected() const noexcept override { return 4; }
+    bool tokensValid(int64_t tokens) const noexcept override
+    {
+        return mParams.count >= 1 && tokens >= mParams.numPrefix + mParams.count;
+    }
+};
+
+using VPACreator = VitPruneCreator<VPAPlugin>;
+
+} // namespace plugin
+} // namespace vitprune
