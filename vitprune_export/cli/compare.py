@@ -1,0 +1,60 @@
+"""``vitprune compare``: result JSONs → the device table (VPA paper Table 3) and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import VitPruneError
+from .app import command, console
+
+DEFAULT_RESULTS = Path("profiles/results")
+
+
+@command("compare")
+def compare(
+    results: Annotated[
+        Optional[list[Path]], typer.Argument(help="Result JSON files and/or folders [default: profiles/results].")
+    ] = None,
+    baseline: Annotated[str, typer.Option("--baseline", help="Method every Δ% is measured against, per model and device.")] = "none",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json.")] = "table",
+    batch: Annotated[Optional[int], typer.Option("--batch", "-b", min=1, help="Keep only latency results of this batch size.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw latency vs FLOPs (and accuracy vs latency) to this PNG.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the markdown/csv/json text to this file instead of stdout.")] = None,
+) -> None:
+    """Rows = method (+ rate), columns = device/backend; each cell the median latency and its Δ% vs the baseline.
+
+    Example: vitprune compare profiles/results --format markdown --plot latency.png
+    """
+    import sys
+
+    from ..compare import FORMATS, build_comparison, plot_comparison, render, render_table
+    from ..io import atomic_write_text
+    from ..results import load_results
+
+    if fmt not in FORMATS:
+        raise VitPruneError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if output is not None and fmt == "table":
+        raise VitPruneError("--output writes text: use it with --format markdown, csv or json")
+    loaded = load_results(list(results) if results else [DEFAULT_RESULTS])
+    comparison = build_comparison(loaded, baseline=baseline, batch=batch)
+    if fmt == "table":
+        console.print(render_table(comparison))
+    else:
+        text = render(comparison, fmt)
+        if output is not None:
+            atomic_write_text(output, text)
+            console.print(f"[green]wrote[/] {output}", highlight=False)
+        else:
+            sys.stdout.write(text)
+    if plot is not None:
+        plot_comparison(comparison, plot)
+        message = f"[green]wrote[/] {plot}"
+        if fmt == "table" or output is not None:
+            console.print(message, highlight=False)
+        else:
+            from .app import err_console
+
+            err_console.print(message, highlight=False)
