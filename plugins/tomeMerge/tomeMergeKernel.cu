@@ -3,7 +3,9 @@
  *   1. clamped L2 norms of the patch keys (one warp per token);
  *   2. for every A token its best B token and that cosine similarity (one warp per A token);
  *   3. stable descending rank of the A tokens by that similarity: the first r merge;
- *   4. one block per output row: prefix copy, unmerged A row, or B row plus the A rows merged into it,
+ *   4. the unmerged A tokens listed in their positional order (as the PyTorch reference keeps them, so a
+ *      near-tie in the similarity sort cannot reshuffle the next block's A/B split);
+ *   5. one block per output row: prefix copy, unmerged A row, or B row plus the A rows merged into it,
  *      each weighted by its size and divided by the summed size (sizes add up).
  * No atomics and no scatter: deterministic.
  */
@@ -22,6 +24,8 @@ struct ToMeWorkspace
     float* bestValue; // (B, |A|)
     int* bestB;       // (B, |A|) index within set B
     int* order;       // (B, |A|) A indices, most similar edge first
+    int* rankOf;      // (B, |A|) rank of each A index in `order`
+    int* unmergedA;   // (B, |A| - r) unmerged A indices, ascending
 };
 
 ToMeWorkspace carve(void* workspace, int batch, int patches)
@@ -36,6 +40,10 @@ ToMeWorkspace carve(void* workspace, int batch, int patches)
     w.bestB = reinterpret_cast<int*>(base);
     base += alignUp(sizeof(int) * static_cast<size_t>(batch) * setA);
     w.order = reinterpret_cast<int*>(base);
+    base += alignUp(sizeof(int) * static_cast<size_t>(batch) * setA);
+    w.rankOf = reinterpret_cast<int*>(base);
+    base += alignUp(sizeof(int) * static_cast<size_t>(batch) * setA);
+    w.unmergedA = reinterpret_cast<int*>(base);
     return w;
 }
 
@@ -73,6 +81,34 @@ __global__ void tomeMatchKernel(T const* keys, int tokens, int dim, int prefix, 
     }
 }
 
+//! Grid (ceil(|A| / threads), batch): rankOf[order[r]] = r.
+__global__ void invertOrderKernel(int setA, ToMeWorkspace w)
+{
+    int const b = blockIdx.y;
+    int const r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= setA)
+        return;
+    size_t const row = static_cast<size_t>(b) * setA;
+    w.rankOf[row + w.order[row + r]] = r;
+}
+
+//! Grid (ceil(|A| / threads), batch): every unmerged A token (rank >= r) writes itself at its place among
+//! the unmerged ones in ascending index order.
+__global__ void listUnmergedKernel(int setA, int merges, ToMeWorkspace w)
+{
+    int const b = blockIdx.y;
+    int const i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= setA)
+        return;
+    int const* rankOf = w.rankOf + static_cast<size_t>(b) * setA;
+    if (rankOf[i] < merges)
+        return;
+    int place = 0;
+    for (int j = 0; j < i; ++j)
+        place += rankOf[j] >= merges;
+    w.unmergedA[static_cast<size_t>(b) * (setA - merges) + place] = i;
+}
+
 //! Grid (N - r, batch), dynamic shared memory: r ints. One block per output row.
 template <typename T>
 __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn, int channels, int prefix, int merges,
@@ -102,7 +138,7 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
     }
     if (row < prefix + unmerged)
     {
-        int const source = prefix + 2 * order[merges + (row - prefix)];
+        int const source = prefix + 2 * w.unmergedA[static_cast<size_t>(b) * unmerged + (row - prefix)];
         float const size = toFloat(s[source]);
         for (int c = threadIdx.x; c < channels; c += blockDim.x)
             out[c] = fromFloat<T>(toFloat(x[static_cast<size_t>(source) * channels + c]) * size / size);
@@ -148,6 +184,9 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
     tomeMatchKernel<T><<<dim3(divUp(setA, warps), batch), kThreads, 0, stream>>>(keyRows, tokensIn, keyDim, numPrefix, w);
     rankDescendingKernel<float><<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(
         w.bestValue, setA, 0, setA, w.order);
+    invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
+    if (setA > merges)
+        listUnmergedKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, merges, w);
     tomeAssembleKernel<T><<<dim3(tokensIn - merges, batch), kThreads, sizeof(int) * (merges > 0 ? merges : 1), stream>>>(
         static_cast<T const*>(tokens), static_cast<T const*>(sizes), tokensIn, channels, numPrefix, merges, w,
         static_cast<T*>(outTokens), static_cast<T*>(outSizes));
@@ -161,7 +200,7 @@ extern "C" size_t vitpruneToMeMergeWorkspaceSize(int batch, int tokens, int numP
     size_t const patches = static_cast<size_t>(tokens - numPrefix);
     size_t const setA = (patches + 1) / 2;
     size_t const b = static_cast<size_t>(batch);
-    return alignUp(sizeof(float) * b * patches) + alignUp(sizeof(float) * b * setA) + 2 * alignUp(sizeof(int) * b * setA);
+    return alignUp(sizeof(float) * b * patches) + alignUp(sizeof(float) * b * setA) + 4 * alignUp(sizeof(int) * b * setA);
 }
 
 extern "C" int vitpruneToMeMerge(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,

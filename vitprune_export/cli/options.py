@@ -33,27 +33,41 @@ DEFAULT_MODEL_NAME = DEFAULT_MODEL
 
 
 def _knob_parameters() -> list[inspect.Parameter]:
-    """One keyword-only CLI option per distinct knob name across all registered methods."""
+    """One keyword-only CLI option per distinct knob name across all registered methods.
+
+    A name two methods share (``--tau`` of topk-vpa and ppt) gets one option whose help
+    names each method with its own meaning and default.
+    """
     from ..methods import list_methods, method_class
 
-    seen: dict[str, inspect.Parameter] = {}
+    first: dict[str, Any] = {}
+    helps: dict[str, list[str]] = {}
     for name in list_methods():
         for knob in method_class(name).knobs:
-            if knob.name in seen:
-                continue
-            kind = knob.kind if knob.kind in (int, float, str, bool) else str
-            help_text = f"[{name}] {knob.help}" + (f" ({'|'.join(knob.choices)})" if knob.choices else "")
-            if kind is bool:
-                option = typer.Option(knob.flag + "/" + knob.flag.replace("--", "--no-"), help=help_text)
-            else:
-                option = typer.Option(knob.flag, help=help_text)
-            seen[knob.name] = inspect.Parameter(
-                f"knob__{knob.name}",
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[Optional[kind], option],
+            first.setdefault(knob.name, knob)
+            text = f"[{name}] {knob.help} (default {knob.default})"
+            if knob.choices:
+                text += f" ({'|'.join(knob.choices)})"
+            if not any(text.split("] ", 1)[1] == seen.split("] ", 1)[1] for seen in helps.get(knob.name, [])):
+                helps.setdefault(knob.name, []).append(text)
+            else:  # same meaning: list the method on the existing line
+                index = next(i for i, seen in enumerate(helps[knob.name]) if seen.split("] ", 1)[1] == text.split("] ", 1)[1])
+                tag, rest = helps[knob.name][index].split("] ", 1)
+                helps[knob.name][index] = f"{tag}, {name}] {rest}"
+    parameters = []
+    for knob_name, knob in first.items():
+        kind = knob.kind if knob.kind in (int, float, str, bool) else str
+        help_text = "; ".join(helps[knob_name]).replace("[", "\\[")  # rich markup would eat [method]
+        if kind is bool:
+            option = typer.Option(knob.flag + "/" + knob.flag.replace("--", "--no-"), help=help_text)
+        else:
+            option = typer.Option(knob.flag, help=help_text)
+        parameters.append(
+            inspect.Parameter(
+                f"knob__{knob_name}", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[kind], option]
             )
-    return list(seen.values())
+        )
+    return parameters
 
 
 def with_method_knobs(fn):

@@ -67,6 +67,24 @@ class AttentionView:
         return self.cls_attention_per_head.mean(dim=1)
 
     @cached_property
+    def attention_probabilities(self) -> torch.Tensor:
+        """The full softmax attention (B, H, N, N), with the size bias when there is one.
+
+        Only for scores that truly read every row (attention entropy, mean received
+        attention; PPT thesis §5.4): it materialises the N×N matrix, which the CLS-row
+        scores above never do.
+        """
+        logits = (self.q @ self.k.transpose(-2, -1)) * self.scale
+        if self.bias is not None:
+            logits = logits + self.bias
+        return logits.softmax(dim=-1)
+
+    @cached_property
+    def value_norm(self) -> torch.Tensor:
+        """L2 norm of each token's value vector over all heads, ‖V_j‖, shape (B, N): the ATS factor (PPT thesis Eq. 3.1)."""
+        return self.v.pow(2).sum(dim=(1, 3)).sqrt()
+
+    @cached_property
     def mean_key(self) -> torch.Tensor:
         """Keys averaged over heads, shape (B, N, D): the similarity metric of ToMe §3 and VPA §3.2."""
         return self.k.mean(dim=1)

@@ -47,6 +47,14 @@ def keep_top_tokens(
     return torch.cat([prefix, gather_tokens(patches, index)], dim=1), index
 
 
+def sort_indices(index: torch.Tensor) -> torch.Tensor:
+    """Token indices (B, K) in ascending order. Sorted as float32 (exact below 2^24) so
+    the graph's TopK runs on floats, the type every TensorRT version's TopK takes."""
+    if index.shape[-1] <= 1:
+        return index
+    return index.to(torch.float32).sort(dim=-1).values.to(index.dtype)
+
+
 def one_hot(index: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """One-hot (…, K) → (…, K, num_classes) written as a comparison (Equal + Cast in ONNX)."""
     classes = torch.arange(num_classes, device=index.device)
@@ -77,6 +85,11 @@ def bipartite_soft_matching(metric: torch.Tensor, merges: int) -> tuple[torch.Te
 
     Returns (unmerged A indices (B, |A|−r), merged A indices (B, r),
     their B destinations (B, r)), all relative to the A or B set.
+
+    The unmerged A tokens keep their positional order (ToMe keeps them in
+    similarity order). The next block splits tokens into A and B by position, so a
+    near-tie in the similarity sort (1e-8 apart, which ONNX Runtime and PyTorch
+    may break differently) would otherwise reshuffle every later merge.
     """
     metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     set_a, set_b = metric[:, ::2], metric[:, 1::2]
@@ -84,7 +97,7 @@ def bipartite_soft_matching(metric: torch.Tensor, merges: int) -> tuple[torch.Te
     best_value, best_b = similarity.max(dim=-1)
     order = best_value.argsort(dim=-1, descending=True)
     merged_a = order[:, :merges]
-    unmerged_a = order[:, merges:]
+    unmerged_a = sort_indices(order[:, merges:])
     destination_b = best_b.gather(1, merged_a)
     return unmerged_a, merged_a, destination_b
 
@@ -122,3 +135,15 @@ def vpa_spread_sizes(
     row_sum = torch.where(row_sum >= 0, row_sum.clamp_min(1e-6), row_sum.clamp_max(-1e-6))
     spread = F.softmax(similarity / (row_sum * tau), dim=-1)
     return kept_size + (removed_size.unsqueeze(1) @ spread).squeeze(1)
+
+
+def gather_head_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` (B, K) of a per-head tensor ``t`` (B, H, N, D) → (B, H, K, D): the same rows in every head."""
+    batch, heads, _, depth = t.shape
+    return t.gather(2, index[:, None, :, None].expand(batch, heads, index.shape[1], depth))
+
+
+def prefix_and_patch_index(patch_index: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """Absolute token indices: ``0…P−1`` followed by ``patch_index + P`` (B, K) → (B, P + K)."""
+    prefix = torch.arange(num_prefix, device=patch_index.device).unsqueeze(0).expand(patch_index.shape[0], num_prefix)
+    return torch.cat([prefix, patch_index + num_prefix], dim=1)

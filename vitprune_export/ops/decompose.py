@@ -70,6 +70,14 @@ class GraphBuilder:
         _, indices = self.op("TopK", [scores, self.const([k])], {"axis": -1, "largest": 1, "sorted": 1}, outputs=2)
         return indices
 
+    def sort_ascending(self, index, k: int):
+        """Integer indices (…, k) in ascending order, sorted as float32 like ``functional.sort_indices``."""
+        if k <= 1:
+            return index
+        as_float = self.op("Cast", [index], {"to": 1})
+        values, _ = self.op("TopK", [as_float, self.const([k])], {"axis": -1, "largest": 0, "sorted": 1}, outputs=2)
+        return self.op("Cast", [values], {"to": 7})
+
     def gather_rows(self, source, index, rank: int):
         """``source[b, index[b, i]]`` for a (B, K) index: rows of (B, N, C) or entries of (B, N)."""
         if rank == 2:
@@ -130,7 +138,8 @@ def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix:
     best_value = builder.op("ReduceMax", [similarity, builder.const([-1])], {"keepdims": 0})
     best_b = builder.op("ArgMax", [similarity], {"axis": -1, "keepdims": 0})
     order = builder.topk_indices(best_value, set_a_count)
-    merged, unmerged = builder.slice(order, 0, merges), builder.slice(order, merges)
+    merged = builder.slice(order, 0, merges)
+    unmerged = builder.sort_ascending(builder.slice(order, merges), set_a_count - merges)  # positional order
     destination = builder.op("GatherElements", [best_b, merged], {"axis": 1})
 
     patch_sizes = builder.slice(sizes, num_prefix)

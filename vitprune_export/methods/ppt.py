@@ -1,0 +1,114 @@
+"""``ppt``: adaptive token pruning & pooling, chosen per layer and per image.
+
+Wu, Zeng, Wang, Wang & Chen, *PPT: Token Pruning and Pooling for Efficient Vision
+Transformers*, arXiv 2310.01812; as restated in the thesis seed, §3.3, Eq. 3.3::
+
+    S_op = var(Score),   policy = token pruning  if S_op > τ
+                                  token pooling  otherwise
+
+``Score`` is the ATS significance score of the patch tokens (thesis Eq. 3.1:
+CLS attention × ‖v‖, normalised to sum to 1). Pruning keeps the top-k tokens by
+that score; pooling is ToMe's bipartite soft matching on the keys with a
+size-weighted merge (thesis §3.2.2), and the sizes feed proportional attention
+``softmax(QKᵀ/√d + log s)`` (thesis Eq. 3.2) in the next blocks.
+
+Both branches remove the same number of tokens, so each image picks one with a
+``torch.where`` on its own variance: both are computed, every shape is static,
+and a batch may mix policies. The pooling branch caps the count at half the
+patch tokens (as ToMe), so PPT does too. ``τ = 7e-5`` is the threshold of the
+official PPT evaluation command for DeiT-S (its README: ``--threshold 7e-5``;
+fine-tuning used 6e-5). The variance is the unbiased sample variance over the
+patch tokens (``torch.var``'s default).
+
+Token order: both branches keep the surviving tokens in their current order
+(sorted indices) rather than in score or similarity order. The next block's
+bipartite split alternates tokens by position, so a similarity-sorted order
+would make the merges depend on near-ties anywhere in that sort: two unmerged
+tokens whose best similarities differ by 3e-8 swapped places in ONNX Runtime and
+the logits of ``vit_small_patch16_224`` diverged by 7e-3. Sorted indices are
+integers, so the order depends only on which tokens survive.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..scores import ats_score
+from . import register_method
+from .base import Knob, TokenReduction, check_positive
+from .functional import (
+    bipartite_soft_matching,
+    gather_tokens,
+    merge_weighted_average,
+    sort_indices,
+    split_prefix,
+    top_patch_tokens,
+)
+
+DEFAULT_TAU = 7e-5
+
+
+def patch_score_variance(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """Thesis Eq. 3.3 ``S_op = var(Score)``: variance of the patch tokens' scores, renormalised to sum to 1, (B,)."""
+    _, patch_scores = split_prefix(scores, num_prefix)
+    patch_scores = patch_scores / patch_scores.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    return patch_scores.var(dim=-1)
+
+
+def prune_branch(
+    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token pruning (thesis §3.2.1): prefix tokens plus the ``keep_patch`` best patch tokens, with their sizes."""
+    index = sort_indices(top_patch_tokens(scores, num_prefix, keep_patch))  # current order, see module doc
+    prefix, patches = split_prefix(x, num_prefix)
+    prefix_size, patch_size = split_prefix(size, num_prefix)
+    tokens = torch.cat([prefix, gather_tokens(patches, index)], dim=1)
+    return tokens, torch.cat([prefix_size, gather_tokens(patch_size, index)], dim=1)
+
+
+def pool_branch(
+    x: torch.Tensor, size: torch.Tensor, keys: torch.Tensor, num_prefix: int, merges: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token pooling (thesis §3.2.2): bipartite soft matching on the keys, ``merges`` size-weighted merges."""
+    prefix, patches = split_prefix(x, num_prefix)
+    prefix_size, patch_size = split_prefix(size, num_prefix)
+    _, patch_keys = split_prefix(keys, num_prefix)
+    unmerged, merged, destination = bipartite_soft_matching(patch_keys, merges)
+    patches, patch_size = merge_weighted_average(patches, patch_size, unmerged, merged, destination)
+    return torch.cat([prefix, patches], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+
+
+def choose_pruning(scores: torch.Tensor, num_prefix: int, tau: float) -> torch.Tensor:
+    """Thesis Eq. 3.3: True where the image prunes (``var(Score) > τ``), False where it pools; (B,) bool."""
+    return patch_score_variance(scores, num_prefix) > tau
+
+
+@register_method
+class PPT(TokenReduction):
+    name = "ppt"
+    paper = "Wu et al. arXiv 2310.01812; thesis §3.3 Eq. 3.3"
+    summary = "per image: prune by ATS score if its variance > τ, else pool (bipartite merge)"
+    knobs = (Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),)
+    tracks_size = True
+    needs_class_token = True
+    tensorrt = "standard ONNX ops (both branches + Where)"
+
+    def validate(self) -> None:
+        check_positive("tau", self.tau)
+
+    def max_remove(self, tokens_in: int, num_prefix: int) -> int:
+        return (tokens_in - num_prefix) // 2
+
+    def cap_remove(self, tokens_in: int, num_prefix: int, remove: int) -> int:
+        return min(remove, self.max_remove(tokens_in, num_prefix))
+
+    def reduce(self, x, attention, size, plan):
+        num_prefix = plan.num_prefix
+        if size is None:
+            size = x.new_ones(x.shape[:2])
+        scores = ats_score(x, attention)
+        pruned, pruned_size = prune_branch(x, size, scores, num_prefix, plan.tokens_out - num_prefix)
+        pooled, pooled_size = pool_branch(x, size, attention.mean_key, num_prefix, plan.remove)
+        prune = choose_pruning(scores, num_prefix, self.tau)
+        tokens = torch.where(prune[:, None, None], pruned, pooled)
+        return tokens, torch.where(prune[:, None], pruned_size, pooled_size)
