@@ -114,3 +114,24 @@ def test_help_needs_no_heavy_imports():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_readme_main_command_end_to_end(tmp_path, monkeypatch):
+    """`vitprune export --method topk-vpa --rate 0.06`, exactly as the README types it, on the full
+    12-block ViT-S/16: offline, it falls back to random weights, says so loudly, records it in the
+    metadata, writes engines/… with the issue's keep counts and parity ≤ 1e-4."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = invoke("export", "--method", "topk-vpa", "--rate", "0.06")
+    assert result.exit_code == 0, result.output
+    assert "USING RANDOM WEIGHTS for vit_small_patch16_224" in result.output
+    target = tmp_path / "engines" / "vit_small_patch16_224_topk-vpa_r0.06.onnx"
+    assert target.is_file() and [p.name for p in target.parent.iterdir()] == [target.name]
+    printed = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "keep counts (tokens after each block): 186 175 165 156 147 139 131 124 117 110 104 98" in printed
+    metadata = read_metadata(target)
+    assert metadata["model"] == "vit_small_patch16_224" and metadata["method"] == "topk-vpa"
+    assert metadata["weights"].startswith("random")
+    assert metadata["keep_counts"] == [186, 175, 165, 156, 147, 139, 131, 124, 117, 110, 104, 98]
+    parity = float(printed.split("max |PyTorch − ONNX Runtime| = ")[1].split()[0])
+    assert parity <= 1e-4

@@ -34,7 +34,7 @@ from vitprune_export.methods.ppt import DEFAULT_TAU, choose_pruning, pool_branch
 from vitprune_export.patch import TimmBlockOps
 from vitprune_export.scores import ats_score
 
-from conftest import base_model
+from conftest import KEEP_COUNTS_197_AT_006, MATRIX_DEPTH, base_model
 
 TINY = "vitprune_tiny_patch4_32"
 SEED_METHODS = ("atpvit-topk", "atpvit-evit", "ppt", "bspf")
@@ -378,8 +378,7 @@ def test_seed_method_exports_deit_tiny_with_parity_at_batch_1_and_3(method, expo
     assert result.parity_batches == [1, 3]
     assert result.parity_max_abs_diff <= 1e-4
     assert result.keep_counts == keep_counts(model)
-    expected_last = 197 if method == "bspf" else 98
-    assert result.keep_counts[-1] == expected_last
+    assert result.keep_counts == ([197] * MATRIX_DEPTH if method == "bspf" else KEEP_COUNTS_197_AT_006)
     metadata = read_metadata(result.path)
     assert metadata["method"] == method
     assert metadata["method_options"] == get_method(method).knob_values()

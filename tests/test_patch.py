@@ -5,7 +5,7 @@ import torch
 
 from conftest import MODEL_CASES, base_model
 from vitprune_export import apply_method, keep_counts, list_methods
-from vitprune_export.errors import VitPruneError
+from vitprune_export.errors import VitPruneError, VitPruneWarning
 from vitprune_export.models import create_model
 
 # timm features ToMe's patch missed as timm grew: LayerScale, q/k-norm, registers, distillation token.
@@ -29,9 +29,22 @@ def test_rate_zero_reproduces_the_unpatched_model(key):
     with torch.no_grad():
         expected = reference(images)
         for method in list_methods():
-            patched = apply_method(base_model(name, **kwargs), method, rate=0.0)
+            # BSPF keeps every token and ignores the rate; it prunes nothing when it keeps every attention entry
+            knobs = {"keep_ratio": 1.0} if method == "bspf" else {}
+            patched = apply_method(base_model(name, **kwargs), method, rate=0.0, **knobs)
             difference = (patched(images) - expected).abs().max().item()
             assert difference <= 1e-5, f"{method} at rate 0 differs by {difference}"
+
+
+def test_bspf_changes_attention_whatever_the_rate_and_says_the_rate_is_ignored():
+    reference = base_model("deit_tiny_patch16_224", depth=2)
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = reference(images)
+        with pytest.warns(VitPruneWarning, match="bspf keeps every token, so the rate/schedule is ignored"):
+            patched = apply_method(base_model("deit_tiny_patch16_224", depth=2), "bspf", rate=0.3)
+        assert keep_counts(patched) == [197, 197]
+        assert (patched(images) - expected).abs().max().item() > 1e-4  # half of each attention block is pruned
 
 
 @pytest.mark.parametrize("method", list_methods())

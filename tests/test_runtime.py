@@ -99,12 +99,7 @@ def test_torch_cuda_matches_cpu():
     np.testing.assert_allclose(runner.output(), expected, atol=1e-3)
 
 
-@pytest.mark.tensorrt
-def test_trt_runner_refuses_a_missing_engine(tmp_path):
-    from vitprune_export.trt_env import tensorrt_available
-
-    if not tensorrt_available():
-        pytest.skip("needs TensorRT (not installable on the CPU CI machines)")
+def test_trt_runner_refuses_a_missing_engine_before_importing_tensorrt(tmp_path):
     with pytest.raises(VitPruneError, match="does not exist"):
         get_runner("trt").load(tmp_path / "missing.engine")
 

@@ -18,6 +18,10 @@ class MissingDependencyError(VitPruneError):
     """An optional dependency (TensorRT, CUDA, a GPU) is not available."""
 
 
+class VitPruneWarning(UserWarning):
+    """Something the user asked for is accepted but does not do what they may think; the CLI always shows it."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choices, or ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)

@@ -29,6 +29,8 @@ log = logging.getLogger("vitprune")
 WEIGHTS_SOURCE_ATTR = "vitprune_weights_source"
 HUB_HOST = "huggingface.co"
 DEFAULT_MODEL = "vit_small_patch16_224"
+#: the CLI initialises random weights with this seed, so the same command writes the same model
+CLI_RANDOM_SEED = 0
 
 
 def _register_tiny_models() -> None:
@@ -43,6 +45,8 @@ def _register_tiny_models() -> None:
     @register_model
     def vitprune_tiny_patch4_32(pretrained: bool = False, **kwargs) -> VisionTransformer:
         """ViT for 32×32 images: 64 patch tokens + CLS, width 96, 6 blocks, 3 heads."""
+        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's factory passes these
+            kwargs.pop(key, None)
         args = dict(img_size=32, patch_size=4, embed_dim=96, depth=6, num_heads=3, mlp_ratio=3.0, num_classes=10)
         args.update(kwargs)
         if pretrained:
@@ -89,10 +93,20 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def _create(name: str, pretrained: bool, **model_kwargs) -> torch.nn.Module:
+def _create(name: str, pretrained: bool, seed: int | None = None, **model_kwargs) -> torch.nn.Module:
+    """timm's model; random weights drawn from ``seed`` when given, leaving the caller's RNG state untouched."""
     timm = import_timm()
     _register_tiny_models()
-    return timm.create_model(name, pretrained=pretrained, **model_kwargs)
+    if pretrained or seed is None:
+        return timm.create_model(name, pretrained=pretrained, **model_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return timm.create_model(name, pretrained=False, **model_kwargs)
+
+
+def _random_source(reason: str | None, seed: int | None) -> str:
+    details = [part for part in (reason, None if seed is None else f"seed {seed}") if part]
+    return "random" + (f" ({', '.join(details)})" if details else "")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -116,14 +130,20 @@ def _state_dict_of(checkpoint: dict) -> dict:
     return checkpoint
 
 
-def create_model(name: str = DEFAULT_MODEL, weights: str | Path = "auto", **model_kwargs) -> torch.nn.Module:
-    """A timm model in eval mode with ``weights`` = ``auto`` | ``random`` | checkpoint path."""
+def create_model(
+    name: str = DEFAULT_MODEL, weights: str | Path = "auto", seed: int | None = None, **model_kwargs
+) -> torch.nn.Module:
+    """A timm model in eval mode with ``weights`` = ``auto`` | ``random`` | checkpoint path.
+
+    ``seed``: random weights are drawn from it (and it is recorded in the weights source);
+    None draws them from torch's global generator, as timm does.
+    """
     check_model_name(name)
     weights = str(weights)
     if weights == "random":
-        model, source = _create(name, False, **model_kwargs), "random"
+        model, source = _create(name, False, seed, **model_kwargs), _random_source(None, seed)
     elif weights == "auto":
-        model, source = _create_auto(name, **model_kwargs)
+        model, source = _create_auto(name, seed, **model_kwargs)
     else:
         checkpoint = load_checkpoint(weights)
         kwargs = {**checkpoint.get("model_kwargs", {}), **model_kwargs} if isinstance(checkpoint.get("model_kwargs"), dict) else model_kwargs
@@ -141,12 +161,12 @@ def create_model(name: str = DEFAULT_MODEL, weights: str | Path = "auto", **mode
     return model.eval()
 
 
-def _create_auto(name: str, **model_kwargs) -> tuple[torch.nn.Module, str]:
+def _create_auto(name: str, seed: int | None = None, **model_kwargs) -> tuple[torch.nn.Module, str]:
     timm = import_timm()
     _register_tiny_models()
     if not timm.is_model_pretrained(name):
         _warn_random(name, "timm has no pretrained weights for it")
-        return _create(name, False, **model_kwargs), "random (no pretrained weights exist)"
+        return _create(name, False, seed, **model_kwargs), _random_source("no pretrained weights exist", seed)
     with _hub_offline(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -161,7 +181,7 @@ def _create_auto(name: str, **model_kwargs) -> tuple[torch.nn.Module, str]:
     else:
         reason = f"{HUB_HOST} cannot be reached and the weights are not cached"
     _warn_random(name, reason)
-    return _create(name, False, **model_kwargs), "random (pretrained weights unavailable)"
+    return _create(name, False, seed, **model_kwargs), _random_source("pretrained weights unavailable", seed)
 
 
 def _warn_random(name: str, reason: str) -> None:

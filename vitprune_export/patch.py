@@ -14,6 +14,7 @@ model (tested).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ._compat import import_timm
-from .errors import VitPruneError
+from .errors import VitPruneError, VitPruneWarning
 from .methods import TokenReduction, get_method
 from .methods.base import LayerPlan, TokenState
 from .models import create_model
@@ -158,6 +159,13 @@ def apply_method(
     plan = build_schedule(
         num_tokens_of(model), num_prefix, len(model.blocks), rate=rate, rates=rates, removed=schedule, method=method
     )
+    if not method.changes_token_count and method.name != "none" and _asks_for_reduction(rate, rates, schedule):
+        warnings.warn(
+            f"{method.name} keeps every token, so the rate/schedule is ignored; "
+            f"its own options ({', '.join(knob.flag for knob in method.knobs)}) set what it prunes",
+            VitPruneWarning,
+            stacklevel=2,
+        )
 
     holder = _StateHolder()
     for layer, block in enumerate(model.blocks):
@@ -172,6 +180,10 @@ def apply_method(
     model._vitprune_holder = holder
     setattr(model, INFO_ATTR, {"method": method, "schedule": plan})
     return model
+
+
+def _asks_for_reduction(rate, rates, schedule) -> bool:
+    return bool(rate) or any(rates or ()) or any(schedule or ())
 
 
 def pruning_info(model: torch.nn.Module) -> dict[str, Any]:

@@ -6,18 +6,14 @@ import importlib
 
 from .app import app
 
-# One module per command; a module not present in this checkout is skipped.
+# One module per command, in the order `vitprune --help` lists them; importing one registers it.
 _COMMAND_MODULES = (
     "methods", "export", "flops", "rewrite", "plugins", "build", "bundle",
     "profile", "compare", "eval", "finetune", "adjust",
 )
 
 for _module in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as _error:
-        if _error.name != f"{__name__}.{_module}":
-            raise
+    importlib.import_module(f"{__name__}.{_module}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import warnings
 import typer
 from rich.console import Console
 
-from ..errors import VitPruneError
+from ..errors import VitPruneError, VitPruneWarning
 
 app = typer.Typer(
     name="vitprune",
@@ -41,6 +41,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     text = str(message)
     if "RANDOM WEIGHTS" in text:
         err_console.print(f"[bold yellow on red] WARNING [/] [bold yellow]{text}[/]", highlight=False, soft_wrap=True)
+    elif issubclass(category, VitPruneWarning):
+        err_console.print(f"[bold yellow]note:[/] {text}", highlight=False, soft_wrap=True)
 
 
 def command(name: str | None = None, **kwargs):
@@ -53,6 +55,7 @@ def command(name: str | None = None, **kwargs):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # library chatter (exporter, timm)
                 warnings.filterwarnings("always", message=".*RANDOM WEIGHTS.*")
+                warnings.filterwarnings("always", category=VitPruneWarning)
                 warnings.showwarning = _show_warning
                 try:
                     return fn(*args, **kw)

@@ -32,12 +32,12 @@ def build_pruned_model(
     knobs: dict[str, Any],
 ):
     """Validate everything cheap first (method, knobs, model name, schedule), then build the model."""
-    from ..models import check_model_name, create_model
+    from ..models import CLI_RANDOM_SEED, check_model_name, create_model
     from ..patch import apply_method
 
     resolved = resolve_method(method, knobs)
     check_model_name(model)
     if schedule is not None and not Path(schedule).is_file():
         raise VitPruneError(f"schedule file {str(schedule)!r} does not exist")
-    network = create_model(model, weights)
+    network = create_model(model, weights, seed=CLI_RANDOM_SEED)
     return apply_method(network, resolved, rate=rate, rates=rates, schedule=schedule)

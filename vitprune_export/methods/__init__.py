@@ -44,11 +44,7 @@ def _load_all() -> None:
     if _loaded:
         return
     for module in _METHOD_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as error:  # a method module not written yet
-            if error.name != f"{__name__}.{module}":
-                raise
+        importlib.import_module(f"{__name__}.{module}")
     _loaded = True
 
 
