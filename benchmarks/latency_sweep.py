@@ -70,6 +70,7 @@ def build_variants(args, console):
     """[(key, method, rate, network)] with the baseline first; methods that fail to build are skipped."""
     from vitprune_export import apply_method, create_model, list_methods
     from vitprune_export.errors import VitPruneError
+    from vitprune_export.methods import method_class
 
     methods = [m for m in list_methods() if m != "none"] if args.methods == "all" else args.methods.split(",")
     rates = [float(r) for r in args.rates.split(",")]
@@ -79,7 +80,9 @@ def build_variants(args, console):
     base = create_model(args.model, "random")
     variants = [("none", "none", None, apply_method(copy.deepcopy(base), "none"))]
     for method in methods:
-        for rate in rates:
+        # a method that keeps every token (BSPF) ignores the rate: one variant, at rate 0
+        method_rates = rates if method_class(method).changes_token_count else [0.0]
+        for rate in method_rates:
             try:
                 network = apply_method(copy.deepcopy(base), method, rate=rate)
             except VitPruneError as error:

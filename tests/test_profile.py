@@ -89,11 +89,27 @@ def test_cli_profile_onnx_on_torch_cpu_rebuilds_from_metadata(export_cache, tmp_
     assert (data["model"], data["method"], data["rate"], data["keep_counts"]) == (TINY, "topk", 0.1, exported.keep_counts)
 
 
+def test_cli_profile_model_spec_on_ort_cpu_exports_it_first(tmp_path):
+    """The baseline for `compare` on ONNX Runtime needs no separate export: the spec becomes a temporary ONNX file."""
+    output = tmp_path / "none.json"
+    result = runner.invoke(app, [
+        "profile", "--backend", "ort-cpu", "--model", TINY, "--method", "none", "--warmup", "1", "--iters", "3",
+        "--threads", "1", "--device-name", "ci", "-o", str(output),
+    ])
+    assert result.exit_code == 0, result.output
+    data = load_result(output)
+    check_latency_result(data, batch=1, iterations=3)
+    assert (data["model"], data["method"], data["backend"], data["keep_counts"]) == (TINY, "none", "ort-cpu", [65] * 6)
+    assert data["macs"] == data["baseline_macs"] > 0
+    assert data["weights"] == "random (seed 0)"
+    assert list(tmp_path.iterdir()) == [output]  # the temporary ONNX file is gone
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--backend", "ort-cpu"], "needs a TARGET: an ONNX file"),
         (["--backend", "trt"], "needs a TARGET: an engine file"),
+        (["--backend", "ort-cpu", "--model", TINY, "--method", "topk", "--rate", "0.95"], "leaves no patch token"),
         (["missing.onnx", "--backend", "ort-cpu"], "TARGET 'missing.onnx' does not exist"),
         (["--backend", "ort-cpux"], "did you mean 'ort-cpu'"),
         (["--backend", "torch-cpu", "--model", TINY, "--method", "topkk"], "unknown method 'topkk'"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -22,7 +24,7 @@ def profile(
         typer.Argument(help="ONNX file (ort-cpu, or torch-* rebuilt from its metadata), engine (trt); leave out for --model …"),
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="torch-cpu | torch-cuda | ort-cpu | trt.")] = "ort-cpu",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm model name (model spec, PyTorch backends).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm model name (model spec; on ort-cpu it is exported to a temporary ONNX file first).")] = None,
     method: Annotated[Optional[str], typer.Option("--method", help="Token-reduction method of the model spec (default: none).")] = None,
     rate: RateOption = None,
     rates: RatesOption = None,
@@ -42,7 +44,8 @@ def profile(
     """Measure latency (warm-up, timed queries; CUDA events on GPU) and write a results JSON.
 
     Examples: vitprune profile engines/vit_small_patch16_224_topk_r0.06.onnx --backend ort-cpu;
-    vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06
+    vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06;
+    vitprune profile --backend ort-cpu --method none   (the baseline for 'vitprune compare')
     """
     from ..profile import profile as measure_profile
     from ..results import default_result_path, write_result
@@ -53,21 +56,24 @@ def profile(
         raise VitPruneError("--plugins is for --backend trt only")
     runner = get_runner(backend, threads=threads, precision="fp16" if fp16 else "fp32", **options)
     spec_given = any(v is not None for v in (model, method, rate, rates, schedule)) or bool(knobs)
-    if target is None:
-        if backend not in TORCH_BACKENDS:
-            what = "an engine file (vitprune build)" if backend == "trt" else "an ONNX file (vitprune export)"
-            raise VitPruneError(f"backend {backend!r} needs a TARGET: {what}; model specs run on torch-cpu or torch-cuda")
-        loaded_target, model_name = _model_from_spec(model, method or "none", rate, rates, schedule, weights, knobs or {})
-    else:
-        if spec_given:
-            raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
-        if not target.is_file():
-            raise VitPruneError(f"TARGET {str(target)!r} does not exist")
-        loaded_target, model_name = _file_target(target, backend, weights)
-    result = measure_profile(
-        runner, loaded_target, batch=batch, warmup=warmup, iterations=iters, device=device_name,
-        model_name=model_name, progress=not json,
-    )
+    with contextlib.ExitStack() as cleanup:
+        if target is None:
+            if backend == "trt":
+                raise VitPruneError("backend 'trt' needs a TARGET: an engine file (vitprune build)")
+            loaded_target, model_name = _model_from_spec(model, method or "none", rate, rates, schedule, weights, knobs or {})
+            if backend not in TORCH_BACKENDS:  # ort-cpu runs a file: export the spec to a temporary one
+                folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vitprune-profile-")))
+                loaded_target = _export_spec(loaded_target, folder / "model.onnx", batch, model_name)
+        else:
+            if spec_given:
+                raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
+            if not target.is_file():
+                raise VitPruneError(f"TARGET {str(target)!r} does not exist")
+            loaded_target, model_name = _file_target(target, backend, weights)
+        result = measure_profile(
+            runner, loaded_target, batch=batch, warmup=warmup, iterations=iters, device=device_name,
+            model_name=model_name, progress=not json,
+        )
     path = output or default_result_path(result)
     write_result(path, result)
     if json:
@@ -100,6 +106,17 @@ def _model_from_spec(model, method, rate, rates, schedule, weights, knobs):
     with console.status("building the pruned model…"):
         network = build_pruned_model(name, method, rate, rates, schedule, weights, knobs)
     return network, name
+
+
+def _export_spec(network, path: Path, batch: int, model_name: str) -> Path:
+    """A model spec as a parity-checked ONNX file at ``path``, with the metadata ``vitprune export`` writes."""
+    from ..export import export_onnx
+    from ..flops import count_macs
+
+    extra = {"macs": count_macs(network).macs, "baseline_macs": count_macs(network, unpruned=True).macs}
+    with console.status("exporting the model spec to ONNX for ONNX Runtime…"):
+        export_onnx(network, path, batch=batch, model_name=model_name, extra_metadata=extra)
+    return path
 
 
 def _file_target(target: Path, backend: str, weights: str):

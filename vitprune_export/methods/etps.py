@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import register_method
-from .functional import cosine_similarity_matrix, gather_tokens, one_hot, rank_patch_tokens, split_prefix, weighted_sum_into
+from .functional import cosine_similarity_matrix, gather_patches, one_hot, rank_patch_tokens, weighted_sum_into
 from .scored import ScoredTokenReduction
 
 
@@ -42,7 +42,6 @@ class ETPS(ScoredTokenReduction):
         num_prefix = plan.num_prefix
         keep_patch = plan.tokens_out - num_prefix
         order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
-        prefix, patches = split_prefix(x, num_prefix)
-        kept = gather_tokens(patches, order[:, :keep_patch])
-        removed = gather_tokens(patches, order[:, keep_patch:])
-        return torch.cat([prefix, squeeze_into_hosts(kept, removed)], dim=1), size
+        kept = gather_patches(x, order[:, :keep_patch], num_prefix)
+        removed = gather_patches(x, order[:, keep_patch:], num_prefix)
+        return torch.cat([x[:, :num_prefix], squeeze_into_hosts(kept, removed)], dim=1), size

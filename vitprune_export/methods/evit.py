@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import register_method
-from .functional import gather_tokens, rank_patch_tokens, split_prefix
+from .functional import gather_patches, gather_prefix_and_patches, rank_patch_tokens
 from .scored import ScoredTokenReduction
 
 
@@ -42,7 +42,5 @@ class EViT(ScoredTokenReduction):
         scores = attention_like(self.token_scores(x, attention))
         order = rank_patch_tokens(scores, num_prefix)
         kept, removed = order[:, :keep_patch], order[:, keep_patch:]
-        prefix, patches = split_prefix(x, num_prefix)
-        _, patch_scores = split_prefix(scores, num_prefix)
-        fused = fuse_tokens(gather_tokens(patches, removed), gather_tokens(patch_scores, removed))
-        return torch.cat([prefix, gather_tokens(patches, kept), fused], dim=1), size
+        fused = fuse_tokens(gather_patches(x, removed, num_prefix), gather_patches(scores, removed, num_prefix))
+        return torch.cat([gather_prefix_and_patches(x, kept, num_prefix), fused], dim=1), size

@@ -38,7 +38,7 @@ from . import register_method
 from .base import Knob, TokenReduction, check_positive
 from .functional import (
     bipartite_soft_matching,
-    gather_tokens,
+    gather_prefix_and_patches,
     merge_weighted_average,
     sort_indices,
     split_prefix,
@@ -60,10 +60,7 @@ def prune_branch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token pruning (thesis §3.2.1): prefix tokens plus the ``keep_patch`` best patch tokens, with their sizes."""
     index = sort_indices(top_patch_tokens(scores, num_prefix, keep_patch))  # current order, see module doc
-    prefix, patches = split_prefix(x, num_prefix)
-    prefix_size, patch_size = split_prefix(size, num_prefix)
-    tokens = torch.cat([prefix, gather_tokens(patches, index)], dim=1)
-    return tokens, torch.cat([prefix_size, gather_tokens(patch_size, index)], dim=1)
+    return gather_prefix_and_patches(x, index, num_prefix), gather_prefix_and_patches(size, index, num_prefix)
 
 
 def pool_branch(

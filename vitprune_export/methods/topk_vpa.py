@@ -15,7 +15,13 @@ import torch
 from ..ops.emit import plugin_mode_active
 from . import register_method
 from .base import Knob, check_positive
-from .functional import cosine_similarity_matrix, gather_tokens, rank_patch_tokens, split_prefix, vpa_spread_sizes
+from .functional import (
+    cosine_similarity_matrix,
+    gather_patches,
+    gather_prefix_and_patches,
+    rank_patch_tokens,
+    vpa_spread_sizes,
+)
 from .scored import SCORE_KNOB, ScoredTokenReduction
 
 
@@ -43,12 +49,12 @@ class TopKVPA(ScoredTokenReduction):
         order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
         kept, removed = order[:, :keep_patch], order[:, keep_patch:]
 
-        prefix, patches = split_prefix(x, num_prefix)
-        prefix_size, patch_size = split_prefix(size, num_prefix)
-        _, patch_keys = split_prefix(attention.mean_key, num_prefix)
-        similarity = cosine_similarity_matrix(gather_tokens(patch_keys, removed), gather_tokens(patch_keys, kept))
-        new_patch_size = vpa_spread_sizes(
-            gather_tokens(patch_size, kept), gather_tokens(patch_size, removed), similarity, self.tau
+        keys = attention.mean_key
+        similarity = cosine_similarity_matrix(
+            gather_patches(keys, removed, num_prefix), gather_patches(keys, kept, num_prefix)
         )
-        x = torch.cat([prefix, gather_tokens(patches, kept)], dim=1)
-        return x, torch.cat([prefix_size, new_patch_size], dim=1)
+        new_patch_size = vpa_spread_sizes(
+            gather_patches(size, kept, num_prefix), gather_patches(size, removed, num_prefix), similarity, self.tau
+        )
+        x = gather_prefix_and_patches(x, kept, num_prefix)
+        return x, torch.cat([size[:, :num_prefix], new_patch_size], dim=1)
