@@ -34,6 +34,21 @@ def test_digits_are_normalised_with_the_model_statistics():
     assert other.shape[1:] == (1, 16, 16) and other.min() >= 0.0 and other.max() <= 1.0
 
 
+def test_digits_canvas_centres_the_resized_digit_on_background():
+    raw = Preprocessing((1, 32, 32), mean=(0.0,), std=(1.0,))
+    canvas = load_dataset("digits-canvas", "test", raw)
+    plain = load_dataset("digits", "test", Preprocessing((1, 12, 12), mean=(0.0,), std=(1.0,)))
+    assert canvas.name == "digits-canvas/test" and torch.equal(canvas.labels, plain.labels)
+    # 12 = round(3/8 · 32) pixels, centred: rows and columns 10..21 hold the digit, the rest is 0
+    assert torch.equal(canvas.images[:, :, 10:22, 10:22], plain.images)
+    outside = canvas.images.clone()
+    outside[:, :, 10:22, 10:22] = 0
+    assert outside.abs().max() == 0
+    # with the model's normalisation the background is (0 − 0.5) / 0.5 in every channel
+    normalised = load_dataset("digits-canvas", "test", TINY).images
+    assert torch.all(normalised[:, :, :10, :] == -1.0) and normalised.shape == (360, 3, 32, 32)
+
+
 def _write_folder(root, classes=("cat", "dog"), per_class=5, size=(12, 9)):
     from PIL import Image
 
@@ -67,7 +82,7 @@ def test_image_folder_named_splits(tmp_path):
 @pytest.mark.parametrize(
     "layout, fragment",
     [
-        ("missing", "neither 'digits' nor an existing folder"),
+        ("missing", "neither 'digits', 'digits-canvas' nor an existing folder"),
         ("file", "is a file"),
         ("empty", "has no class sub-folders"),
         ("no-images", "has class folders but no images"),

@@ -1,7 +1,8 @@
 """Fine-tuning (AdamW + warm-up cosine, VPA paper §4.1.1) and its checkpoints.
 
-``trained_tiny_checkpoint`` fine-tunes the tiny ViT on digits once per session
-(test_evaluate and test_adjust import it), so the slow part runs once.
+``trained_tiny_checkpoint`` fine-tunes the tiny ViT on digits (or digits-canvas)
+once per session (test_evaluate and test_adjust import it), so the slow part runs
+once per data set.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ TINY_RECIPE = TrainingRecipe(epochs=24, batch_size=64, lr=2e-3, seed=0)
 _trained: dict[str, tuple] = {}
 
 
-def trained_tiny_checkpoint(tmp_path_factory) -> tuple:
-    """(checkpoint path, test top-1) of the tiny ViT fine-tuned on digits; trained once per session.
+def trained_tiny_checkpoint(tmp_path_factory, data: str = "digits") -> tuple:
+    """(checkpoint path, test top-1) of the tiny ViT fine-tuned on ``data``; trained once per session.
 
     Under pytest-xdist the workers share pytest's base temporary folder: the first worker to take the
     lock trains and saves, the others wait and read the same checkpoint (training is ~2 CPU-minutes).
     """
-    if "tiny" not in _trained:
+    if data not in _trained:
         from filelock import FileLock
 
         from vitprune_export.finetune import save_checkpoint
@@ -38,15 +39,15 @@ def trained_tiny_checkpoint(tmp_path_factory) -> tuple:
         shared = tmp_path_factory.getbasetemp()
         if os.environ.get("PYTEST_XDIST_WORKER"):
             shared = shared.parent
-        path = shared / "tiny_digits.pt"
+        path = shared / f"tiny_{data}.pt"
         with FileLock(str(path) + ".lock"):
             if not path.is_file():
-                save_checkpoint(path, _train_tiny_on_digits())
-        _trained["tiny"] = (path, load_checkpoint(path)["accuracy"])
-    return _trained["tiny"]
+                save_checkpoint(path, _train_tiny(data))
+        _trained[data] = (path, load_checkpoint(path)["accuracy"])
+    return _trained[data]
 
 
-def _train_tiny_on_digits() -> dict:
+def _train_tiny(data: str) -> dict:
     from vitprune_export.data import Preprocessing, load_dataset
     from vitprune_export.finetune import checkpoint_dict, finetune
     from vitprune_export.models import create_model
@@ -54,9 +55,9 @@ def _train_tiny_on_digits() -> dict:
     torch.manual_seed(0)
     model = create_model(TINY, "random")
     preprocessing = Preprocessing.for_model(model)
-    train, test = load_dataset("digits", "train", preprocessing), load_dataset("digits", "test", preprocessing)
+    train, test = load_dataset(data, "train", preprocessing), load_dataset(data, "test", preprocessing)
     result = finetune(model, train, test, TINY_RECIPE, progress=False)
-    print(f"\ntiny ViT on digits: test top-1 {result.accuracy:.4f} after {result.epochs} epochs, {result.seconds:.0f} s; "
+    print(f"\ntiny ViT on {data}: test top-1 {result.accuracy:.4f} after {result.epochs} epochs, {result.seconds:.0f} s; "
           f"losses {[round(r.train_loss, 3) for r in result.history]}")
     return checkpoint_dict(model, TINY, {}, epoch=result.epochs, accuracy=result.accuracy)
 
@@ -148,7 +149,7 @@ def test_cli_finetune_on_an_image_folder_resizes_the_head(tmp_path):
 @pytest.mark.parametrize(
     "arguments, fragment",
     [
-        (["--data", "/nonexistent/folder"], "neither 'digits' nor an existing folder"),
+        (["--data", "/nonexistent/folder"], "neither 'digits', 'digits-canvas' nor an existing folder"),
         (["--data", "digits", "--lr", "-1"], "--lr must be a positive number"),
         (["--data", "digits", "--method", "topq"], "unknown method 'topq'"),
     ],

@@ -1,12 +1,18 @@
 """Image classification data for evaluation and fine-tuning.
 
-Two sources, named by ``--data``:
+Three sources, named by ``--data``:
 
 * ``digits`` — scikit-learn's bundled 8×8 handwritten digits (1,797 images,
   10 classes; no download). Pixels (0–16) are scaled to [0, 1], resized
   bilinearly to the model's input size, repeated over 3 channels and normalised
   with the model's mean/std. A fixed, seeded, stratified split keeps 20 % of the
   images (360) as the test set, so every command sees the very same images.
+* ``digits-canvas`` — the same digits and split, each resized to 3/8 of the
+  input side (12 px at 32 × 32) and centred on a black canvas of the input size,
+  so most patches are background, as in a photo of an object. On plain
+  ``digits`` every patch carries stroke pixels and a random subset of tokens
+  serves as well as a chosen one; here the choice of tokens matters
+  (docs/accuracy.md).
 * a folder — an ImageFolder tree (``DIR/<class>/<image>``), read with PIL,
   resized (bilinear) and normalised in plain Python (no torchvision). When
   ``DIR/train`` and ``DIR/val`` (or ``DIR/test``) both exist they are the
@@ -30,6 +36,8 @@ from .errors import MissingDependencyError, VitPruneError
 
 Split = Literal["train", "test", "all"]
 DIGITS = "digits"
+DIGITS_CANVAS = "digits-canvas"
+CANVAS_DIGIT_SHARE = 3 / 8  # digit side / input side on ``digits-canvas``
 SPLIT_SEED = 0
 TEST_SHARE = 0.2
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -126,8 +134,8 @@ def _digits_split_indices(labels: list[int]) -> tuple[list[int], list[int]]:
     return sorted(train), sorted(test)
 
 
-def load_digits(split: Split, preprocessing: Preprocessing) -> TensorImageDataset:
-    """scikit-learn's 8×8 digits, resized to the model's input and normalised."""
+def load_digits(split: Split, preprocessing: Preprocessing, canvas: bool = False) -> TensorImageDataset:
+    """scikit-learn's 8×8 digits, resized to the model's input (or centred on a canvas) and normalised."""
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
@@ -141,9 +149,23 @@ def load_digits(split: Split, preprocessing: Preprocessing) -> TensorImageDatase
         chosen = train if split == "train" else test
     channels, height, width = preprocessing.input_size
     images = torch.tensor(bunch.images[chosen], dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
-    images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    images = place_on_canvas(images, height, width) if canvas else _resize(images, height, width)
     images = preprocessing.normalise(images.expand(-1, channels, -1, -1)).contiguous()
-    return TensorImageDataset(f"digits/{split}", images, torch.tensor([labels[i] for i in chosen]), [str(d) for d in range(10)])
+    name = DIGITS_CANVAS if canvas else DIGITS
+    return TensorImageDataset(f"{name}/{split}", images, torch.tensor([labels[i] for i in chosen]), [str(d) for d in range(10)])
+
+
+def _resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+
+
+def place_on_canvas(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 1, h, w) in [0, 1] → (N, 1, height, width): each image resized to 3/8 of the shorter side, centred on 0s."""
+    side = max(1, round(min(height, width) * CANVAS_DIGIT_SHARE))
+    top, left = (height - side) // 2, (width - side) // 2
+    canvas = images.new_zeros(images.shape[0], images.shape[1], height, width)
+    canvas[:, :, top : top + side, left : left + side] = _resize(images, side, side)
+    return canvas
 
 
 # -- image folders ------------------------------------------------------------------------
@@ -197,16 +219,16 @@ def load_folder(root: Path, split: Split, preprocessing: Preprocessing) -> Folde
 
 
 def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing) -> ImageDataset:
-    """``digits`` or an ImageFolder path → the ``split`` (train | test | all) as a Dataset."""
+    """``digits``, ``digits-canvas`` or an ImageFolder path → the ``split`` (train | test | all) as a Dataset."""
     if split not in ("train", "test", "all"):
         raise VitPruneError(f"split must be train, test or all, not {split!r}")
-    if str(data) == DIGITS:
-        return load_digits(split, preprocessing)
+    if str(data) in (DIGITS, DIGITS_CANVAS):
+        return load_digits(split, preprocessing, canvas=str(data) == DIGITS_CANVAS)
     root = Path(data)
     if not root.exists():
-        raise VitPruneError(f"--data {str(data)!r} is neither 'digits' nor an existing folder; give an ImageFolder tree")
+        raise VitPruneError(f"--data {str(data)!r} is neither 'digits', 'digits-canvas' nor an existing folder; give an ImageFolder tree")
     if not root.is_dir():
-        raise VitPruneError(f"--data {str(data)!r} is a file; give 'digits' or a folder DIR/<class>/<image>")
+        raise VitPruneError(f"--data {str(data)!r} is a file; give 'digits', 'digits-canvas' or a folder DIR/<class>/<image>")
     dataset = load_folder(root, split, preprocessing)
     if len(dataset) == 0:
         raise VitPruneError(f"the {split} split of {str(data)!r} holds no images; add images or use another folder")
@@ -230,5 +252,5 @@ def data_loader(dataset: ImageDataset, batch_size: int, shuffle: bool = False, s
 
 
 __all__ = [
-    "DIGITS", "ImageDataset", "Preprocessing", "check_classes", "data_loader", "load_dataset", "load_digits", "load_folder",
+    "DIGITS", "DIGITS_CANVAS", "ImageDataset", "Preprocessing", "check_classes", "data_loader", "load_dataset", "load_digits", "load_folder", "place_on_canvas",
 ]

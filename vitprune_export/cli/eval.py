@@ -47,7 +47,7 @@ def eval_command(
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
-    """Top-1 accuracy on 'digits' or an ImageFolder tree, with a pruning method and rate.
+    """Top-1 accuracy on 'digits', 'digits-canvas' or an ImageFolder tree, with a pruning method and rate.
 
     Example: vitprune eval --model vitprune_tiny_patch4_32 --checkpoint engines/tiny_digits.pt
     --data digits --method topk --rate 0.1 --backend ort-cpu

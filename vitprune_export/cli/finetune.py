@@ -19,7 +19,7 @@ from .options import (
     with_method_knobs,
 )
 
-DataOption = Annotated[str, typer.Option("--data", "-d", help="'digits' (scikit-learn's 8×8 digits, resized) or an ImageFolder DIR.")]
+DataOption = Annotated[str, typer.Option("--data", "-d", help="'digits' (scikit-learn's 8×8 digits, resized), 'digits-canvas' (the digits small and centred on a black canvas, where the choice of tokens matters) or an ImageFolder DIR.")]
 EpochsOption = Annotated[int, typer.Option("--epochs", "-e", min=1, help="Training epochs (T).")]
 TrainBatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Training batch size (the paper uses 16).")]
 LrOption = Annotated[
