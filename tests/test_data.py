@@ -79,6 +79,11 @@ def test_image_folder_named_splits(tmp_path):
     assert len(load_dataset(tmp_path / "data", "all", TINY)) == 10
 
 
+def test_a_misspelt_digits_name_gets_the_near_miss():
+    with pytest.raises(VitPruneError, match="did you mean 'digits-canvas'"):
+        load_dataset("digits-canva", "test", TINY)
+
+
 @pytest.mark.parametrize(
     "layout, fragment",
     [

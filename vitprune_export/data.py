@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .errors import MissingDependencyError, VitPruneError
+from .errors import MissingDependencyError, VitPruneError, did_you_mean
 
 Split = Literal["train", "test", "all"]
 DIGITS = "digits"
@@ -226,7 +226,10 @@ def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing) -
         return load_digits(split, preprocessing, canvas=str(data) == DIGITS_CANVAS)
     root = Path(data)
     if not root.exists():
-        raise VitPruneError(f"--data {str(data)!r} is neither 'digits', 'digits-canvas' nor an existing folder; give an ImageFolder tree")
+        raise VitPruneError(
+            f"--data {str(data)!r} is neither 'digits', 'digits-canvas' nor an existing folder"
+            f"{did_you_mean(str(data), (DIGITS, DIGITS_CANVAS))}; give an ImageFolder tree"
+        )
     if not root.is_dir():
         raise VitPruneError(f"--data {str(data)!r} is a file; give 'digits', 'digits-canvas' or a folder DIR/<class>/<image>")
     dataset = load_folder(root, split, preprocessing)
