@@ -23,15 +23,18 @@ TensorRT for RTX       strong          the ONNX's types; no timing cache (JIT)
 
 Strong typing and fp16: TensorRT 11 removed the precision flags, so an fp32
 ONNX builds an fp32 engine. When fp16 is asked for, the ONNX is converted first
-(``onnxconverter-common``: float initialisers and activations to fp16, the
-model's inputs and outputs kept fp32, plugin nodes and numerically touchy ops
-kept fp32 behind casts) and the engine JSON says so. Without that package the
-build stops with one line saying how to get it or to build fp32.
+(:mod:`.fp16`: weights and activations fp16, the model's inputs and outputs
+fp32, LayerNorm, Softmax, token scores, merge divisions and plugin nodes kept
+fp32 behind casts, no node left with mixed input types) and the engine JSON says
+so. Weak typing (TensorRT 10.3) gets the same fp32 nodes as per-layer precision
+constraints under the ``FP16`` flag (``fp32_layers``).
+
+The engine's JSON is written by :mod:`.standalone.engine_description`, the
+same code a device bundle's ``build_engine.py`` uses.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -41,12 +44,12 @@ from typing import Any
 
 from .device_profiles import DeviceProfile, load_profile
 from .errors import MissingDependencyError, VitPruneError
+from .standalone.engine_description import SCHEMA as ENGINE_JSON_SCHEMA
+from .standalone.trt_build import is_plugin_node
 
 log = logging.getLogger("vitprune")
 
-ENGINE_JSON_SCHEMA = "vitprune.engine/1"
 OLDEST_TENSORRT = (10, 3)
-STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class BuilderSettings:
     timing_cache: str | None
     compute_capabilities: list[str]
     notes: list[str] = field(default_factory=list)
+    #: ONNX nodes kept fp32 (:func:`.fp16.fp32_nodes`): precision constraints under the FP16 flag
+    #: (weak typing), or kept fp32 by the conversion (strong typing); empty for fp32 builds
+    fp32_layers: list[str] = field(default_factory=list)
 
     def for_trt_build(self) -> dict[str, Any]:
         """The subset :func:`~vitprune_export.standalone.trt_build.build_serialized_engine` reads."""
@@ -88,10 +94,15 @@ class BuilderSettings:
             "shape_profile": self.shape_profile,
             "timing_cache": self.timing_cache,
             "compute_capabilities": list(self.compute_capabilities),
+            "fp32_layers": list(self.fp32_layers),
         }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_device(self, profile: DeviceProfile) -> dict[str, Any]:
+        """Everything the standalone builder reads and the engine description records, with the profile."""
+        return {"device": profile.name, "profile": profile.to_dict(), **self.to_dict()}
 
 
 @dataclass
@@ -104,6 +115,7 @@ class BuildResult:
     gpu: str | None
     plugin_library: str | None
     timing_cache: str | None
+    description: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- ONNX facts (onnx only, no TensorRT)
@@ -137,12 +149,7 @@ def onnx_inputs(path: str | Path, proto=None) -> list[OnnxInput]:
 def onnx_plugin_ops(path: str | Path, proto=None) -> list[str]:
     """Op types TensorRT must find as plugins: vitprune's ``VitPrune…`` nodes and any non-standard domain."""
     proto = proto or _load_onnx(path)
-    found = {
-        node.op_type
-        for node in proto.graph.node
-        if node.op_type.startswith("VitPrune") or node.domain not in STANDARD_DOMAINS
-    }
-    return sorted(found)
+    return sorted({node.op_type for node in proto.graph.node if is_plugin_node(node.op_type, node.domain)})
 
 
 def onnx_float_precision(path: str | Path, proto=None) -> str:
@@ -204,11 +211,13 @@ def builder_settings(
     onnx_precision: str = "fp32",
     fp16: bool | None = None,
     timing_cache: str | Path | None = None,
+    fp32_layers: list[str] | None = None,
 ) -> BuilderSettings:
     """The builder settings for ``profile`` on TensorRT ``flavour``/``version`` (no TensorRT needed).
 
     ``fp16``: None takes the profile's precision; True/False override it (``--fp16``/``--fp32``).
     ``timing_cache``: overrides the profile's ``timing_cache`` path.
+    ``fp32_layers``: the ONNX's nodes to keep fp32 in an fp16 build (:func:`.fp16.fp32_nodes`).
     """
     if flavour not in ("tensorrt", "tensorrt_rtx"):
         raise VitPruneError(f"unknown TensorRT flavour {flavour!r}; expected tensorrt or tensorrt_rtx")
@@ -228,11 +237,15 @@ def builder_settings(
 
     builder_flags: list[str] = []
     convert = False
+    kept = list(fp32_layers or [])
     if not strongly_typed:
         precision = wanted
         if wanted == "fp16":
             builder_flags.append("FP16")
             source = "weakly typed network, FP16 builder flag (TensorRT picks fp16 or fp32 per layer)"
+            if kept:
+                builder_flags.append("PREFER_PRECISION_CONSTRAINTS")
+                source += f"; {len(kept)} layers constrained to fp32 (LayerNorm, Softmax, token scores, merge divisions)"
         else:
             source = "weakly typed network, fp32"
     elif onnx_precision == "fp16":
@@ -240,12 +253,16 @@ def builder_settings(
         source = "strongly typed network: the ONNX is already fp16"
         if wanted == "fp32":
             notes.append("fp32 was asked for, but a strongly typed build keeps the ONNX's fp16 types")
+        kept = []
     elif wanted == "fp16":
         precision, convert = "fp16", True
-        source = "strongly typed network: ONNX converted to fp16 before the build (inputs/outputs and plugin nodes kept fp32)"
+        source = ("strongly typed network: ONNX converted to fp16 before the build (inputs/outputs fp32; "
+                  f"{len(kept)} nodes kept fp32: LayerNorm, Softmax, token scores, merge divisions, plugin nodes)")
     else:
         precision = "fp32"
         source = "strongly typed network: fp32 ONNX"
+    if precision == "fp32":
+        kept = []
 
     if rtx:
         cache = None
@@ -278,6 +295,7 @@ def builder_settings(
         timing_cache=cache,
         compute_capabilities=capabilities,
         notes=notes,
+        fp32_layers=kept,
     )
 
 
@@ -295,28 +313,26 @@ def default_engine_path(onnx_path: str | Path, profile: DeviceProfile, precision
 # ---------------------------------------------------------------- fp16 conversion for strongly typed builds
 
 
-def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: list[str]) -> None:
-    """fp32 ONNX → fp16 ONNX with fp32 inputs/outputs; ``keep_fp32_ops`` (plugins) stay fp32 behind casts."""
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise MissingDependencyError(
-            "a strongly typed TensorRT (11.x, TensorRT for RTX) takes fp16 from the ONNX's types and this ONNX is fp32; "
-            "pip install onnxconverter-common to let vitprune convert it, or build fp32 with --fp32"
-        ) from None
+def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: list[str]):
+    """fp32 ONNX → fp16 ONNX (fp32 inputs/outputs, fragile nodes and ``keep_fp32_ops`` fp32); returns the report."""
     import onnx
 
-    import warnings
+    from .fp16 import convert_to_fp16
 
     model = onnx.load(str(source))
-    block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(keep_fp32_ops))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "float32 number … will be truncated": tiny weights clamp to fp16's range
-            converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
-    except Exception as error:
-        raise VitPruneError(f"converting the ONNX to fp16 failed ({type(error).__name__}: {error}); build fp32 with --fp32") from None
+        converted, report = convert_to_fp16(model, keep_fp32_ops)
+    except ValueError as error:
+        raise VitPruneError(f"converting the ONNX to fp16 failed ({error}); build fp32 with --fp32") from None
     onnx.save_model(converted, str(target))
+    return report
+
+
+def fp32_layers_of(proto, plugin_ops: list[str]) -> list[str]:
+    """The nodes an fp16 build keeps in fp32 (:func:`.fp16.fp32_nodes`)."""
+    from .fp16 import fp32_nodes
+
+    return fp32_nodes(proto, plugin_ops)
 
 
 # ---------------------------------------------------------------- the real build
@@ -337,34 +353,6 @@ def gpu_name() -> str | None:
         return None
 
 
-def engine_json(
-    onnx_path: Path, engine_path: Path, profile: DeviceProfile, settings: BuilderSettings, metadata: dict[str, Any],
-    gpu: str | None, plugin_library: str | None, seconds: float, size_bytes: int,
-) -> dict[str, Any]:
-    """The JSON written beside an engine: what it is, where it came from, how it was built."""
-    from datetime import datetime, timezone
-
-    from . import __version__
-
-    return {
-        "schema": ENGINE_JSON_SCHEMA,
-        "engine": str(engine_path),
-        "onnx": str(onnx_path),
-        "onnx_metadata": metadata,
-        "device": profile.name,
-        "precision": settings.precision,
-        "profile": profile.to_dict(),
-        "builder": settings.to_dict(),
-        "tensorrt": {"flavour": settings.flavour, "version": settings.tensorrt_version},
-        "gpu": gpu,
-        "plugin_library": plugin_library,
-        "build_seconds": round(seconds, 2),
-        "size_bytes": size_bytes,
-        "vitprune": __version__,
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-    }
-
-
 def build_engine(
     onnx_path: str | Path,
     profile: str | Path | DeviceProfile,
@@ -375,9 +363,11 @@ def build_engine(
     verbose: bool = False,
 ) -> BuildResult:
     """Build a TensorRT engine for ``profile`` from ``onnx_path``; write it, its JSON and the timing cache."""
+    from . import __version__
     from .export import read_metadata
     from .io import atomic_output, atomic_write_bytes
-    from .standalone.trt_build import BuildError, build_serialized_engine
+    from .standalone.engine_description import describe_engine, description_path, encode
+    from .standalone.trt_build import BuildError, build_serialized_engine, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
     from .trt_env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)
@@ -394,22 +384,28 @@ def build_engine(
     inputs = onnx_inputs(onnx_path, proto)
     plugin_ops = onnx_plugin_ops(onnx_path, proto)
     onnx_precision = onnx_float_precision(onnx_path, proto)
+    keep_fp32 = fp32_layers_of(proto, plugin_ops) if onnx_precision == "fp32" else []
     del proto
+
+    trt = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
+    plugin_nodes = onnx_plugin_nodes(onnx_path) if plugin_ops else []
+    try:
+        refuse_plugins_without_plugin_layers(trt.module, onnx_path, plugin_nodes)
+    except BuildError as error:
+        raise VitPruneError(str(error)) from None
     library = Path(plugins) if plugins else (default_plugin_library() if plugin_ops else None)
     if plugin_ops and library is None:
         raise VitPruneError(
             f"the ONNX has plugin nodes ({', '.join(plugin_ops)}) and no plugin library was given; "
             "pass --plugins libvitprune_plugins.so (build it with 'vitprune plugins build')"
         )
-
-    trt = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
     gpu = gpu_name()
     if gpu is None and trt.flavour != "tensorrt_rtx":
         raise MissingDependencyError(
             "no CUDA GPU is visible: TensorRT builds an engine for the GPU it runs on; run 'vitprune build' on the "
             "target machine (for a Jetson use 'vitprune bundle')"
         )
-    settings = builder_settings(profile, trt.flavour, trt.version, inputs, onnx_precision, fp16, timing_cache)
+    settings = builder_settings(profile, trt.flavour, trt.version, inputs, onnx_precision, fp16, timing_cache, keep_fp32)
     if gpu is None and "CURRENT" in settings.compute_capabilities:
         raise MissingDependencyError(
             "compute_capabilities = ['current'] means 'the GPU in this machine' and no CUDA GPU is visible; "
@@ -423,6 +419,7 @@ def build_engine(
 
     module = trt.module
     logger = module.Logger(module.Logger.VERBOSE if verbose else module.Logger.WARNING)
+    data = settings.for_device(profile)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vitprune-build-") as scratch:
         source = onnx_path
@@ -430,26 +427,32 @@ def build_engine(
             source = Path(scratch) / f"{onnx_path.stem}_fp16.onnx"
             convert_onnx_to_fp16(onnx_path, source, plugin_ops)
         try:
-            engine_bytes, cache_bytes = build_serialized_engine(module, source, settings.for_trt_build(), logger)
+            built = build_serialized_engine(module, source, data, logger, library=str(library) if library else None,
+                                            plugin_nodes=plugin_nodes)
         except BuildError as error:
             raise VitPruneError(str(error)) from None
     seconds = time.perf_counter() - started
 
-    json_path = Path(str(output) + ".json")
-    description = engine_json(onnx_path, output, profile, settings, metadata, gpu,
-                              str(library) if library else None, seconds, len(engine_bytes))
+    description = describe_engine(
+        output, built.engine, onnx_path, metadata, data, {"flavour": trt.flavour, "version": trt.version},
+        "vitprune build", io=built.io, layers=built.layers, gpu=gpu, plugin_library=str(library) if library else None,
+        build_seconds=seconds, vitprune=__version__,
+    )
+    json_path = description_path(output)
     with atomic_output(output, suffix=".engine") as engine_file, atomic_output(json_path) as json_file:
-        engine_file.write_bytes(engine_bytes)
-        json_file.write_text(json.dumps(description, indent=2) + "\n")
-    if cache_bytes is not None and settings.timing_cache:
-        atomic_write_bytes(settings.timing_cache, cache_bytes)
+        engine_file.write_bytes(built.engine)
+        json_file.write_bytes(encode(description))
+    if built.timing_cache is not None and settings.timing_cache:
+        atomic_write_bytes(settings.timing_cache, built.timing_cache)
     return BuildResult(
-        path=output, json_path=json_path, seconds=seconds, size_bytes=len(engine_bytes), settings=settings,
+        path=output, json_path=json_path, seconds=seconds, size_bytes=len(built.engine), settings=settings,
         gpu=gpu, plugin_library=str(library) if library else None, timing_cache=settings.timing_cache,
+        description=description,
     )
 
 
 __all__ = [
+    "ENGINE_JSON_SCHEMA",
     "BuildResult",
     "BuilderSettings",
     "OnnxInput",
@@ -457,8 +460,8 @@ __all__ = [
     "builder_settings",
     "convert_onnx_to_fp16",
     "default_engine_path",
-    "engine_json",
     "expected_tensorrt",
+    "fp32_layers_of",
     "onnx_float_precision",
     "onnx_inputs",
     "onnx_plugin_ops",

@@ -8,12 +8,16 @@ beside ``out_dir``, renamed at the end):
 * the ONNX (converted to fp16 first when the device's TensorRT is strongly
   typed and the profile asks for fp16) and its vitprune ``metadata.json``;
 * ``profile.toml`` and ``build_settings.json`` (:func:`.build.builder_settings`
-  for the TensorRT the profile names: JetPack 6 → 10.3, weakly typed, FP16 flag);
+  for the TensorRT the profile names: JetPack 6 → 10.3, weakly typed, FP16 flag
+  with the fragile layers constrained to fp32; with the device and profile, as
+  the engine description records them);
 * ``plugins/``: the checkout's plugin sources with their CMake, verbatim;
 * ``build.sh`` (plugin library, then the engine with the TensorRT Python API,
   ``trtexec`` or an installed ``vitprune``), ``profile.sh`` (vitprune's latency
-  protocol, results JSON ``vitprune.result/1``), the two standalone Python
-  scripts they run, a README with the exact steps and ``bundle.json``.
+  protocol, results JSON ``vitprune.result/1``), the standalone Python scripts
+  they run (``build_engine.py`` writes the same engine description as
+  ``vitprune build``, with ``engine_description.py``), a README with the exact
+  steps and ``bundle.json``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from .build import (
+    _load_onnx,
     builder_settings,
     convert_onnx_to_fp16,
     expected_tensorrt,
+    fp32_layers_of,
     onnx_float_precision,
     onnx_inputs,
     onnx_plugin_ops,
@@ -70,6 +76,10 @@ def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
         shape = lambda dims: "x".join(str(d) for d in dims)  # noqa: E731
         flags += [f"--minShapes={name}:{shape(minimum)}", f"--optShapes={name}:{shape(optimum)}",
                   f"--maxShapes={name}:{shape(maximum)}"]
+    layers = [name for name in settings.fp32_layers if name and not set(name) & set(",: '\"")]
+    if layers and not settings.strongly_typed and precision == "fp16":
+        # the same fp32 constraints build_engine.py sets (trtexec matches layer names: a node's last layer)
+        flags += ["--precisionConstraints=prefer", "--layerPrecisions=" + ",".join(f"{name}:fp32" for name in layers)]
     flags.append(f"--memPoolSize=workspace:{settings.workspace_bytes // 2**20}M")
     if settings.builder_optimization_level is not None:
         flags.append(f"--builderOptimizationLevel={settings.builder_optimization_level}")
@@ -116,8 +126,12 @@ def bundle(
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
     metadata = read_metadata(onnx_path)
-    inputs = onnx_inputs(onnx_path)
-    plugin_ops = onnx_plugin_ops(onnx_path)
+    proto = _load_onnx(onnx_path)
+    inputs = onnx_inputs(onnx_path, proto)
+    plugin_ops = onnx_plugin_ops(onnx_path, proto)
+    onnx_precision = onnx_float_precision(onnx_path, proto)
+    keep_fp32 = fp32_layers_of(proto, plugin_ops) if onnx_precision == "fp32" else []
+    del proto
     has_plugin_sources = plugins_dir.is_dir() and any(plugins_dir.iterdir())
     if plugin_ops and not (plugins_dir / "CMakeLists.txt").is_file():
         raise VitPruneError(
@@ -125,8 +139,14 @@ def bundle(
             "the device could not build them"
         )
     flavour, version = expected_tensorrt(profile)
-    settings = builder_settings(profile, flavour, version, inputs, onnx_float_precision(onnx_path))
-    settings_data = settings.for_trt_build()
+    if plugin_ops and flavour == "tensorrt_rtx":
+        raise VitPruneError(
+            f"{str(onnx_path)!r} has plugin nodes ({', '.join(plugin_ops)}) and profile {profile.name!r} builds with "
+            f"TensorRT for RTX, which has no plugin layers; rewrite them with 'vitprune rewrite {onnx_path} --to standard "
+            f"-o {onnx_path.stem}_standard.onnx' and bundle that, or use a TensorRT 10/11 profile"
+        )
+    settings = builder_settings(profile, flavour, version, inputs, onnx_precision, fp32_layers=keep_fp32)
+    settings_data = settings.for_device(profile)
     if settings.timing_cache:
         settings_data["timing_cache"] = "timing.cache"  # inside the bundle, reused across builds there
     model_name = str(metadata.get("model", onnx_path.stem))
@@ -148,6 +168,7 @@ def bundle(
         (staging / "profile.toml").write_text(_named_profile_text(profile))
         (staging / "build_settings.json").write_text(json.dumps(settings_data, indent=2) + "\n")
         shutil.copy2(STANDALONE / "trt_build.py", staging / "build_engine.py")
+        shutil.copy2(STANDALONE / "engine_description.py", staging / "engine_description.py")
         shutil.copy2(STANDALONE / "trt_measure.py", staging / "measure_latency.py")
         if has_plugin_sources:
             shutil.copytree(plugins_dir, staging / "plugins", ignore=shutil.ignore_patterns(*PLUGIN_SOURCE_IGNORE))

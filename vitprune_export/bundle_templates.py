@@ -65,7 +65,8 @@ case "$MODE" in
     if [ ! -x "$TRTEXEC" ]; then echo "error: trtexec not found; set TRTEXEC=/path/to/trtexec" >&2; exit 1; fi
     "$TRTEXEC" --onnx="$ONNX" --saveEngine="$ENGINE" @TRTEXEC_FLAGS@ \
       ${PLUGIN_LIB:+--staticPlugins="$PLUGIN_LIB"} --skipInference
-    "$PYTHON" -c 'import json,sys; m=json.load(open("metadata.json")); json.dump({"engine": sys.argv[1], "onnx_metadata": m, "built_with": "trtexec"}, open(sys.argv[1] + ".json", "w"), indent=2)' "$ENGINE"
+    "$PYTHON" engine_description.py --engine "$ENGINE" --onnx "$ONNX" --settings build_settings.json \
+      --metadata metadata.json --built-with trtexec ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
     ;;
   vitprune)
     vitprune build "$ONNX" --profile profile.toml --output "$ENGINE" @VITPRUNE_PRECISION@ ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
@@ -119,7 +120,7 @@ vitprune itself need not be installed there.
 | `plugins/` | the plugin sources and their CMake (`libvitprune_plugins.so`) |
 | `build.sh` | builds the plugin library, then the engine `@ENGINE@` |
 | `profile.sh` | measures the engine and writes `results/@DEVICE@/….json` |
-| `build_engine.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes) |
+| `build_engine.py`, `engine_description.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes); `build_engine.py` writes `@ENGINE@.json` beside the engine, as `vitprune build` does |
 
 Keep counts (tokens after each block): @KEEP_COUNTS@
 

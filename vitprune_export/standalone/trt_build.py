@@ -9,17 +9,35 @@ builder_settings`` makes them)::
      "builder_flags": ["FP16"], "workspace_bytes": int,
      "builder_optimization_level": int | null,
      "shape_profile": {"images": [[1,3,224,224], [1,…], [8,…]]} | null,
-     "timing_cache": "path" | null, "compute_capabilities": ["SM89"]}
+     "timing_cache": "path" | null, "compute_capabilities": ["SM89"],
+     "fp32_layers": ["node_layer_norm", …]}
+
+The full :class:`vitprune_export.build.BuilderSettings` (plus ``device`` and
+``profile``) may be passed: keys not listed here are carried into the engine's
+description and otherwise ignored.
 
 TensorRT 10.x (JetPack 6: 10.3) builds weakly typed networks and takes fp16
 from the ``FP16`` builder flag; TensorRT 11.x and TensorRT for RTX build
 strongly typed networks, whose precision is the ONNX's own types. The
 ``EXPLICIT_BATCH`` flag is not set: every network is explicit-batch since 10.0.
+With the ``FP16`` flag, the layers of the ONNX nodes named in ``fp32_layers``
+(LayerNorm, Softmax, token scores, merge divisions: ``vitprune_export.fp16``)
+get an fp32 precision constraint (``PREFER_PRECISION_CONSTRAINTS``).
+
+Plugin nodes are checked before the ONNX parser sees them (a parser that meets
+a plugin it cannot build may abort the process): TensorRT for RTX has no plugin
+layers, so a graph with plugin nodes is refused with what to do instead; on
+TensorRT 10/11 every plugin node must find its creator (name, version,
+namespace) in the plugin registry. The ONNX file is read with a small protobuf
+walker, so no ``onnx`` package is needed on the device.
 
 Command line (in a bundle)::
 
     python3 build_engine.py --onnx model.onnx --settings build_settings.json \
         --plugins build/plugins/libvitprune_plugins.so --output model.engine --metadata metadata.json
+
+It writes the engine and, beside it, the engine description of
+``engine_description.py`` (schema ``vitprune.engine/2``), as ``vitprune build`` does.
 """
 
 from __future__ import annotations
@@ -28,11 +46,21 @@ import argparse
 import ctypes
 import importlib
 import json
+import mmap
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+try:  # inside the package
+    from .engine_description import describe_engine, network_io, write_engine_description
+except ImportError:  # copied into a bundle as build_engine.py, beside engine_description.py
+    from engine_description import describe_engine, network_io, write_engine_description
+
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+PLUGIN_LAYER_FREE_FLAVOURS = ("tensorrt_rtx",)
 
 
 class BuildError(Exception):
@@ -65,6 +93,170 @@ def load_plugins(trt, library: str | None) -> None:
         raise BuildError(f"TensorRT could not load plugin library {library!r} (built for another TensorRT or CUDA?)")
 
 
+# ---------------------------------------------------------------- plugin nodes, read without the onnx package
+
+
+@dataclass(frozen=True)
+class PluginNode:
+    """A node TensorRT can only build through a plugin creator: (op_type, plugin_version, plugin_namespace)."""
+
+    name: str
+    op_type: str
+    domain: str
+    version: str = "1"
+    namespace: str = ""
+
+
+def is_plugin_node(op_type: str, domain: str) -> bool:
+    """vitprune's ``VitPrune…`` nodes and any node outside the standard ONNX domains."""
+    return op_type.startswith("VitPrune") or domain not in STANDARD_DOMAINS
+
+
+def _varint(buffer, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buffer[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, position
+        shift += 7
+
+
+def _fields(buffer, start: int, end: int):
+    """(field number, value) of one protobuf message: ints for varints, (start, end) spans otherwise."""
+    position = start
+    while position < end:
+        key, position = _varint(buffer, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, position = _varint(buffer, position)
+        elif wire == 2:
+            length, position = _varint(buffer, position)
+            value = (position, position + length)
+            position += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value = (position, position + size)
+            position += size
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire}")
+        yield number, value
+
+
+def onnx_plugin_nodes(onnx_path: str | Path) -> list[PluginNode]:
+    """The plugin nodes of an ONNX file's main graph (ModelProto.graph = 7, GraphProto.node = 1)."""
+    def text(buffer, span) -> str:
+        return bytes(buffer[span[0]:span[1]]).decode(errors="replace")
+
+    found = []
+    try:
+        with open(onnx_path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            for number, graph in _fields(buffer, 0, len(buffer)):
+                if number != 7:
+                    continue
+                for field_number, node in _fields(buffer, *graph):
+                    if field_number != 1:
+                        continue
+                    values = {"name": "", "op_type": "", "domain": ""}
+                    attributes = {}
+                    for node_field, span in _fields(buffer, *node):
+                        if node_field in (3, 4, 7):
+                            values[{3: "name", 4: "op_type", 7: "domain"}[node_field]] = text(buffer, span)
+                        elif node_field == 5:  # AttributeProto: name = 1, s = 4
+                            parts = dict(_fields(buffer, *span))
+                            if 1 in parts and isinstance(parts.get(4), tuple):
+                                attributes[text(buffer, parts[1])] = text(buffer, parts[4])
+                    if is_plugin_node(values["op_type"], values["domain"]):
+                        found.append(PluginNode(values["name"], values["op_type"], values["domain"],
+                                                attributes.get("plugin_version", "1"), attributes.get("plugin_namespace", "")))
+    except (OSError, ValueError, IndexError) as error:
+        raise BuildError(f"{str(onnx_path)!r} is not a readable ONNX file ({type(error).__name__}: {error}); re-export it") from None
+    return found
+
+
+def has_plugin_layers(trt) -> bool:
+    """False for TensorRT for RTX, whose networks have no plugin layers."""
+    if trt.__name__.split(".")[0] in PLUGIN_LAYER_FREE_FLAVOURS:
+        return False
+    network = getattr(trt, "INetworkDefinition", None)
+    return network is None or hasattr(network, "add_plugin_v3") or hasattr(network, "add_plugin_v2")
+
+
+def _plugin_summary(nodes: list[PluginNode]) -> str:
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    kinds = ", ".join(f"{op} ×{count}" for op, count in counts.items())
+    return f"{len(nodes)} plugin node(s): {kinds}, first {nodes[0].name!r}"
+
+
+def _find_creator(registry, node: PluginNode):
+    try:
+        if hasattr(registry, "get_creator"):  # TensorRT ≥ 10: IPluginCreatorV3One and V2 creators
+            return registry.get_creator(node.op_type, node.version, node.namespace)
+        return registry.get_plugin_creator(node.op_type, node.version, node.namespace)
+    except Exception:
+        return None
+
+
+def refuse_plugins_without_plugin_layers(trt, onnx_path: str | Path, nodes: list[PluginNode]) -> None:
+    """TensorRT for RTX and a graph with plugin nodes: one error saying what to do, before anything is loaded."""
+    if nodes and not has_plugin_layers(trt):
+        stem = Path(onnx_path).stem
+        raise BuildError(
+            f"{str(onnx_path)!r} has {_plugin_summary(nodes)}, and TensorRT for RTX has no plugin layers; "
+            f"rewrite them to standard ops with 'vitprune rewrite {onnx_path} --to standard -o {stem}_standard.onnx' "
+            "and build that, or build this graph on TensorRT 10/11 with --plugins libvitprune_plugins.so"
+        )
+
+
+def check_plugin_nodes(trt, onnx_path: str | Path, nodes: list[PluginNode], library: str | None = None) -> None:
+    """Refuse, before parsing, a graph whose plugin nodes this TensorRT cannot build; name node and creator."""
+    if not nodes:
+        return
+    refuse_plugins_without_plugin_layers(trt, onnx_path, nodes)
+    registry = trt.get_plugin_registry()
+    for node in nodes:
+        if _find_creator(registry, node) is None:
+            where = (f"the plugin library {library!r} does not register it (rebuild it for this TensorRT with "
+                     "'vitprune plugins build')" if library else
+                     "no plugin library is loaded: pass --plugins libvitprune_plugins.so (build it with 'vitprune plugins build')")
+            raise BuildError(
+                f"node {node.name!r} needs the TensorRT plugin creator {node.op_type!r} (version {node.version!r}, "
+                f"namespace {node.namespace!r}); {where}"
+            )
+
+
+# ---------------------------------------------------------------- fp32 layers under the FP16 flag (weak typing)
+
+
+def onnx_node_of(layer) -> str:
+    """The ONNX node a parsed layer came from: its metadata ``[ONNX Layer: name]``, else the layer's name."""
+    metadata = getattr(layer, "metadata", None) or ""
+    prefix = "[ONNX Layer: "
+    if isinstance(metadata, str) and metadata.startswith(prefix) and metadata.endswith("]"):
+        return metadata[len(prefix):-1]
+    return layer.name
+
+
+def keep_layers_fp32(trt, network, node_names) -> int:
+    """Constrain every layer of the named ONNX nodes to fp32 (precision and float outputs); return how many."""
+    wanted = set(node_names)
+    float_types = {trt.float32, getattr(trt, "float16", trt.float32)}
+    count = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if onnx_node_of(layer) not in wanted:
+            continue
+        layer.precision = trt.float32
+        for output in range(layer.num_outputs):
+            if layer.get_output(output).dtype in float_types:
+                layer.set_output_type(output, trt.float32)
+        count += 1
+    return count
+
+
 def parser_errors(parser) -> list[str]:
     """Every ONNX parser error as one line: node, operator, description."""
     lines = []
@@ -90,8 +282,25 @@ def _call(obj, name: str):
         return None
 
 
-def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=None) -> tuple[bytes, bytes | None]:
-    """Parse, configure and build; return (engine bytes, updated timing-cache bytes or None)."""
+@dataclass
+class BuiltEngine:
+    """What a build gives: the engine, the updated timing cache, and facts about the parsed network."""
+
+    engine: bytes
+    timing_cache: bytes | None
+    io: list = field(default_factory=list)
+    layers: int = 0
+    fp32_layers: int = 0
+
+
+def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=None, library: str | None = None,
+                            plugin_nodes: list[PluginNode] | None = None) -> BuiltEngine:
+    """Check plugin nodes, parse, configure and build (the engine, the updated timing cache, the network's I/O).
+
+    ``plugin_nodes``: the ONNX's plugin nodes when the caller has read them already.
+    """
+    nodes = onnx_plugin_nodes(onnx_path) if plugin_nodes is None else plugin_nodes
+    check_plugin_nodes(trt, onnx_path, nodes, library)
     logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -108,10 +317,14 @@ def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=N
     level = settings.get("builder_optimization_level")
     if level is not None:
         config.builder_optimization_level = int(level)
-    for flag in settings.get("builder_flags", []):
+    flag_names = list(settings.get("builder_flags", []))
+    for flag in flag_names:
         if not hasattr(trt.BuilderFlag, flag):
             raise BuildError(f"this TensorRT ({trt.__version__}) has no builder flag {flag}; it builds strongly typed networks only")
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    fp32_layers = 0
+    if "FP16" in flag_names and not settings.get("strongly_typed") and settings.get("fp32_layers"):
+        fp32_layers = keep_layers_fp32(trt, network, settings["fp32_layers"])
     capabilities = settings.get("compute_capabilities") or []
     if capabilities:
         config.num_compute_capabilities = len(capabilities)
@@ -134,12 +347,26 @@ def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=N
             cache = config.create_timing_cache(b"")
             config.set_timing_cache(cache, ignore_mismatch=False)
 
+    io = _network_facts(trt, network)
+    layers = _layer_count(network)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError("TensorRT could not build the engine (see its log above): unsupported layer, too small "
                          "a workspace, or a plugin that failed")
     cache_bytes = bytes(cache.serialize()) if cache is not None else None
-    return bytes(serialized), cache_bytes
+    return BuiltEngine(bytes(serialized), cache_bytes, io, layers, fp32_layers)
+
+
+def _network_facts(trt, network) -> list:
+    try:
+        return network_io(trt, network)
+    except Exception:  # a stand-in network without tensors
+        return []
+
+
+def _layer_count(network) -> int:
+    count = getattr(network, "num_layers", 0)
+    return count if isinstance(count, int) else 0
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
@@ -189,26 +416,29 @@ def main(argv: list[str] | None = None) -> int:
         settings = json.loads(Path(args.settings).read_text())
         trt = import_flavour(settings.get("flavour"))
         logger = trt.Logger(trt.Logger.VERBOSE if args.verbose else trt.Logger.WARNING)
+        nodes = onnx_plugin_nodes(args.onnx)
+        refuse_plugins_without_plugin_layers(trt, args.onnx, nodes)  # before any library is loaded
         load_plugins(trt, args.plugins)
         started = time.perf_counter()
-        engine, cache = build_serialized_engine(trt, args.onnx, settings, logger)
+        built = build_serialized_engine(trt, args.onnx, settings, logger, library=args.plugins, plugin_nodes=nodes)
         seconds = time.perf_counter() - started
-        write_atomically(args.output, engine)
-        if cache is not None and settings.get("timing_cache"):
-            write_atomically(settings["timing_cache"], cache)
-        info = {
-            "engine": str(args.output), "onnx": str(args.onnx), "settings": settings,
-            "tensorrt": {"flavour": trt.__name__, "version": trt.__version__},
-            "gpu": gpu_name(), "plugins": args.plugins, "build_seconds": round(seconds, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if args.metadata:
-            info["onnx_metadata"] = json.loads(Path(args.metadata).read_text())
-        write_atomically(str(args.output) + ".json", (json.dumps(info, indent=2) + "\n").encode())
+        metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else {}
+        description = describe_engine(
+            args.output, built.engine, args.onnx, metadata, settings,
+            {"flavour": trt.__name__, "version": trt.__version__}, "build_engine.py",
+            io=built.io, layers=built.layers, gpu=gpu_name(), plugin_library=args.plugins, build_seconds=seconds,
+        )
+        write_atomically(args.output, built.engine)
+        if built.timing_cache is not None and settings.get("timing_cache"):
+            write_atomically(settings["timing_cache"], built.timing_cache)
+        write_engine_description(args.output, description)
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.output} ({len(engine) / 1e6:.1f} MB) in {seconds:.1f} s")
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output} ({len(built.engine) / 1e6:.1f} MB) in {seconds:.1f} s")
     return 0
 
 
