@@ -1,6 +1,7 @@
-"""`vitprune build` (issue 5): profile → builder settings per TensorRT flavour, the TensorRT calls
-they turn into (against a recording stand-in for the TensorRT module), fp16 for strongly typed
-builds, and the error contract without TensorRT. Real builds are marked ``tensorrt``."""
+"""`vitprune build`: profile → builder settings per TensorRT flavour, the TensorRT calls they turn
+into (against a recording stand-in for the TensorRT module, including TensorRT 10.3's weak typing
+with fp32 precision constraints), plugin nodes checked before parsing, and the error contract
+without TensorRT. Real builds are marked ``tensorrt`` (the matrix is in test_tensorrt_matrix.py)."""
 
 import json
 import types
@@ -16,6 +17,7 @@ from vitprune_export.build import (
     OnnxInput,
     builder_settings,
     convert_onnx_to_fp16,
+    fp32_layers_of,
     onnx_float_precision,
     onnx_inputs,
     onnx_plugin_ops,
@@ -54,8 +56,18 @@ def test_tensorrt_10_3_is_weakly_typed_with_the_fp16_flag():
 
 
 def test_fp32_override_drops_the_flag():
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False)
-    assert settings.builder_flags == [] and settings.precision == "fp32"
+    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False,
+                                fp32_layers=["node_layer_norm"])
+    assert settings.builder_flags == [] and settings.precision == "fp32" and settings.fp32_layers == []
+
+
+def test_weak_typing_fp16_constrains_the_fragile_layers():
+    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
+                                fp32_layers=["node_layer_norm", "node_Softmax_3"])
+    assert settings.builder_flags == ["FP16", "PREFER_PRECISION_CONSTRAINTS"]
+    assert settings.fp32_layers == ["node_layer_norm", "node_Softmax_3"]
+    assert "2 layers constrained to fp32" in settings.precision_source
+    assert settings.for_trt_build()["fp32_layers"] == ["node_layer_norm", "node_Softmax_3"]
 
 
 def test_tensorrt_11_is_strongly_typed_and_converts_an_fp32_onnx():
@@ -139,28 +151,92 @@ class _Recorder:
             self._calls.append((f"{self._name}.{attribute}=", (value,), {}))
 
 
-def fake_tensorrt(calls):
+class _FakeTensor:
+    def __init__(self, name, dtype):
+        self.name, self.dtype = name, dtype
+
+
+class _FakeLayer:
+    """A parsed layer: the ONNX parser's name and ``[ONNX Layer: node]`` metadata, its output types."""
+
+    def __init__(self, calls, name, metadata, output_types):
+        self.name, self.metadata, self._calls = name, metadata, calls
+        self._outputs = [_FakeTensor(f"{name}_out{i}", dtype) for i, dtype in enumerate(output_types)]
+        self.num_outputs = len(self._outputs)
+
+    def get_output(self, index):
+        return self._outputs[index]
+
+    def set_output_type(self, index, dtype):
+        self._calls.append((f"layer {self.name}.set_output_type", (index, dtype), {}))
+
+    def __setattr__(self, attribute, value):
+        if attribute == "precision":
+            self._calls.append((f"layer {self.name}.precision=", (value,), {}))
+        object.__setattr__(self, attribute, value)
+
+
+class _FakeNetwork(_Recorder):
+    def __init__(self, calls, layers):
+        super().__init__(calls, "network")
+        object.__setattr__(self, "_layers", layers)
+        object.__setattr__(self, "num_layers", len(layers))
+
+    def get_layer(self, index):
+        return self._layers[index]
+
+
+def fake_tensorrt(calls, layers=(), creators=("VitPruneTopKSelect",)):
+    """A stand-in ``tensorrt`` 10.3 module that records every call; ``layers`` are (name, metadata, output types)."""
     enum = lambda **members: types.SimpleNamespace(**members)  # noqa: E731
+    network_layers = [_FakeLayer(calls, *spec) for spec in layers]
+
+    def builder(logger):
+        recorder = _Recorder(calls, "builder")
+        object.__setattr__(recorder, "create_network", lambda flags: (calls.append(("builder.create_network", (flags,), {})),
+                                                                      _FakeNetwork(calls, network_layers))[1])
+        return recorder
+
+    registry = types.SimpleNamespace(
+        get_creator=lambda name, version, namespace: object() if name in creators and version == "1" else None,
+        load_library=lambda path: object(),
+    )
     module = types.SimpleNamespace(
+        __name__="tensorrt",
         __version__="10.3.0",
+        float32="float32-type",
+        float16="float16-type",
+        int32="int32-type",
+        get_plugin_registry=lambda: registry,
         Logger=type("Logger", (), {"WARNING": 2, "VERBOSE": 4, "__init__": lambda self, level=None: None}),
-        Builder=lambda logger: _Recorder(calls, "builder"),
+        Builder=builder,
         OnnxParser=lambda network, logger: _Recorder(calls, "parser"),
         NetworkDefinitionCreationFlag=enum(STRONGLY_TYPED=5),
         MemoryPoolType=enum(WORKSPACE="workspace"),
-        BuilderFlag=enum(FP16="fp16-flag"),
+        BuilderFlag=enum(FP16="fp16-flag", PREFER_PRECISION_CONSTRAINTS="prefer-constraints-flag"),
         ComputeCapability=enum(SM89="sm89", CURRENT="current"),
     )
     return module
 
 
-def test_weakly_typed_settings_become_fp16_flag_profile_and_timing_cache(tmp_path):
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory):
+    """A plain ONNX file (no plugin nodes) for the stand-in builds, which read the file before parsing."""
+    path = tmp_path_factory.mktemp("small") / "m.onnx"
+    node = helper.make_node("Relu", ["images"], ["logits"], name="relu")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])])
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def test_weakly_typed_settings_become_fp16_flag_profile_and_timing_cache(tmp_path, small_onnx):
     calls = []
     settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
                                 timing_cache=tmp_path / "t.cache").for_trt_build()
-    engine, cache = trt_build.build_serialized_engine(fake_tensorrt(calls), "m.onnx", settings)
+    built = trt_build.build_serialized_engine(fake_tensorrt(calls), small_onnx, settings)
     names = [c[0] for c in calls]
-    assert (engine, cache) == (b"ENGINE", b"CACHE")
+    assert (built.engine, built.timing_cache) == (b"ENGINE", b"CACHE")
     assert ("builder.create_network", (0,), {}) in calls  # no STRONGLY_TYPED, no EXPLICIT_BATCH
     assert ("config.set_flag", ("fp16-flag",), {}) in calls
     assert ("config.set_memory_pool_limit", ("workspace", 2**30), {}) in calls
@@ -170,14 +246,51 @@ def test_weakly_typed_settings_become_fp16_flag_profile_and_timing_cache(tmp_pat
     assert names.index("config.set_timing_cache") < names.index("builder.build_serialized_network")
 
 
-def test_strongly_typed_rtx_settings_set_the_flag_and_capabilities_and_no_cache():
+def test_weak_typing_fp16_puts_fp32_precision_constraints_on_the_fragile_layers(small_onnx):
+    """TensorRT 10.3 (JetPack 6): every layer of a listed ONNX node, found by the parser's metadata or its name,
+    gets precision fp32 and fp32 float outputs; integer outputs (TopK indices) and other layers are left alone."""
+    calls = []
+    layers = [
+        ("node_layer_norm", "[ONNX Layer: node_layer_norm]", ["float32-type"]),
+        ("node_norm_401", "[ONNX Layer: node_norm]", ["float32-type"]),  # 2nd layer of a ReduceL2 node
+        ("node_norm", "[ONNX Layer: node_norm]", ["float32-type"]),
+        ("node_sort", None, ["float32-type", "int32-type"]),  # no metadata: matched by name
+        ("node_linear", "[ONNX Layer: node_linear]", ["float32-type"]),
+    ]
+    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
+                                fp32_layers=["node_layer_norm", "node_norm", "node_sort"]).for_trt_build()
+    settings["timing_cache"] = None
+    built = trt_build.build_serialized_engine(fake_tensorrt(calls, layers), small_onnx, settings)
+    assert built.fp32_layers == 4
+    assert ("config.set_flag", ("fp16-flag",), {}) in calls
+    assert ("config.set_flag", ("prefer-constraints-flag",), {}) in calls
+    constrained = sorted(name.split()[1].rsplit(".", 1)[0] for name, *_ in calls if name.endswith(".precision="))
+    assert constrained == ["node_layer_norm", "node_norm", "node_norm_401", "node_sort"]
+    assert all(args == ("float32-type",) for name, args, _ in calls if name.endswith(".precision="))
+    assert ("layer node_sort.set_output_type", (0, "float32-type"), {}) in calls
+    assert not any(name == "layer node_sort.set_output_type" and args[0] == 1 for name, args, _ in calls)
+    assert not any("node_linear" in name for name, *_ in calls)
+
+
+def test_strong_typing_never_sets_layer_precisions(small_onnx):
+    calls = []
+    layers = [("node_layer_norm", "[ONNX Layer: node_layer_norm]", ["float16-type"])]
+    settings = builder_settings(load_profile("h100"), "tensorrt", "11.1", DYNAMIC, fp32_layers=["node_layer_norm"])
+    assert settings.convert_onnx_to_fp16 and settings.fp32_layers == ["node_layer_norm"]
+    data = settings.for_trt_build()
+    data["timing_cache"] = None
+    built = trt_build.build_serialized_engine(fake_tensorrt(calls, layers), small_onnx, data)
+    assert built.fp32_layers == 0 and not any(".precision=" in name for name, *_ in calls)
+
+
+def test_strongly_typed_rtx_settings_set_the_flag_and_capabilities_and_no_cache(small_onnx):
     calls = []
     settings = builder_settings(load_profile("rtx4090"), "tensorrt_rtx", "1.7", DYNAMIC).for_trt_build()
-    _, cache = trt_build.build_serialized_engine(fake_tensorrt(calls), "m.onnx", settings)
+    built = trt_build.build_serialized_engine(fake_tensorrt(calls), small_onnx, settings)
     names = [c[0] for c in calls]
     assert ("builder.create_network", (1 << 5,), {}) in calls
     assert "config.set_flag" not in names
-    assert "config.create_timing_cache" not in names and cache is None
+    assert "config.create_timing_cache" not in names and built.timing_cache is None
     assert ("config.num_compute_capabilities=", (1,), {}) in calls
     assert ("config.set_compute_capability", ("sm89", 0), {}) in calls
 
@@ -191,7 +304,7 @@ def test_parser_errors_name_the_node_and_hint_at_the_plugin_library():
     assert "--plugins libvitprune_plugins.so" in line
 
 
-def test_a_failed_build_raises_build_error():
+def test_a_failed_build_raises_build_error(small_onnx):
     calls = []
     module = fake_tensorrt(calls)
     original = module.Builder
@@ -205,7 +318,7 @@ def test_a_failed_build_raises_build_error():
     settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False).for_trt_build()
     settings["timing_cache"] = None
     with pytest.raises(trt_build.BuildError, match="could not build the engine"):
-        trt_build.build_serialized_engine(module, "m.onnx", settings)
+        trt_build.build_serialized_engine(module, small_onnx, settings)
 
 
 # ---------------------------------------------------------------- ONNX facts and fp16 conversion
@@ -219,8 +332,6 @@ def test_onnx_facts_of_an_export(tiny_onnx):
 
 def test_fp16_conversion_keeps_fp32_io_and_stays_close(tiny_onnx, tmp_path):
     import onnxruntime as ort
-
-    pytest.importorskip("onnxconverter_common", reason="fp16 conversion for strongly typed TensorRT needs onnxconverter-common")
 
     target = tmp_path / "fp16.onnx"
     convert_onnx_to_fp16(tiny_onnx, target, [])
@@ -236,7 +347,8 @@ def test_fp16_conversion_keeps_fp32_io_and_stays_close(tiny_onnx, tmp_path):
 
 
 def plugin_onnx(path: Path) -> Path:
-    node = helper.make_node("VitPruneTopKSelect", ["images"], ["logits"], domain="vitprune", keep=4)
+    node = helper.make_node("VitPruneTopKSelect", ["images"], ["logits"], name="topk0", domain="vitprune", keep=4,
+                            plugin_version="1", plugin_namespace="")
     graph = helper.make_graph(
         [node], "g",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 32, 32])],
@@ -246,15 +358,103 @@ def plugin_onnx(path: Path) -> Path:
     return path
 
 
-def test_plugin_nodes_are_found_and_need_a_library(tmp_path, monkeypatch):
+def _tensorrt_rtx_importable() -> bool:
+    try:
+        import tensorrt_rtx  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+requires_tensorrt_rtx = pytest.mark.skipif(not _tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install tensorrt-rtx)")
+
+
+def test_plugin_nodes_are_read_without_the_onnx_package(tmp_path, export_cache):
+    """The standalone reader (the device has no onnx package) finds what onnx finds: names, op types, attributes."""
+    path = plugin_onnx(tmp_path / "plugins.onnx")
+    assert onnx_plugin_ops(path) == ["VitPruneTopKSelect"]
+    assert [n.op_type for n in trt_build.onnx_plugin_nodes(path)] == ["VitPruneTopKSelect"]
+    _, exported = export_cache(TINY, "tome", rate=0.1, plugins=True)
+    proto = onnx.load(str(exported.path), load_external_data=False)
+    expected = [(n.name, n.op_type, next(a.s.decode() for a in n.attribute if a.name == "plugin_version"))
+                for n in proto.graph.node if n.op_type.startswith("VitPrune")]
+    found = [(n.name, n.op_type, n.version) for n in trt_build.onnx_plugin_nodes(exported.path)]
+    assert found == expected and len(found) == 6
+    assert trt_build.onnx_plugin_nodes(small_onnx_path(tmp_path)) == []
+    (tmp_path / "junk.onnx").write_bytes(b"\xff\xff\xff")
+    with pytest.raises(trt_build.BuildError, match="is not a readable ONNX file"):
+        trt_build.onnx_plugin_nodes(tmp_path / "junk.onnx")
+
+
+def small_onnx_path(folder: Path) -> Path:
+    path = folder / "plain.onnx"
+    node = helper.make_node("Relu", ["images"], ["logits"], name="relu")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+def test_a_missing_creator_is_named_with_its_node_before_parsing(tmp_path):
+    """TensorRT 10/11 (stand-in registry): a plugin node whose creator is not registered stops the build before
+    the parser sees it, naming the node and the creator (name, version, namespace)."""
+    calls = []
+    path = plugin_onnx(tmp_path / "plugins.onnx")
+    module = fake_tensorrt(calls, creators=())
+    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False).for_trt_build()
+    with pytest.raises(trt_build.BuildError) as error:
+        trt_build.build_serialized_engine(module, path, settings, library="/opt/libvitprune_plugins.so")
+    message = str(error.value)
+    assert "node 'topk0' needs the TensorRT plugin creator 'VitPruneTopKSelect' (version '1', namespace '')" in message
+    assert "'/opt/libvitprune_plugins.so' does not register it" in message
+    assert not any(name.startswith("parser.") for name, *_ in calls)  # refused before parsing
+    with pytest.raises(trt_build.BuildError, match="no plugin library is loaded: pass --plugins"):
+        trt_build.build_serialized_engine(module, path, settings)
+    found = fake_tensorrt(calls := [], creators=("VitPruneTopKSelect",))
+    assert trt_build.build_serialized_engine(found, path, settings).engine == b"ENGINE"
+
+
+def test_plugin_graph_on_tensorrt_10_without_a_library_is_one_line(tmp_path, monkeypatch):
     import vitprune_export.trt_env as trt_env
 
     path = plugin_onnx(tmp_path / "plugins.onnx")
-    assert onnx_plugin_ops(path) == ["VitPruneTopKSelect"]
     monkeypatch.setattr(trt_env, "default_plugin_library", lambda: None)
+    monkeypatch.setattr(trt_env, "import_tensorrt", lambda prefer=None: trt_env.TensorRT(fake_tensorrt([]), "tensorrt", "10.3.0"))
     result = CliRunner().invoke(app, ["build", str(path), "--profile", "jetson-orin-nano", "-o", str(tmp_path / "x.engine")])
     assert result.exit_code == 2
     assert "plugin nodes (VitPruneTopKSelect)" in result.output and "--plugins" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plugins.onnx"]
+
+
+def test_tensorrt_for_rtx_is_refused_by_what_it_lacks():
+    """TensorRT for RTX is recognised by name, a TensorRT whose network has no plugin layers by its API."""
+    assert not trt_build.has_plugin_layers(types.SimpleNamespace(__name__="tensorrt_rtx"))
+    no_plugin_api = types.SimpleNamespace(__name__="tensorrt", INetworkDefinition=type("N", (), {}))
+    assert not trt_build.has_plugin_layers(no_plugin_api)
+    with_plugins = types.SimpleNamespace(__name__="tensorrt", INetworkDefinition=type("N", (), {"add_plugin_v3": None}))
+    assert trt_build.has_plugin_layers(with_plugins)
+
+
+@requires_tensorrt_rtx
+def test_plugin_graph_on_tensorrt_rtx_is_one_line_and_exit_2_before_parsing(tmp_path):
+    """The parser aborted the process (exit 134) on a plugin node with the library loaded; now vitprune refuses
+    first — before the library is even looked at (this one does not exist) — with what to do instead."""
+    import subprocess
+    import sys
+
+    path = plugin_onnx(tmp_path / "plugins.onnx")
+    run = subprocess.run(
+        [sys.executable, "-c", "from vitprune_export.cli import main; main()", "build", str(path), "--profile",
+         "rtx-generic", "--plugins", str(tmp_path / "libvitprune_plugins.so"), "-o", str(tmp_path / "x.engine")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "1 plugin node(s): VitPruneTopKSelect ×1, first 'topk0'" in lines[0]
+    assert "TensorRT for RTX has no plugin layers" in lines[0]
+    assert f"vitprune rewrite {path} --to standard -o plugins_standard.onnx" in lines[0]
+    assert "TensorRT 10/11" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plugins.onnx"]
 
 
@@ -318,19 +518,10 @@ def test_real_build_writes_engine_json_and_timing_cache(tiny_onnx, tmp_path):
     assert result.settings.precision == "fp32"
 
 
-def _tensorrt_rtx_importable() -> bool:
-    try:
-        import tensorrt_rtx  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not _tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install tensorrt-rtx)")
+@requires_tensorrt_rtx
 def test_tensorrt_rtx_builds_ahead_of_time_even_without_a_gpu(tiny_onnx, tmp_path):
     """TensorRT for RTX compiles ahead of time on the CPU; the engine's kernels are JIT-compiled on the GPU later."""
-    pytest.importorskip("onnxconverter_common")
     from vitprune_export.build import build_engine
 
     engine = tmp_path / "tiny_rtx.engine"
@@ -345,15 +536,20 @@ def test_tensorrt_rtx_builds_ahead_of_time_even_without_a_gpu(tiny_onnx, tmp_pat
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not _tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install tensorrt-rtx)")
-def test_real_parser_reports_a_missing_plugin_by_node(tmp_path):
-    import tensorrt_rtx
+@requires_tensorrt_rtx
+def test_real_parser_errors_are_reported_by_node(tmp_path):
+    """parser_errors against the real parser API (build_serialized_engine refuses this graph before parsing)."""
+    import tensorrt_rtx as trt
 
     path = plugin_onnx(tmp_path / "plugins.onnx")
-    with pytest.raises(trt_build.BuildError) as error:
-        trt_build.build_serialized_engine(tensorrt_rtx, path, {"strongly_typed": True, "workspace_bytes": 2**28})
-    message = str(error.value)
-    assert "ONNX parser rejected" in message and "(VitPruneTopKSelect)" in message and "--plugins" in message
+    with pytest.raises(trt_build.BuildError, match="TensorRT for RTX has no plugin layers"):
+        trt_build.build_serialized_engine(trt, path, {"strongly_typed": True, "workspace_bytes": 2**28})
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    assert not parser.parse_from_file(str(path))  # no plugin library loaded: an error, not an abort
+    [line] = trt_build.parser_errors(parser)
+    assert "(VitPruneTopKSelect)" in line and "--plugins" in line
 
 
 def test_profile_with_unknown_key_fails_before_tensorrt(tiny_onnx, tmp_path):

@@ -22,8 +22,8 @@ from vitprune_export.standalone import trt_measure
 
 TINY = "vitprune_tiny_patch4_32"
 EXPECTED_FILES = {
-    "README.md", "build.sh", "profile.sh", "build_engine.py", "measure_latency.py", "build_settings.json",
-    "metadata.json", "profile.toml", "bundle.json",
+    "README.md", "build.sh", "profile.sh", "build_engine.py", "engine_description.py", "measure_latency.py",
+    "build_settings.json", "metadata.json", "profile.toml", "bundle.json",
 }
 
 
@@ -58,14 +58,18 @@ def test_scripts_are_executable_and_pass_bash_n(jetson_bundle):
         assert path.stat().st_mode & 0o111
         check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-    for script in ("build_engine.py", "measure_latency.py"):
+    for script in ("build_engine.py", "engine_description.py", "measure_latency.py"):
         py_compile.compile(str(jetson_bundle / script), doraise=True)
 
 
 def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
     settings = json.loads((jetson_bundle / "build_settings.json").read_text())
     assert settings["flavour"] == "tensorrt" and not settings["strongly_typed"]
-    assert settings["builder_flags"] == ["FP16"]
+    assert settings["builder_flags"] == ["FP16", "PREFER_PRECISION_CONSTRAINTS"]
+    kept = settings["fp32_layers"]  # LayerNorm, Softmax and the token scores stay fp32 under the FP16 flag
+    assert any("layer_norm" in name for name in kept) and any("Softmax" in name for name in kept)
+    assert any(name.startswith("node_sort") or "topk" in name.lower() for name in kept)
+    assert settings["device"] == "jetson-orin-nano" and settings["profile"]["name"] == "jetson-orin-nano"
     assert settings["workspace_bytes"] == 1024 * 2**20
     assert settings["shape_profile"] == {"images": [[1, 3, 32, 32], [1, 3, 32, 32], [8, 3, 32, 32]]}
     assert settings["timing_cache"] == "timing.cache"
@@ -73,7 +77,7 @@ def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
     assert 'CUDA_ARCH="${CUDA_ARCH:-87}"' in build_sh
     for flag in ("--fp16", "--minShapes=images:1x3x32x32", "--maxShapes=images:8x3x32x32",
                  "--memPoolSize=workspace:1024M", "--builderOptimizationLevel=3", "--timingCacheFile=timing.cache",
-                 "--staticPlugins="):
+                 "--staticPlugins=", "--precisionConstraints=prefer", f"--layerPrecisions={kept[0]}:fp32,"):
         assert flag in build_sh
 
 

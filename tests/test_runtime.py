@@ -106,12 +106,23 @@ def test_trt_runner_refuses_a_missing_engine_before_importing_tensorrt(tmp_path)
 
 def test_trt_reads_the_engine_json_beside_the_engine(tmp_path):
     from vitprune_export.runtime.trt_runner import engine_description
+    from vitprune_export.standalone.engine_description import describe_engine, write_engine_description
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0")
     assert engine_description(engine) == {}
-    (tmp_path / "m.engine.json").write_text('{"precision": "fp16", "device": "rtx4090", "onnx_metadata": {"model": "vit_s"}}')
-    assert engine_description(engine)["onnx_metadata"] == {"model": "vit_s"}
+    settings = {"device": "rtx4090", "precision": "fp16", "precision_source": "x", "flavour": "tensorrt_rtx"}
+    written = describe_engine(engine, b"\0", "m.onnx", {"model": "vit_s"}, settings,
+                              {"flavour": "tensorrt_rtx", "version": "1.7"}, "vitprune build")
+    write_engine_description(engine, written)
+    read = engine_description(engine)
+    assert read["onnx_metadata"] == {"model": "vit_s"} and (read["device"], read["precision"]) == ("rtx4090", "fp16")
+    (tmp_path / "m.engine.json").write_text('{"precision": "fp16", "onnx_metadata": {"model": "vit_s"}}')
+    with pytest.raises(VitPruneError, match="is not a vitprune engine description"):
+        engine_description(engine)
+    (tmp_path / "m.engine.json").write_text('{"schema": "vitprune.engine/9", "precision": "fp16"}')
+    with pytest.raises(VitPruneError, match="newer than this reader"):
+        engine_description(engine)
 
 
 def test_trt_without_tensorrt_or_gpu_is_one_line(tmp_path):

@@ -200,6 +200,18 @@ def convert_to_fp16(model, keep_fp32_ops=()):
         if node.op_type == "Cast":
             touches_float = any(_is_float(types, n) for n in node.output)
         compute[index] = (FLOAT if index in island else FLOAT16) if touches_float else None
+    # a float made from integers (a one-hot Cast, ConstantOfShape) takes its readers' type when they agree
+    readers: dict[str, list[int]] = defaultdict(list)
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            readers[name].append(index)
+    for index, node in enumerate(nodes):
+        makes_float = node.op_type == "ConstantOfShape" or (
+            node.op_type == "Cast" and not any(_is_float(types, name) for name in node.input))
+        if makes_float and compute[index] == FLOAT16:
+            kinds = {compute[reader] for output in node.output for reader in readers[output]}
+            if kinds == {FLOAT}:
+                compute[index] = FLOAT
 
     # the type each float activation is stored in
     stored: dict[str, int] = {name: FLOAT for name in graph_inputs}

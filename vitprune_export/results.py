@@ -152,6 +152,8 @@ def write_result(path: str | Path, data: dict[str, Any]) -> Path:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
+    from .standalone.engine_description import is_engine_description
+
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -159,6 +161,12 @@ def load_result(path: str | Path) -> dict[str, Any]:
         raise VitPruneError(f"result file {str(path)!r} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise VitPruneError(f"{str(path)!r} is not valid JSON ({error}); re-run the command that wrote it") from None
+    if is_engine_description(data):
+        engine = str(path)[: -len(".json")] if str(path).endswith(".json") else data.get("engine")
+        raise VitPruneError(
+            f"{str(path)!r} describes an engine ({data['schema']}), it is not a result; measure the engine with "
+            f"'vitprune profile {engine} --backend trt' and compare the result"
+        )
     return validate_result(data, str(path))
 
 
@@ -166,7 +174,7 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
     """Results from files and folders (searched recursively for ``*.json``).
 
     A file named explicitly must be a valid result. In a folder, JSON files that
-    are not vitprune results (no ``schema`` key, e.g. engine metadata) are skipped;
+    are not vitprune results (engine descriptions, other JSON) are skipped;
     a vitprune result that is broken is still an error.
     """
     if not paths:

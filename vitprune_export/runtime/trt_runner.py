@@ -6,13 +6,13 @@ CUDA tensors whose addresses go to ``IExecutionContext.set_tensor_address``;
 one ``execute_async_v3`` per query on a torch stream, between two CUDA events
 (no pycuda / cuda-python needed). A dynamic batch axis takes ``batch``.
 The engine's metadata (model, method, schedule, MACs, precision, device
-profile, plugin library) is read from the JSON ``vitprune build`` writes
-beside it (``x.engine.json``), when there is one.
+profile, plugin library) is read from the engine description beside it
+(``x.engine.json``, :mod:`..standalone.engine_description`, written by
+``vitprune build`` and a bundle's ``build_engine.py``), when there is one.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import VitPruneError
@@ -20,16 +20,13 @@ from .base import LoadedModel, Runner, fill_macs, loaded_from_metadata
 
 
 def engine_description(path: Path) -> dict:
-    """The JSON ``vitprune build`` writes beside an engine (``x.engine.json``, or ``x.json``), or {}."""
-    for candidate in (Path(str(path) + ".json"), path.with_suffix(".json")):
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(data, dict):
-                return data
-    return {}
+    """The JSON written beside an engine (``x.engine.json``, schema ``vitprune.engine/…``), or {} when there is none."""
+    from ..standalone.engine_description import EngineDescriptionError, read_engine_description
+
+    try:
+        return read_engine_description(path)
+    except EngineDescriptionError as error:
+        raise VitPruneError(str(error)) from None
 
 
 def _torch_dtype(trt, dtype):
