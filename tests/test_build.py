@@ -11,13 +11,13 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from trt_checks import requires_tensorrt_rtx
 from typer.testing import CliRunner
 
 from vitprune_export.build import (
     OnnxInput,
     builder_settings,
     convert_onnx_to_fp16,
-    fp32_layers_of,
     onnx_float_precision,
     onnx_inputs,
     onnx_plugin_ops,
@@ -356,17 +356,6 @@ def plugin_onnx(path: Path) -> Path:
     )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vitprune", 1)]), str(path))
     return path
-
-
-def _tensorrt_rtx_importable() -> bool:
-    try:
-        import tensorrt_rtx  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-requires_tensorrt_rtx = pytest.mark.skipif(not _tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install tensorrt-rtx)")
 
 
 def test_plugin_nodes_are_read_without_the_onnx_package(tmp_path, export_cache):

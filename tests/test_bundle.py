@@ -172,13 +172,16 @@ def test_cli_bundle_refuses_a_cpu_profile_and_an_existing_folder(tiny_onnx, jets
 
 
 def test_strongly_typed_bundle_ships_an_fp16_onnx(tiny_onnx, tmp_path):
-    pytest.importorskip("onnxconverter_common", reason="fp16 conversion for strongly typed TensorRT needs onnxconverter-common")
     from vitprune_export.build import onnx_float_precision
+    from vitprune_export.fp16 import mixed_type_nodes
 
     result = bundle(tiny_onnx, "rtx-generic", tmp_path / "rtx")
     assert result.settings["strongly_typed"] and result.settings["convert_onnx_to_fp16"]
     converted = tmp_path / "rtx" / f"{tiny_onnx.stem}_fp16.onnx"
     assert onnx_float_precision(converted) == "fp16"
+    import onnx
+
+    assert mixed_type_nodes(onnx.load(str(converted))) == []
     assert "--stronglyTyped" in (tmp_path / "rtx" / "build.sh").read_text()
     assert json.loads((tmp_path / "rtx" / "build_settings.json").read_text())["timing_cache"] is None
 
@@ -211,10 +214,11 @@ def test_measure_script_refuses_fewer_than_100_iterations(jetson_bundle):
 
 
 def test_build_script_standalone_without_tensorrt_exits_2(jetson_bundle, tmp_path):
-    from vitprune_export.trt_env import tensorrt_available
+    """The Jetson bundle asks for `tensorrt` (10.3); where only TensorRT for RTX is installed, that is missing too."""
+    import importlib.util
 
-    if tensorrt_available():
-        pytest.skip("TensorRT is installed")
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT (tensorrt) is installed")
     done = subprocess.run(
         [sys.executable, str(jetson_bundle / "build_engine.py"), "--onnx", "x.onnx", "--settings", "build_settings.json",
          "--output", str(tmp_path / "x.engine")],
@@ -222,3 +226,11 @@ def test_build_script_standalone_without_tensorrt_exits_2(jetson_bundle, tmp_pat
     )
     assert done.returncode == 2 and done.stderr.startswith("error: TensorRT Python bindings are not importable")
     assert not (tmp_path / "x.engine").exists()
+
+
+def test_a_plugin_graph_for_tensorrt_rtx_is_refused_at_bundle_time(tmp_path, export_cache):
+    _, exported = export_cache(TINY, "topk", rate=0.1, plugins=True)
+    result = CliRunner().invoke(app, ["bundle", str(exported.path), "--profile", "rtx-generic", "-o", str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert "TensorRT for RTX, which has no plugin layers" in result.output and "--to standard" in result.output
+    assert not (tmp_path / "b").exists()
