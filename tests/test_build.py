@@ -549,3 +549,20 @@ def test_profile_with_unknown_key_fails_before_tensorrt(tiny_onnx, tmp_path):
     assert "unknown key 'build.workspace' (did you mean 'workspace_mb'?)" in result.output
     with pytest.raises(VitPruneError):
         profile_from_dict({"build": {"workspace": 1}}, "odd")
+
+
+@pytest.mark.tensorrt
+@requires_tensorrt_rtx
+def test_a_plugin_library_that_does_not_load_is_one_line(tmp_path):
+    """A file that is no plugin library (or a library without getCreators): TensorRT's registry returns no
+    handle, and both loaders say so in one line instead of failing later in the parser."""
+    import tensorrt_rtx
+
+    from vitprune_export.trt_env import TensorRT, load_plugin_library
+
+    bad = tmp_path / "libvitprune_plugins.so"
+    bad.write_bytes(b"not a shared library")
+    with pytest.raises(VitPruneError, match="TensorRT could not load plugin library .*built for another TensorRT or CUDA"):
+        load_plugin_library(bad, TensorRT(tensorrt_rtx, "tensorrt_rtx", tensorrt_rtx.__version__))
+    with pytest.raises(trt_build.BuildError, match="TensorRT could not load plugin library"):
+        trt_build.load_plugins(tensorrt_rtx, str(bad))
