@@ -442,7 +442,7 @@ def test_plugin_graph_on_tensorrt_rtx_is_one_line_and_exit_2_before_parsing(tmp_
     assert len(lines) == 1, lines
     assert "1 plugin node(s): VitPruneTopKSelect ×1, first 'topk0'" in lines[0]
     assert "TensorRT for RTX has no plugin layers" in lines[0]
-    assert f"vitprune rewrite {path} --to standard -o plugins_standard.onnx" in lines[0]
+    assert f"vitprune rewrite {path} --to standard -o {tmp_path / 'plugins_standard.onnx'}" in lines[0]
     assert "TensorRT 10/11" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plugins.onnx"]
 
@@ -471,6 +471,26 @@ def test_build_dry_run_prints_the_settings_without_tensorrt(tiny_onnx):
     assert settings["shape_profile"] == {"images": [[1, 3, 32, 32], [1, 3, 32, 32], [8, 3, 32, 32]]}
     if not tensorrt_available():
         assert (settings["flavour"], settings["tensorrt_version"], settings["builder_flags"]) == ("tensorrt", "10.3", ["FP16"])
+
+
+def test_dry_run_for_jetpack6_lists_the_fp32_layers(tiny_onnx, monkeypatch):
+    """Where the profile's TensorRT (10.3) is not installed, the dry run shows its settings: FP16 flag plus the
+    precision constraints on the fragile layers of this ONNX — what the Jetson bundle will build with."""
+    import vitprune_export.trt_env as trt_env
+    from vitprune_export.errors import MissingDependencyError
+
+    def missing(prefer=None):
+        raise MissingDependencyError("TensorRT is not available")
+
+    monkeypatch.setattr(trt_env, "import_tensorrt", missing)
+    result = CliRunner().invoke(app, ["build", str(tiny_onnx), "--profile", "jetson-orin-nano", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.stdout)
+    assert (settings["flavour"], settings["tensorrt_version"]) == ("tensorrt", "10.3")
+    assert settings["builder_flags"] == ["FP16", "PREFER_PRECISION_CONSTRAINTS"]
+    proto = onnx.load(str(tiny_onnx))
+    layer_norms = [n.name for n in proto.graph.node if n.op_type == "LayerNormalization"]
+    assert len(layer_norms) == 13 and set(layer_norms) <= set(settings["fp32_layers"])
 
 
 def test_build_with_a_cpu_profile_says_there_is_no_engine(tiny_onnx):

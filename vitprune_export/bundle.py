@@ -143,7 +143,7 @@ def bundle(
         raise VitPruneError(
             f"{str(onnx_path)!r} has plugin nodes ({', '.join(plugin_ops)}) and profile {profile.name!r} builds with "
             f"TensorRT for RTX, which has no plugin layers; rewrite them with 'vitprune rewrite {onnx_path} --to standard "
-            f"-o {onnx_path.stem}_standard.onnx' and bundle that, or use a TensorRT 10/11 profile"
+            f"-o {onnx_path.with_name(onnx_path.stem + '_standard.onnx')}' and bundle that, or use a TensorRT 10/11 profile"
         )
     settings = builder_settings(profile, flavour, version, inputs, onnx_precision, fp32_layers=keep_fp32)
     settings_data = settings.for_device(profile)

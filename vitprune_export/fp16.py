@@ -175,8 +175,8 @@ def _to_fp16_array(array):
 def convert_to_fp16(model, keep_fp32_ops=()):
     """An fp16 copy of ``model`` (fp32 inputs/outputs, :func:`fp32_nodes` kept fp32); returns (model, report).
 
-    Every node then has inputs of one float type (ONNX type inference with
-    ``check_type`` verifies it, :func:`mixed_type_nodes` re-checks it).
+    Every node then has inputs of one float type; :func:`mixed_type_nodes` checks
+    the result (ONNX type inference) and a ``ValueError`` names any node left mixed.
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -188,6 +188,10 @@ def convert_to_fp16(model, keep_fp32_ops=()):
     graph = model.graph
     _constants_to_initialisers(graph)
     types = tensor_types(model)
+    for node in graph.node:  # plugin ops have float outputs even where the file does not declare them
+        if node.op_type in set(keep_fp32_ops):
+            for output in node.output:
+                types.setdefault(output, FLOAT)
     island = _fp32_node_indices(model, keep_fp32_ops, types)
     nodes = list(graph.node)
     initialisers = {tensor.name: tensor for tensor in graph.initializer}
@@ -295,6 +299,9 @@ def convert_to_fp16(model, keep_fp32_ops=()):
         if value.type.tensor_type.elem_type == FLOAT:
             value.type.tensor_type.elem_type = final_initialisers.get(value.name, stored.get(value.name, FLOAT))
     _insert_in_order(graph, new_nodes)
+    problems = mixed_type_nodes(model)
+    if problems:
+        raise ValueError(f"nodes left with fp32 and fp16 inputs: {', '.join(problems[:5])}")
     report = Fp16Report(
         fp32_nodes=sum(1 for k in compute.values() if k == FLOAT), fp16_nodes=sum(1 for k in compute.values() if k == FLOAT16),
         casts_added=len(new_nodes), initialisers_fp16=fp16_count,

@@ -53,7 +53,7 @@ def build(
 
 
 def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Path | None, json: bool) -> None:
-    from ..build import builder_settings, expected_tensorrt, onnx_float_precision, onnx_inputs
+    from ..build import _load_onnx, builder_settings, expected_tensorrt, fp32_layers_of, onnx_float_precision, onnx_inputs, onnx_plugin_ops
     from ..device_profiles import load_profile
     from ..errors import MissingDependencyError, VitPruneError
     from ..trt_env import import_tensorrt
@@ -67,7 +67,10 @@ def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Pat
     except MissingDependencyError:
         flavour, version = expected_tensorrt(profile)
         origin = "expected by the profile (TensorRT is not installed here)"
-    settings = builder_settings(profile, flavour, version, onnx_inputs(onnx), onnx_float_precision(onnx), fp16, timing_cache)
+    proto = _load_onnx(onnx)
+    precision = onnx_float_precision(onnx, proto)
+    keep_fp32 = fp32_layers_of(proto, onnx_plugin_ops(onnx, proto)) if precision == "fp32" else []
+    settings = builder_settings(profile, flavour, version, onnx_inputs(onnx, proto), precision, fp16, timing_cache, keep_fp32)
     if json:
         print_json(settings.to_dict())
         return
@@ -77,7 +80,9 @@ def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Pat
     table.add_column("setting")
     table.add_column("value")
     for key, value in settings.to_dict().items():
-        if key != "notes":
+        if key == "fp32_layers":
+            table.add_row(key, f"{len(value)} ONNX nodes kept fp32 (LayerNorm, Softmax, token scores, merge divisions)")
+        elif key != "notes":
             table.add_row(key, str(value))
     console.print(table)
     for note in settings.notes:

@@ -203,10 +203,10 @@ def _find_creator(registry, node: PluginNode):
 def refuse_plugins_without_plugin_layers(trt, onnx_path: str | Path, nodes: list[PluginNode]) -> None:
     """TensorRT for RTX and a graph with plugin nodes: one error saying what to do, before anything is loaded."""
     if nodes and not has_plugin_layers(trt):
-        stem = Path(onnx_path).stem
+        standard = Path(onnx_path).with_name(f"{Path(onnx_path).stem}_standard.onnx")
         raise BuildError(
             f"{str(onnx_path)!r} has {_plugin_summary(nodes)}, and TensorRT for RTX has no plugin layers; "
-            f"rewrite them to standard ops with 'vitprune rewrite {onnx_path} --to standard -o {stem}_standard.onnx' "
+            f"rewrite them to standard ops with 'vitprune rewrite {onnx_path} --to standard -o {standard}' "
             "and build that, or build this graph on TensorRT 10/11 with --plugins libvitprune_plugins.so"
         )
 
