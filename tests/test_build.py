@@ -26,7 +26,7 @@ from vitprune_export.build import (
 from vitprune_export.cli import app
 from vitprune_export.device_profiles import load_profile, profile_from_dict
 from vitprune_export.errors import VitPruneError
-from vitprune_export.standalone import trt_build
+from vitprune_export.standalone import plugin_nodes, trt_build
 from vitprune_export.trt_env import tensorrt_available
 
 DYNAMIC = [OnnxInput("images", ("batch", 3, 224, 224))]
@@ -362,17 +362,17 @@ def test_plugin_nodes_are_read_without_the_onnx_package(tmp_path, export_cache):
     """The standalone reader (the device has no onnx package) finds what onnx finds: names, op types, attributes."""
     path = plugin_onnx(tmp_path / "plugins.onnx")
     assert onnx_plugin_ops(path) == ["VitPruneTopKSelect"]
-    assert [n.op_type for n in trt_build.onnx_plugin_nodes(path)] == ["VitPruneTopKSelect"]
+    assert [n.op_type for n in plugin_nodes.onnx_plugin_nodes(path)] == ["VitPruneTopKSelect"]
     _, exported = export_cache(TINY, "tome", rate=0.1, plugins=True)
     proto = onnx.load(str(exported.path), load_external_data=False)
     expected = [(n.name, n.op_type, next(a.s.decode() for a in n.attribute if a.name == "plugin_version"))
                 for n in proto.graph.node if n.op_type.startswith("VitPrune")]
-    found = [(n.name, n.op_type, n.version) for n in trt_build.onnx_plugin_nodes(exported.path)]
+    found = [(n.name, n.op_type, n.version) for n in plugin_nodes.onnx_plugin_nodes(exported.path)]
     assert found == expected and len(found) == 6
-    assert trt_build.onnx_plugin_nodes(small_onnx_path(tmp_path)) == []
+    assert plugin_nodes.onnx_plugin_nodes(small_onnx_path(tmp_path)) == []
     (tmp_path / "junk.onnx").write_bytes(b"\xff\xff\xff")
     with pytest.raises(trt_build.BuildError, match="is not a readable ONNX file"):
-        trt_build.onnx_plugin_nodes(tmp_path / "junk.onnx")
+        plugin_nodes.onnx_plugin_nodes(tmp_path / "junk.onnx")
 
 
 def small_onnx_path(folder: Path) -> Path:
@@ -417,11 +417,11 @@ def test_plugin_graph_on_tensorrt_10_without_a_library_is_one_line(tmp_path, mon
 
 def test_tensorrt_for_rtx_is_refused_by_what_it_lacks():
     """TensorRT for RTX is recognised by name, a TensorRT whose network has no plugin layers by its API."""
-    assert not trt_build.has_plugin_layers(types.SimpleNamespace(__name__="tensorrt_rtx"))
+    assert not plugin_nodes.has_plugin_layers(types.SimpleNamespace(__name__="tensorrt_rtx"))
     no_plugin_api = types.SimpleNamespace(__name__="tensorrt", INetworkDefinition=type("N", (), {}))
-    assert not trt_build.has_plugin_layers(no_plugin_api)
+    assert not plugin_nodes.has_plugin_layers(no_plugin_api)
     with_plugins = types.SimpleNamespace(__name__="tensorrt", INetworkDefinition=type("N", (), {"add_plugin_v3": None}))
-    assert trt_build.has_plugin_layers(with_plugins)
+    assert plugin_nodes.has_plugin_layers(with_plugins)
 
 
 @requires_tensorrt_rtx

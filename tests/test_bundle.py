@@ -22,7 +22,7 @@ from vitprune_export.standalone import trt_measure
 
 TINY = "vitprune_tiny_patch4_32"
 EXPECTED_FILES = {
-    "README.md", "build.sh", "profile.sh", "build_engine.py", "engine_description.py", "measure_latency.py",
+    "README.md", "build.sh", "profile.sh", "build_engine.py", "engine_description.py", "plugin_nodes.py", "measure_latency.py",
     "build_settings.json", "metadata.json", "profile.toml", "bundle.json",
 }
 
@@ -58,7 +58,7 @@ def test_scripts_are_executable_and_pass_bash_n(jetson_bundle):
         assert path.stat().st_mode & 0o111
         check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-    for script in ("build_engine.py", "engine_description.py", "measure_latency.py"):
+    for script in ("build_engine.py", "engine_description.py", "plugin_nodes.py", "measure_latency.py"):
         py_compile.compile(str(jetson_bundle / script), doraise=True)
 
 

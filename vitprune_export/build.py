@@ -45,7 +45,7 @@ from typing import Any
 from .device_profiles import DeviceProfile, load_profile
 from .errors import MissingDependencyError, VitPruneError
 from .standalone.engine_description import SCHEMA as ENGINE_JSON_SCHEMA
-from .standalone.trt_build import is_plugin_node
+from .standalone.plugin_nodes import is_plugin_node
 
 log = logging.getLogger("vitprune")
 
@@ -367,7 +367,8 @@ def build_engine(
     from .export import read_metadata
     from .io import atomic_output, atomic_write_bytes
     from .standalone.engine_description import describe_engine, description_path, encode
-    from .standalone.trt_build import BuildError, build_serialized_engine, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
+    from .standalone.plugin_nodes import BuildError, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
+    from .standalone.trt_build import build_serialized_engine
     from .trt_env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)

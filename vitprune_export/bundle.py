@@ -15,8 +15,9 @@ beside ``out_dir``, renamed at the end):
 * ``build.sh`` (plugin library, then the engine with the TensorRT Python API,
   ``trtexec`` or an installed ``vitprune``), ``profile.sh`` (vitprune's latency
   protocol, results JSON ``vitprune.result/1``), the standalone Python scripts
-  they run (``build_engine.py`` writes the same engine description as
-  ``vitprune build``, with ``engine_description.py``), a README with the exact
+  they run (``build_engine.py`` with ``plugin_nodes.py`` and
+  ``engine_description.py``: it checks plugin nodes before parsing and writes
+  the same engine description as ``vitprune build``), a README with the exact
   steps and ``bundle.json``.
 """
 
@@ -169,6 +170,7 @@ def bundle(
         (staging / "build_settings.json").write_text(json.dumps(settings_data, indent=2) + "\n")
         shutil.copy2(STANDALONE / "trt_build.py", staging / "build_engine.py")
         shutil.copy2(STANDALONE / "engine_description.py", staging / "engine_description.py")
+        shutil.copy2(STANDALONE / "plugin_nodes.py", staging / "plugin_nodes.py")
         shutil.copy2(STANDALONE / "trt_measure.py", staging / "measure_latency.py")
         if has_plugin_sources:
             shutil.copytree(plugins_dir, staging / "plugins", ignore=shutil.ignore_patterns(*PLUGIN_SOURCE_IGNORE))

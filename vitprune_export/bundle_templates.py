@@ -120,7 +120,7 @@ vitprune itself need not be installed there.
 | `plugins/` | the plugin sources and their CMake (`libvitprune_plugins.so`) |
 | `build.sh` | builds the plugin library, then the engine `@ENGINE@` |
 | `profile.sh` | measures the engine and writes `results/@DEVICE@/….json` |
-| `build_engine.py`, `engine_description.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes); `build_engine.py` writes `@ENGINE@.json` beside the engine, as `vitprune build` does |
+| `build_engine.py`, `engine_description.py`, `plugin_nodes.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes); `build_engine.py` writes `@ENGINE@.json` beside the engine, as `vitprune build` does |
 
 Keep counts (tokens after each block): @KEEP_COUNTS@
 
