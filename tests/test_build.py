@@ -586,3 +586,28 @@ def test_a_plugin_library_that_does_not_load_is_one_line(tmp_path):
         load_plugin_library(bad, TensorRT(tensorrt_rtx, "tensorrt_rtx", tensorrt_rtx.__version__))
     with pytest.raises(trt_build.BuildError, match="TensorRT could not load plugin library"):
         trt_build.load_plugins(tensorrt_rtx, str(bad))
+
+
+@pytest.mark.tensorrt
+@requires_tensorrt_rtx
+def test_every_fp32_node_is_found_among_the_parsed_layers(export_cache):
+    """The layer ↔ ONNX node matching of the precision constraints, against a real ONNX parser's network
+    (TensorRT for RTX's parser names and tags layers as TensorRT 10's does; it has no layer precisions
+    itself): every node to keep fp32 owns at least one layer, a ReduceL2 all three of its layers."""
+    import tensorrt_rtx as trt
+
+    from vitprune_export.fp16 import fp32_nodes
+
+    _, exported = export_cache(TINY, "tome", rate=0.1)
+    proto = onnx.load(str(exported.path))
+    kept = fp32_nodes(proto)
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(0)
+    assert trt.OnnxParser(network, logger).parse_from_file(str(exported.path))
+    owners: dict[str, int] = {}
+    for index in range(network.num_layers):
+        for node in trt_build.onnx_nodes_of(network.get_layer(index)):
+            owners[node] = owners.get(node, 0) + 1
+    assert [name for name in kept if name not in owners] == []
+    norms = [n.name for n in proto.graph.node if n.op_type == "ReduceL2"]
+    assert norms and all(owners[name] == 3 for name in norms)  # square, reduce, sqrt

@@ -45,6 +45,7 @@ import ctypes
 import importlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -110,13 +111,11 @@ def load_plugins(trt, library: str | None) -> None:
 # ---------------------------------------------------------------- fp32 layers under the FP16 flag (weak typing)
 
 
-def onnx_node_of(layer) -> str:
-    """The ONNX node a parsed layer came from: its metadata ``[ONNX Layer: name]``, else the layer's name."""
-    metadata = getattr(layer, "metadata", None) or ""
-    prefix = "[ONNX Layer: "
-    if isinstance(metadata, str) and metadata.startswith(prefix) and metadata.endswith("]"):
-        return metadata[len(prefix):-1]
-    return layer.name
+def onnx_nodes_of(layer) -> list[str]:
+    """The ONNX nodes a parsed layer came from: its metadata ``[ONNX Layer: name]`` entries, else its name."""
+    metadata = getattr(layer, "metadata", None)
+    names = re.findall(r"\[ONNX Layer: ([^\]]+)\]", metadata) if isinstance(metadata, str) else []
+    return names or [layer.name]
 
 
 def keep_layers_fp32(trt, network, node_names) -> int:
@@ -126,7 +125,7 @@ def keep_layers_fp32(trt, network, node_names) -> int:
     count = 0
     for index in range(network.num_layers):
         layer = network.get_layer(index)
-        if onnx_node_of(layer) not in wanted:
+        if wanted.isdisjoint(onnx_nodes_of(layer)):
             continue
         layer.precision = trt.float32
         for output in range(layer.num_outputs):
