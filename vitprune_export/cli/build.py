@@ -53,7 +53,15 @@ def build(
 
 
 def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Path | None, json: bool) -> None:
-    from ..build import _load_onnx, builder_settings, expected_tensorrt, fp32_layers_of, onnx_float_precision, onnx_inputs, onnx_plugin_ops
+    from ..build import (
+        _load_onnx,
+        builder_settings,
+        expected_tensorrt,
+        fp32_layers_of,
+        onnx_float_precision,
+        onnx_inputs,
+        onnx_plugin_ops,
+    )
     from ..device_profiles import load_profile
     from ..errors import MissingDependencyError, VitPruneError
     from ..trt_env import import_tensorrt
