@@ -3,8 +3,11 @@
 Bolya et al., *Token Merging: Your ViT but Faster*, ICLR 2023, §3: bipartite
 soft matching on the keys (mean over heads) merges ``r`` pairs per block by a
 size-weighted average, and proportional attention adds ``log s`` to attention
-so a merged token counts as the tokens it stands for. Prefix tokens never merge;
-``r`` is capped at half the patch tokens (every A token can merge at most once).
+so a merged token counts as the tokens it stands for.
+
+As the official ``tome/merge.py``: the A/B split alternates over all tokens with
+the class token first in A; prefix tokens never merge and stay first; ``r`` is
+capped at ``⌊(N − P)/2⌋`` (see :func:`.functional.bipartite_soft_matching`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from ..ops.emit import plugin_mode_active
 from . import register_method
 from .base import TokenReduction
-from .functional import bipartite_soft_matching, merge_weighted_average, split_prefix
+from .functional import merge_bipartite
 
 
 @register_method
@@ -37,9 +40,4 @@ class ToMe(TokenReduction):
             size = x.new_ones(x.shape[:2])
         if plugin_mode_active():  # one fused VitPruneToMeMerge node (vitprune_export.ops)
             return torch.ops.vitprune.tome_merge(x, attention.mean_key, size, num_prefix, plan.remove)
-        prefix, patches = split_prefix(x, num_prefix)
-        prefix_size, patch_size = split_prefix(size, num_prefix)
-        _, patch_keys = split_prefix(attention.mean_key, num_prefix)
-        unmerged, merged, destination = bipartite_soft_matching(patch_keys, plan.remove)
-        patches, patch_size = merge_weighted_average(patches, patch_size, unmerged, merged, destination)
-        return torch.cat([prefix, patches], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+        return merge_bipartite(x, attention.mean_key, size, num_prefix, plan.remove)
