@@ -257,10 +257,11 @@ def main() -> None:
     images = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed))
     models = {}
 
-    def model(name):
-        if name not in models:
-            models[name] = create_model(name, "random", seed=args.seed)
-        return models[name]
+    def model(name, **kwargs):
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in models:
+            models[key] = create_model(name, "random", seed=args.seed, **kwargs)
+        return models[key]
 
     rows = []
 
@@ -274,16 +275,21 @@ def main() -> None:
     print("| --- | --- | --- | ---: | --- |")
     vit = "vit_small_patch16_224"
     if args.tome_repo:
-        for model_name, setting, how in (
-            (vit, "rate 0.06", {"rate": 0.06}),
-            (vit, "r = 8 every block", {"schedule": [8] * 12}),
-            (vit, "r = 13 every block", {"schedule": [13] * 12}),
-            ("deit_small_distilled_patch16_224", "r = 13 every block", {"schedule": [13] * 12}),
-            ("deit_small_distilled_patch16_224", "rate 0.06", {"rate": 0.06}),
+        no_class_token = {"class_token": False, "global_pool": "avg"}
+        for model_name, kwargs, setting, how in (
+            (vit, {}, "rate 0.06", {"rate": 0.06}),
+            (vit, {}, "r = 8 every block", {"schedule": [8] * 12}),
+            (vit, {}, "r = 13 every block", {"schedule": [13] * 12}),
+            ("deit_small_distilled_patch16_224", {}, "r = 13 every block", {"schedule": [13] * 12}),
+            ("deit_small_distilled_patch16_224", {}, "rate 0.06", {"rate": 0.06}),
+            (vit, no_class_token, "no class token (average pooling), rate 0.06", {"rate": 0.06}),
+            (vit, no_class_token, "no class token (average pooling), r = 13 every block", {"schedule": [13] * 12}),
+            (vit, no_class_token, "no class token, rate 0.06, --sort-unmerged (a departure)", {"rate": 0.06}),
         ):
-            base = model(model_name)
+            base = model(model_name, **kwargs)
             _, removed = schedule_of(base, "tome", **how)
-            ours = vitprune_logits(base, "tome", removed, images)
+            knobs = {"sort_unmerged": True} if "--sort-unmerged" in setting else {}
+            ours = vitprune_logits(base, "tome", removed, images, **knobs)
             report("tome", model_name, setting, removed, ours, official_tome(args.tome_repo, base, removed, images))
     if args.ppt_repo:
         base = model(vit)

@@ -120,6 +120,9 @@ def test_without_prefix_tokens_unmerged_a_tokens_stay_in_edge_order():
     pairs, unmerged = _pairs(metric, merges=1, num_prefix=0)
     assert pairs == {2: 3}  # 1°
     assert unmerged == [6, 4, 0]  # edges of 4°, 10°, 30°
+    # the departure --sort-unmerged: position order, as with a class token
+    unmerged, merged, destination = bipartite_soft_matching(metric, 1, 0, sort_unmerged=True)
+    assert [2 * a for a in unmerged[0].tolist()] == [0, 4, 6] and merged.tolist() == [[1]]
 
 
 def test_merge_count_is_capped_at_half_the_patch_tokens():

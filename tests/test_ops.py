@@ -197,6 +197,20 @@ def test_every_tome_form_gives_the_official_pairing(case):
         assert np.allclose(np.asarray(got_sizes).flatten(), want_sizes, atol=1e-6), form
 
 
+def test_sort_unmerged_without_class_token_has_no_plugin_form_and_is_the_hint(tmp_path):
+    from conftest import base_model
+    from vitprune_export import apply_method, export_onnx
+    from vitprune_export.errors import VitPruneError
+
+    assert "--sort-unmerged" in get_method("tome").near_tie_hint(0)
+    assert get_method("tome").near_tie_hint(1) == get_method("tome", sort_unmerged=True).near_tie_hint(0) == ""
+    model = base_model("vitprune_tiny_patch4_32", class_token=False, global_pool="avg", depth=2)
+    apply_method(model, "tome", rate=0.1, sort_unmerged=True)
+    with pytest.raises(VitPruneError, match="--sort-unmerged has no plugin form"):
+        export_onnx(model, tmp_path / "tome.onnx", plugins=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_decomposition_refuses_topk_beyond_tensorrt_limit():
     from vitprune_export.errors import VitPruneError
     from vitprune_export.rewrite import rewrite_model

@@ -107,7 +107,7 @@ def bipartite_split(num_prefix: int) -> tuple[int, int]:
 
 
 def bipartite_soft_matching(
-    metric: torch.Tensor, merges: int, num_prefix: int = 0
+    metric: torch.Tensor, merges: int, num_prefix: int = 0, sort_unmerged: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ToMe's bipartite soft matching (Bolya et al., ICLR 2023, §3, "Bipartite Soft Matching").
 
@@ -130,7 +130,10 @@ def bipartite_soft_matching(
       tokens they are in ascending order, as the official code sorts them (so that the
       class token stays first); then the order is fixed by which tokens merge, never by
       near-ties of the similarities. Without prefix tokens the official code leaves them
-      in edge order (most similar first), and so does this function.
+      in edge order (most similar first), and so does this function unless
+      ``sort_unmerged`` (a departure, off by default: with edge order a near-tie between
+      two unmerged edges, which two runtimes may break differently, reorders the tokens
+      and so the next block's split; sorted, the order depends only on which tokens merge).
     - ``merged`` (B, r): the A tokens that merge, most similar edge first.
     - ``destination`` (B, r): the B token each of them merges into.
     """
@@ -144,7 +147,7 @@ def bipartite_soft_matching(
     order = best_value.argsort(dim=-1, descending=True)
     merged = order[:, :merges]
     unmerged = order[:, merges:]
-    if num_prefix > 0:
+    if num_prefix > 0 or sort_unmerged:
         unmerged = sort_indices(unmerged)
     destination = best_b.gather(1, merged) + protected_b
     return unmerged + protected_a, merged + protected_a, destination
@@ -177,12 +180,12 @@ def merge_weighted_average(
 
 
 def merge_bipartite(
-    x: torch.Tensor, keys: torch.Tensor, size: torch.Tensor, num_prefix: int, merges: int
+    x: torch.Tensor, keys: torch.Tensor, size: torch.Tensor, num_prefix: int, merges: int, sort_unmerged: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ToMe step (§3): bipartite soft matching on ``keys`` (B, T, D), then the
     size-weighted merge of ``x`` (B, T, C) and ``size`` (B, T). Shared by ``tome``,
     PPT's pooling branch and the ``VitPruneToMeMerge`` reference."""
-    unmerged, merged, destination = bipartite_soft_matching(keys, merges, num_prefix)
+    unmerged, merged, destination = bipartite_soft_matching(keys, merges, num_prefix, sort_unmerged)
     return merge_weighted_average(x, size, num_prefix, unmerged, merged, destination)
 
 
