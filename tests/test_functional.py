@@ -10,6 +10,7 @@ from vitprune_export.methods.etps import squeeze_into_hosts
 from vitprune_export.methods.evit import attention_like, fuse_tokens
 from vitprune_export.methods.functional import (
     bipartite_soft_matching,
+    bipartite_split,
     cosine_similarity_matrix,
     keep_top_tokens,
     merge_bipartite,
@@ -69,8 +70,10 @@ def _metric(*angles: float) -> torch.Tensor:
 def _pairs(metric: torch.Tensor, merges: int, num_prefix: int) -> tuple[dict[int, int], list[int]]:
     """{merged token position: destination position}, unmerged A positions — as absolute token positions."""
     unmerged, merged, destination = bipartite_soft_matching(metric, merges, num_prefix)
-    pairs = {2 * a: 2 * b + 1 for a, b in zip(merged[0].tolist(), destination[0].tolist())}
-    return pairs, [2 * a for a in unmerged[0].tolist()]
+    protected_a, protected_b = bipartite_split(num_prefix)
+    a_position, b_position = (lambda a: 2 * (protected_a + a)), (lambda b: 2 * (protected_b + b) + 1)
+    pairs = {a_position(a): b_position(b) for a, b in zip(merged[0].tolist(), destination[0].tolist())}
+    return pairs, [a_position(a) for a in unmerged[0].tolist()]
 
 
 def test_bipartite_split_alternates_over_all_tokens_with_the_class_token_first_in_a():

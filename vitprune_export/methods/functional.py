@@ -124,7 +124,8 @@ def bipartite_soft_matching(
     graph. ``merges`` may be at most ``⌊(T − P)/2⌋``, the official cap
     ``r = min(r, (t − protected) // 2)``, which leaves every protected A row unmerged.
 
-    Returns, as indices into set A or set B (token ``2a`` of A, ``2b + 1`` of B):
+    Returns indices counted from the first patch token of A or of B (patch A token
+    ``a`` is at position ``2·(⌈P/2⌉ + a)``, patch B token ``b`` at ``2·(⌊P/2⌋ + b) + 1``):
 
     - ``unmerged`` (B, |A| − ⌈P/2⌉ − r): the patch tokens of A that stay. With prefix
       tokens they are in ascending order, as the official code sorts them (so that the
@@ -134,8 +135,8 @@ def bipartite_soft_matching(
       ``sort_unmerged`` (a departure, off by default: with edge order a near-tie between
       two unmerged edges, which two runtimes may break differently, reorders the tokens
       and so the next block's split; sorted, the order depends only on which tokens merge).
-    - ``merged`` (B, r): the A tokens that merge, most similar edge first.
-    - ``destination`` (B, r): the B token each of them merges into.
+    - ``merged`` (B, r): the patch A tokens that merge, most similar edge first.
+    - ``destination`` (B, r): the patch B token each of them merges into.
     """
     protected_a, protected_b = bipartite_split(num_prefix)
     if merges > (metric.shape[1] - num_prefix) // 2:
@@ -145,12 +146,10 @@ def bipartite_soft_matching(
     similarity = patch_a @ patch_b.transpose(-2, -1)
     best_value, best_b = similarity.max(dim=-1)
     order = best_value.argsort(dim=-1, descending=True)
-    merged = order[:, :merges]
-    unmerged = order[:, merges:]
+    merged, unmerged = order[:, :merges], order[:, merges:]
     if num_prefix > 0 or sort_unmerged:
         unmerged = sort_indices(unmerged)
-    destination = best_b.gather(1, merged) + protected_b
-    return unmerged + protected_a, merged + protected_a, destination
+    return unmerged, merged, best_b.gather(1, merged)
 
 
 def merge_weighted_average(
@@ -168,9 +167,9 @@ def merge_weighted_average(
     """
     protected_a, protected_b = bipartite_split(num_prefix)
     weighted = x * size.unsqueeze(-1)
-    a_tokens, b_tokens = weighted[:, ::2], weighted[:, 2 * protected_b + 1 :: 2]
-    a_size, b_size = size[:, ::2], size[:, 2 * protected_b + 1 :: 2]
-    assignment = one_hot(destination - protected_b, b_tokens.shape[1], x.dtype)  # (B, r, patch B)
+    a_tokens, b_tokens = weighted[:, 2 * protected_a :: 2], weighted[:, 2 * protected_b + 1 :: 2]
+    a_size, b_size = size[:, 2 * protected_a :: 2], size[:, 2 * protected_b + 1 :: 2]
+    assignment = one_hot(destination, b_tokens.shape[1], x.dtype)  # (B, r, patch B)
     b_tokens = weighted_sum_into(b_tokens, gather_tokens(a_tokens, merged), assignment)
     b_size = b_size + (assignment.transpose(-2, -1) @ gather_tokens(a_size, merged).unsqueeze(-1)).squeeze(-1)
     patches = torch.cat([gather_tokens(a_tokens, unmerged), b_tokens], dim=1)
