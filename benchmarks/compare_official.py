@@ -301,6 +301,10 @@ def main() -> None:
                 theirs = official_ppt(args.ppt_repo, base, removed, tau, images)
                 pruned = ppt_decisions(base, removed, tau, images)
                 report("ppt", vit, f"{setting}, τ = {tau:g}", removed, ours, theirs, pruned)
+        for tau in args.ppt_taus[1:3]:  # the departure, where images pool after pruning
+            ours = vitprune_logits(base, "ppt", every_block, images, tau=tau, sort_pruned=True)
+            theirs = official_ppt(args.ppt_repo, base, every_block, tau, images)
+            report("ppt", vit, f"rate 0.06, τ = {tau:g}, --sort-pruned (a departure)", every_block, ours, theirs)
     if args.evit_repo:
         base = model(vit)
         tokens_in, removed = schedule_of(base, "evit", rate=0.06)

@@ -58,7 +58,7 @@ def images():
 def test_registry_has_the_seed_methods_with_their_knobs():
     names = list_methods()
     assert all(name in names for name in SEED_METHODS)
-    assert get_method("ppt").knob_values() == {"tau": DEFAULT_TAU}
+    assert get_method("ppt").knob_values() == {"tau": DEFAULT_TAU, "sort_pruned": False}
     assert DEFAULT_TAU == 7e-5  # the official PPT evaluation command: --threshold 7e-5
     assert get_method("bspf").knob_values() == {"block_size": 16, "keep_ratio": 0.5, "smoothing": "uniform", "shared_qk": False}
     assert get_method("atpvit-evit").knob_values() == {"score": "cls-attn"}
@@ -202,6 +202,10 @@ def test_ppt_pruning_keeps_the_prefix_then_the_kept_tokens_in_score_order():
     scores = torch.tensor([[0.0, 0.1, 0.6, 0.2, 0.8, 0.3, 0.9, 0.4, 0.7]])
     pruned, pruned_size = prune_branch(x, ones, scores, 1, 4)
     assert pruned[0, :, 0].tolist() == [0.0, 6.0, 4.0, 8.0, 2.0]
+    # the departure --sort-pruned: the same tokens in position order
+    pruned, _ = prune_branch(x, ones, scores, 1, 4, sort_pruned=True)
+    assert pruned[0, :, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert "--sort-pruned" in get_method("ppt").near_tie_hint(1) and get_method("ppt", sort_pruned=True).near_tie_hint(1) == ""
     # with a distillation token both prefix tokens stay first, whatever their scores
     scores = torch.tensor([[0.0, 0.0, 0.6, 0.2, 0.8, 0.3, 0.9, 0.4, 0.7]])
     pruned, _ = prune_branch(x, ones, scores, 2, 3)
@@ -382,7 +386,8 @@ def test_cli_lists_the_knobs_and_flops_states_bspf_count_is_unchanged():
     assert result.exit_code == 0
     knobs = {row["name"]: row["knobs"] for row in json.loads(result.stdout)}
     assert knobs["bspf"] == {"block_size": 16, "keep_ratio": 0.5, "smoothing": "uniform", "shared_qk": False}
-    assert knobs["ppt"] == {"tau": 7e-5} and knobs["atpvit-topk"] == {"score": "cls-attn"}
+    assert knobs["ppt"] == {"tau": 7e-5, "sort_pruned": False} and knobs["atpvit-topk"] == {"score": "cls-attn"}
+    assert knobs["tome"] == {"sort_unmerged": False}
     result = runner.invoke(app, ["flops", "--method", "bspf", "--model", TINY, "--block-size", "8", "--shared-qk"])
     assert result.exit_code == 0, result.output
     assert "keeps every token" in result.output and "ratio 1.000" in result.output

@@ -26,6 +26,13 @@ prefix tokens first, then the kept patch tokens in descending score (the officia
 code sorts all tokens by score with the class token's set to 2, above any
 normalised score); pooling is ToMe's step with the official split
 (:func:`.functional.merge_bipartite`).
+
+``--sort-pruned`` (off by default, a departure from the official code) puts the
+pruned branch's tokens in position order instead of score order. The score
+order is decided by floats: two kept scores can lie within a few ulp of each
+other, and ONNX Runtime may then order them differently from PyTorch; that
+matters only when the image pools in a later block, whose split goes by
+position. Position order depends only on which tokens are kept.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import torch
 from ..scores import ats_score
 from . import register_method
 from .base import Knob, TokenReduction, check_positive
-from .functional import gather_prefix_and_patches, merge_bipartite, split_prefix, top_patch_tokens
+from .functional import gather_prefix_and_patches, merge_bipartite, sort_indices, split_prefix, top_patch_tokens
 
 DEFAULT_TAU = 7e-5
 
@@ -48,11 +55,14 @@ def patch_score_variance(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
 
 
 def prune_branch(
-    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int
+    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int,
+    sort_pruned: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token pruning (thesis §3.2.1): prefix tokens, then the ``keep_patch`` best patch tokens in descending
-    score (the official order), with their sizes."""
+    score (the official order; in position order with ``sort_pruned``), with their sizes."""
     index = top_patch_tokens(scores, num_prefix, keep_patch)  # best first
+    if sort_pruned:
+        index = sort_indices(index)
     return gather_prefix_and_patches(x, index, num_prefix), gather_prefix_and_patches(size, index, num_prefix)
 
 
@@ -76,13 +86,30 @@ class PPT(TokenReduction):
     name = "ppt"
     paper = "Wu et al. arXiv 2310.01812; thesis §3.3 Eq. 3.3"
     summary = "per image: prune by ATS score if its variance ≥ τ, else pool (bipartite merge)"
-    knobs = (Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),)
+    knobs = (
+        Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),
+        Knob(
+            "sort_pruned", False,
+            "keep pruned tokens in position order (official: score order; stable under near-ties, "
+            "see docs/methods/ppt.md)",
+        ),
+    )
     tracks_size = True
     needs_class_token = True
     tensorrt = "standard ONNX ops (both branches + Where)"
 
     def validate(self) -> None:
         check_positive("tau", self.tau)
+        self.sort_pruned = bool(self.sort_pruned)
+
+    def near_tie_hint(self, num_prefix: int) -> str:
+        if self.sort_pruned:
+            return ""
+        return (
+            "PPT keeps pruned tokens in score order (as the official code); when an image pools after pruning, "
+            "a near-tie of two scores can reorder its tokens in ONNX Runtime; --sort-pruned keeps them in "
+            "position order. "
+        )
 
     def max_remove(self, tokens_in: int, num_prefix: int) -> int:
         return (tokens_in - num_prefix) // 2
@@ -95,7 +122,7 @@ class PPT(TokenReduction):
         if size is None:
             size = x.new_ones(x.shape[:2])
         scores = ats_score(x, attention)
-        pruned, pruned_size = prune_branch(x, size, scores, num_prefix, plan.tokens_out - num_prefix)
+        pruned, pruned_size = prune_branch(x, size, scores, num_prefix, plan.tokens_out - num_prefix, self.sort_pruned)
         pooled, pooled_size = pool_branch(x, size, attention.mean_key, num_prefix, plan.remove)
         prune = choose_pruning(scores, num_prefix, self.tau)
         tokens = torch.where(prune[:, None, None], pruned, pooled)
