@@ -195,15 +195,14 @@ def official_etps(evit_repo: Path, tps_repo: Path, base, tokens_in, removed, ima
         tps_module.eval()
 
         def forward(self, x, keep_rate=None, tokens=None, get_idx=False):
-            # the official EViT block with its fusion replaced by TPS's squeeze
-            tmp, index, idx, cls_attn, left_tokens = self.attn(self.norm1(x), keep_rate, tokens)
-            x = x + self.drop_path(tmp)
-            if index is not None:
-                non_cls = x[:, 1:]
-                kept = torch.gather(non_cls, dim=1, index=index)
-                pruned_idx = helpers.complement_idx(idx, non_cls.shape[1])
-                pruned = torch.gather(non_cls, dim=1, index=pruned_idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
-                x = torch.cat([x[:, 0:1], tps_module(kept, pruned, None, None, None)], dim=1)
+            """Attention (the official module also picks the kept patch tokens), residual, TPS squeeze, MLP."""
+            attended, _, kept_index, _, _ = self.attn(self.norm1(x), keep_rate, tokens)
+            x = x + self.drop_path(attended)
+            if kept_index is not None:
+                patches = x[:, 1:]
+                removed_index = helpers.complement_idx(kept_index, patches.shape[1])
+                rows = lambda index: patches.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # noqa: E731
+                x = torch.cat([x[:, :1], tps_module(rows(kept_index), rows(removed_index), None, None, None)], dim=1)
             x = x + self.drop_path(self.mlp(self.norm2(x)))
             return x, x.shape[1] - 1, None
 

@@ -205,7 +205,8 @@ def test_ppt_pruning_keeps_the_prefix_then_the_kept_tokens_in_score_order():
     # the departure --sort-pruned: the same tokens in position order
     pruned, _ = prune_branch(x, ones, scores, 1, 4, sort_pruned=True)
     assert pruned[0, :, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
-    assert "--sort-pruned" in get_method("ppt").near_tie_hint(1) and get_method("ppt", sort_pruned=True).near_tie_hint(1) == ""
+    assert "--sort-pruned" in get_method("ppt").near_tie_hint(1)
+    assert get_method("ppt", sort_pruned=True).near_tie_hint(1) == ""
     # with a distillation token both prefix tokens stay first, whatever their scores
     scores = torch.tensor([[0.0, 0.0, 0.6, 0.2, 0.8, 0.3, 0.9, 0.4, 0.7]])
     pruned, _ = prune_branch(x, ones, scores, 2, 3)

@@ -142,9 +142,9 @@ def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix:
     patch_a_count = (tokens_in + 1) // 2 - protected_a
     patch_b_count = tokens_in // 2 - protected_b
     metric = builder.l2_normalize(keys)
-    similarity = builder.op("MatMul", [
-        builder.slice(metric, patch_a_start, step=2), builder.transpose_last(builder.slice(metric, patch_b_start, step=2)),
-    ])
+    patch_a = builder.slice(metric, patch_a_start, step=2)
+    patch_b = builder.slice(metric, patch_b_start, step=2)
+    similarity = builder.op("MatMul", [patch_a, builder.transpose_last(patch_b)])
     best_value = builder.op("ReduceMax", [similarity, builder.const([-1])], {"keepdims": 0})
     best_b = builder.op("ArgMax", [similarity], {"axis": -1, "keepdims": 0})
     order = builder.topk_indices(best_value, patch_a_count)
