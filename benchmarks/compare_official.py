@@ -18,8 +18,10 @@ reducing block). The official code is imported from the given paths as it is; th
 
 - ToMe: ``tome.patch.timm.apply_patch(model)``; ``model.r`` = the per-block list.
 - PPT: ``ppt_deit.apply_patch(model, pp_loc_list=…, threshold=τ)``; ``model.r`` = the counts of the
-  reducing blocks in order (PPT pops one per reducing block). PPT's repository carries its own
-  ``tome.py``, so the two repositories are imported one after the other, never together.
+  reducing blocks in order (PPT pops one per reducing block), as requested: for PPT's own setting
+  (README: ``--r_tokens 50 --pp_loc_list 3 6 9``) 50, 50, 50, which it caps itself to 50, 50, 48;
+  vitprune gets the capped schedule (it refuses counts above the cap). PPT's repository carries its
+  own ``tome.py``, so the two repositories are imported one after the other, never together.
 - EViT: the official ``EViT`` model class with the timm model's weights, ``tokens`` = the patch
   tokens its block keeps (vitprune's count minus the fused token).
 - eTPS: the official repository has no eTPS model for PyTorch (its PyTorch code is dTPS, with a
@@ -91,14 +93,15 @@ def official_tome(repo: Path, base, removed: list[int], images):
 
 
 # ----------------------------------------------------------------------------------------------- PPT
-def official_ppt(repo: Path, base, removed: list[int], tau: float, images):
+def official_ppt(repo: Path, base, requested: list[int], tau: float, images):
+    """``requested``: the count per block as given to the official code, which caps it itself."""
     import torch
 
     with imported_from(repo, "ppt_deit") as (ppt_deit,):
         model = copy.deepcopy(base)
-        blocks = [index for index, count in enumerate(removed) if count > 0]
+        blocks = [index for index, count in enumerate(requested) if count > 0]
         ppt_deit.apply_patch(model, prop_attn=True, pp_loc_list=blocks, threshold=tau)
-        model.r = [removed[index] for index in blocks]
+        model.r = [requested[index] for index in blocks]
         with torch.no_grad():
             return model(images)
 
@@ -292,12 +295,13 @@ def main() -> None:
             report("tome", model_name, setting, removed, ours, official_tome(args.tome_repo, base, removed, images))
     if args.ppt_repo:
         base = model(vit)
-        ppt_eval = capped_counts(base, "ppt", [50 if index in (3, 6, 9) else 0 for index in range(12)])
+        ppt_readme = [50 if index in (3, 6, 9) else 0 for index in range(12)]  # --r_tokens 50 --pp_loc_list 3 6 9
         _, every_block = schedule_of(base, "ppt", rate=0.06)
-        for setting, removed in (("r = 50 at blocks 3, 6, 9 (PPT's evaluation)", ppt_eval), ("rate 0.06", every_block)):
+        for setting, requested in (("r = 50 at blocks 3, 6, 9 (PPT's evaluation)", ppt_readme), ("rate 0.06", every_block)):
+            removed = capped_counts(base, "ppt", requested)  # vitprune refuses counts above the cap
             for tau in args.ppt_taus:
                 ours = vitprune_logits(base, "ppt", removed, images, tau=tau)
-                theirs = official_ppt(args.ppt_repo, base, removed, tau, images)
+                theirs = official_ppt(args.ppt_repo, base, requested, tau, images)
                 pruned = ppt_decisions(base, removed, tau, images)
                 report("ppt", vit, f"{setting}, τ = {tau:g}", removed, ours, theirs, pruned)
         for tau in args.ppt_taus[1:3]:  # the departure, where images pool after pruning
