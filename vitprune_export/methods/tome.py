@@ -14,7 +14,7 @@ the unmerged tokens in position order also in models without prefix tokens, wher
 the official code keeps them in similarity order: there a near-tie between two
 similarities, which ONNX Runtime and PyTorch may break differently, reorders the
 tokens and every later merge (ViT-S/16 with global average pooling, random
-weights, rate 0.06: 3 of 12 parity batches off by up to 0.24; sorted, all
+weights, rate 0.06: up to 3 of 12 parity batches off by 0.18–0.24; sorted, all
 ≤ 1.0e-6; docs/methods/tome.md).
 """
 
