@@ -102,7 +102,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    parity_sweep(args) if args.command == "parity" else pruned_order(args)
+    if args.command == "parity":
+        parity_sweep(args)
+    else:
+        pruned_order(args)
 
 
 if __name__ == "__main__":
