@@ -30,7 +30,7 @@ from vitprune_export.methods.bspf import (
     smoothing_kernel,
     to_blocks,
 )
-from vitprune_export.methods.ppt import DEFAULT_TAU, choose_pruning, pool_branch, prune_branch
+from vitprune_export.methods.ppt import DEFAULT_TAU, choose_pruning, patch_score_variance, pool_branch, prune_branch
 from vitprune_export.patch import TimmBlockOps
 from vitprune_export.scores import ats_score
 
@@ -58,7 +58,7 @@ def images():
 def test_registry_has_the_seed_methods_with_their_knobs():
     names = list_methods()
     assert all(name in names for name in SEED_METHODS)
-    assert get_method("ppt").knob_values() == {"tau": DEFAULT_TAU}
+    assert get_method("ppt").knob_values() == {"tau": DEFAULT_TAU, "sort_pruned": False}
     assert DEFAULT_TAU == 7e-5  # the official PPT evaluation command: --threshold 7e-5
     assert get_method("bspf").knob_values() == {"block_size": 16, "keep_ratio": 0.5, "smoothing": "uniform", "shared_qk": False}
     assert get_method("atpvit-evit").knob_values() == {"score": "cls-attn"}
@@ -194,17 +194,43 @@ def test_ppt_prunes_the_high_variance_sample_and_pools_the_flat_one_in_one_batch
     assert any(torch.allclose(row, x[0, 3]) for row in tokens[0])
 
 
-def test_ppt_branches_keep_surviving_tokens_in_their_current_order():
-    """Both branches return survivors by position, so the next block's A/B split never depends on score near-ties."""
+def test_ppt_pruning_keeps_the_prefix_then_the_kept_tokens_in_score_order():
+    """The official order: PPT sorts all tokens by score with the class token's set to 2, so the class token
+    comes first and the kept patch tokens follow best first (not in position order)."""
     x = torch.arange(9.0)[None, :, None].expand(1, 9, 2).clone()  # token i holds the value i
     ones = torch.ones(1, 9)
-    scores = torch.tensor([[0.0, 0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6]])
-    pruned, _ = prune_branch(x, ones, scores, 1, 4)
-    assert pruned[0, :, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]  # the top 4 by score, in position order
-    keys = torch.randn(1, 9, 4, generator=torch.Generator().manual_seed(7))  # similarity order: A tokens 3, 0
-    pooled, _ = pool_branch(x, ones, keys, 1, 2)
-    unmerged_a = pooled[0, 1:3, 0]  # A tokens are positions 1, 3, 5, 7; two of them merged away
-    assert unmerged_a.tolist() == sorted(unmerged_a.tolist())
+    scores = torch.tensor([[0.0, 0.1, 0.6, 0.2, 0.8, 0.3, 0.9, 0.4, 0.7]])
+    pruned, pruned_size = prune_branch(x, ones, scores, 1, 4)
+    assert pruned[0, :, 0].tolist() == [0.0, 6.0, 4.0, 8.0, 2.0]
+    # the departure --sort-pruned: the same tokens in position order
+    pruned, _ = prune_branch(x, ones, scores, 1, 4, sort_pruned=True)
+    assert pruned[0, :, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert "--sort-pruned" in get_method("ppt").near_tie_hint(1)
+    assert get_method("ppt", sort_pruned=True).near_tie_hint(1) == ""
+    # with a distillation token both prefix tokens stay first, whatever their scores
+    scores = torch.tensor([[0.0, 0.0, 0.6, 0.2, 0.8, 0.3, 0.9, 0.4, 0.7]])
+    pruned, _ = prune_branch(x, ones, scores, 2, 3)
+    assert pruned[0, :, 0].tolist() == [0.0, 1.0, 6.0, 4.0, 8.0]
+
+
+def test_ppt_pooling_splits_all_tokens_with_the_class_token_first_in_a():
+    """PPT pools with the official ToMe step: A = positions 0, 2, 4, 6 (class token protected), B = 1, 3, 5."""
+    angles = torch.tensor([10.0, 10.0, 11.0, 60.0, 100.5, 101.0, 63.0]).deg2rad()
+    keys = torch.stack([angles.cos(), angles.sin()], dim=-1)[None]  # cosine similarity = cos(angle difference)
+    x = torch.arange(7.0).view(1, 7, 1)  # token i holds the value i
+    pooled, pooled_size = pool_branch(x, torch.ones(1, 7), keys, 1, 2)
+    # 4 → 5 and 2 → 1 merge: [class token, unmerged A token 6, B tokens (1+2)/2, 3, (5+4)/2]
+    assert pooled.flatten().tolist() == [0.0, 6.0, 1.5, 3.0, 4.5]
+    assert pooled_size.flatten().tolist() == [1.0, 1.0, 2.0, 1.0, 2.0]
+
+
+def test_ppt_prunes_at_a_variance_equal_to_tau():
+    """The official code pools when var < τ and prunes otherwise."""
+    x, view = hand_made_ppt_inputs()
+    scores = ats_score(x, view)
+    variance = patch_score_variance(scores, 1)
+    assert choose_pruning(scores, 1, float(variance[0])).tolist() == [True, False]
+    assert choose_pruning(scores, 1, float(variance[0]) * (1 + 1e-6)).tolist() == [False, False]
 
 
 def test_ppt_tau_moves_the_decision():
@@ -361,7 +387,8 @@ def test_cli_lists_the_knobs_and_flops_states_bspf_count_is_unchanged():
     assert result.exit_code == 0
     knobs = {row["name"]: row["knobs"] for row in json.loads(result.stdout)}
     assert knobs["bspf"] == {"block_size": 16, "keep_ratio": 0.5, "smoothing": "uniform", "shared_qk": False}
-    assert knobs["ppt"] == {"tau": 7e-5} and knobs["atpvit-topk"] == {"score": "cls-attn"}
+    assert knobs["ppt"] == {"tau": 7e-5, "sort_pruned": False} and knobs["atpvit-topk"] == {"score": "cls-attn"}
+    assert knobs["tome"] == {"sort_unmerged": False}
     result = runner.invoke(app, ["flops", "--method", "bspf", "--model", TINY, "--block-size", "8", "--shared-qk"])
     assert result.exit_code == 0, result.output
     assert "keeps every token" in result.output and "ratio 1.000" in result.output

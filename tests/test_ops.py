@@ -13,7 +13,11 @@ from vitprune_export.ops import DOMAIN, OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION, r
 
 # (batch, tokens, channels, key dim, prefix, count): count = patch tokens kept (Top-K, VPA) or merges (ToMe)
 SHAPES = [(2, 17, 8, 4, 1, 10), (1, 50, 16, 8, 5, 30), (3, 12, 4, 4, 0, 5), (2, 198, 32, 16, 2, 150)]
-TOME_SHAPES = [(2, 17, 8, 4, 1, 8), (1, 50, 16, 8, 5, 7), (3, 12, 4, 4, 0, 6), (2, 197, 32, 16, 1, 11), (1, 9, 4, 4, 1, 1)]
+# ToMe: class token (odd and even N), distillation token, registers (odd P ≥ 3), no prefix (odd and even N)
+TOME_SHAPES = [
+    (2, 17, 8, 4, 1, 8), (1, 50, 16, 8, 5, 7), (3, 12, 4, 4, 0, 6), (2, 197, 32, 16, 1, 11), (1, 9, 4, 4, 1, 1),
+    (2, 20, 8, 4, 2, 9), (1, 23, 8, 4, 3, 10), (2, 15, 4, 4, 0, 7), (2, 198, 16, 8, 2, 13),
+]
 
 
 def _inputs(batch, tokens, channels, key_dim, seed=0):
@@ -155,6 +159,56 @@ def test_onnxruntime_and_standard_decomposition_match_the_reference(op, shape):
     for want, got in zip(expected, produced):  # float32 reassociation, amplified ~1/(rowsum·τ) by the VPA softmax
         assert got.shape == tuple(want.shape)
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# Hand-made keys (unit vectors at these angles, so cosine similarity = cos(angle difference)); token i holds the
+# value i, sizes 1. Expected outputs follow the official tome/merge.py: A = even positions over all tokens.
+OFFICIAL_PAIRING_CASES = {
+    # class token: 4 → 5 and 2 → 1 merge (the class token, equal to token 1, is protected); token 6 stays
+    "class token": ((10, 10, 11, 60, 100.5, 101, 63), 1, 2, [0, 6, 1.5, 3, 4.5], [1, 1, 2, 1, 2]),
+    # class + distillation token: 6 → 7 and 4 → 5; token 2, equal to the distillation token, cannot merge into it
+    "distillation token": ((0, 50, 50, 58, 170, 171, 300, 302), 2, 2, [0, 1, 2, 3, 4.5, 6.5], [1, 1, 1, 1, 2, 2]),
+    # no prefix: 2 → 3; the unmerged A tokens stay in edge order 6, 4, 0
+    "no prefix": ((0, 30, 100, 101, 200, 210, 300, 304), 0, 1, [6, 4, 0, 1, 2.5, 5, 7], [1, 1, 1, 1, 2, 1, 1]),
+}
+
+
+@pytest.mark.parametrize("case", list(OFFICIAL_PAIRING_CASES))
+def test_every_tome_form_gives_the_official_pairing(case):
+    """Method, reference, ONNX Runtime custom op and standard-op decomposition on hand-made inputs."""
+    from vitprune_export.rewrite import rewrite_model
+
+    angles, prefix, merges, want_tokens, want_sizes = OFFICIAL_PAIRING_CASES[case]
+    tokens = len(angles)
+    radians = torch.tensor(angles, dtype=torch.float32).deg2rad()
+    keys = torch.stack([radians.cos(), radians.sin()], dim=-1)[None]
+    x, sizes = torch.arange(float(tokens)).view(1, tokens, 1), torch.ones(1, tokens)
+    plan = LayerPlan(layer=0, tokens_in=tokens, remove=merges, num_prefix=prefix)
+    model, _, _ = _node_model("VitPruneToMeMerge", (1, tokens, 1, 2, prefix, merges))
+    feeds = {"tokens": x, "keys": keys, "sizes": sizes}
+    forms = {
+        "method": get_method("tome").reduce(x, _attention_view(keys), sizes, plan),
+        "reference": reference.tome_merge(x, keys, sizes, prefix, merges),
+        "onnxruntime": _run(model, feeds, custom_ops=True),
+        "standard": _run(rewrite_model(model, "standard")[0], feeds, custom_ops=False),
+    }
+    for form, (got_tokens, got_sizes) in forms.items():
+        assert np.allclose(np.asarray(got_tokens).flatten(), want_tokens, atol=1e-6), form
+        assert np.allclose(np.asarray(got_sizes).flatten(), want_sizes, atol=1e-6), form
+
+
+def test_sort_unmerged_without_class_token_has_no_plugin_form_and_is_the_hint(tmp_path):
+    from conftest import base_model
+    from vitprune_export import apply_method, export_onnx
+    from vitprune_export.errors import VitPruneError
+
+    assert "--sort-unmerged" in get_method("tome").near_tie_hint(0)
+    assert get_method("tome").near_tie_hint(1) == get_method("tome", sort_unmerged=True).near_tie_hint(0) == ""
+    model = base_model("vitprune_tiny_patch4_32", class_token=False, global_pool="avg", depth=2)
+    apply_method(model, "tome", rate=0.1, sort_unmerged=True)
+    with pytest.raises(VitPruneError, match="--sort-unmerged has no plugin form"):
+        export_onnx(model, tmp_path / "tome.onnx", plugins=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_decomposition_refuses_topk_beyond_tensorrt_limit():

@@ -180,7 +180,9 @@ def export_onnx(
     if plugins:
         from .ops import check_method_has_plugin
 
-        check_method_has_plugin(pruning_info(model)["method"].name)
+        info = pruning_info(model)
+        check_method_has_plugin(info["method"].name)
+        info["method"].check_plugins(info["schedule"].num_prefix)
     metadata = {**model_metadata(model, model_name), "batch": "dynamic" if dynamic_batch else batch, "opset": opset}
     metadata["plugins"] = bool(plugins)
     metadata.update(extra_metadata or {})
@@ -225,12 +227,14 @@ def export_onnx(
 
 
 def _parity_hint(model: torch.nn.Module, metadata: dict[str, Any]) -> str:
-    """Why parity may fail with random weights: selection near-ties, not a broken graph."""
+    """Why parity may fail: selection near-ties (the method's own, or random weights'), not a broken graph."""
+    info = pruning_info(model)
+    hint = info["method"].near_tie_hint(info["schedule"].num_prefix)
     if not str(metadata.get("weights", "")).startswith("random"):
-        return ""
-    if not pruning_info(model)["method"].changes_token_count:
-        return ""
-    return (
+        return hint
+    if not info["method"].changes_token_count:
+        return hint
+    return hint + (
         "With random weights the token scores nearly tie (timm starts LayerScale at 1e-5 and the class token "
         "at ~1e-6), so float rounding can make ONNX Runtime keep other tokens than PyTorch; use trained weights "
         "(--weights PATH) for a meaningful check. "

@@ -1,13 +1,17 @@
 /*
- * VitPruneToMeMerge: bipartite soft matching + size-weighted merge (ToMe §3, merge_wavg).
+ * VitPruneToMeMerge: bipartite soft matching + size-weighted merge (ToMe §3, merge_wavg), with the split of
+ * the official tome/merge.py: tokens alternate into A (even positions) and B (odd positions) over all N
+ * tokens, prefix tokens included, so the ceil(P/2) prefix tokens at even positions are the first A tokens
+ * and the floor(P/2) at odd positions the first B tokens. Only the patch tokens of A and B are matched,
+ * which protects the prefix tokens as the official -inf rows (class token) and columns (distillation token) do.
  *   1. clamped L2 norms of the patch keys (one warp per token);
- *   2. for every A token its best B token and that cosine similarity (one warp per A token);
- *   3. stable descending rank of the A tokens by that similarity: the first r merge;
- *   4. the unmerged A tokens listed in their positional order (as the PyTorch reference keeps them, so a
- *      near-tie in the similarity sort cannot reshuffle the next block's A/B split);
+ *   2. for every patch A token its best patch B token and that cosine similarity (one warp per A token);
+ *   3. stable descending rank of the patch A tokens by that similarity: the first r merge;
+ *   4. with prefix tokens, the unmerged A tokens listed in ascending position (the official code sorts them
+ *      when there is a class token); without, they stay in rank order (most similar edge first);
  *   5. one block per output row: prefix copy, unmerged A row, or B row plus the A rows merged into it,
  *      each weighted by its size and divided by the summed size (sizes add up).
- * No atomics and no scatter: deterministic.
+ * Indices in the workspace count from the first patch token of A or of B. No atomics, no scatter: deterministic.
  */
 #include "tomeMergeKernel.h"
 
@@ -18,19 +22,34 @@ using namespace vitprune;
 namespace
 {
 
-struct ToMeWorkspace
+//! Where the patch tokens of sets A and B start and how many there are.
+struct BipartiteSplit
 {
-    float* norms;     // (B, T)
-    float* bestValue; // (B, |A|)
-    int* bestB;       // (B, |A|) index within set B
-    int* order;       // (B, |A|) A indices, most similar edge first
-    int* rankOf;      // (B, |A|) rank of each A index in `order`
-    int* unmergedA;   // (B, |A| - r) unmerged A indices, ascending
+    int aStart; // position of the first patch token of A: 2 * ceil(P / 2)
+    int bStart; // position of the first patch token of B: 2 * floor(P / 2) + 1
+    int aCount; // ceil(N / 2) - ceil(P / 2)
+    int bCount; // floor(N / 2) - floor(P / 2)
 };
 
-ToMeWorkspace carve(void* workspace, int batch, int patches)
+__host__ __device__ inline BipartiteSplit bipartiteSplit(int tokens, int prefix)
 {
-    int const setA = (patches + 1) / 2;
+    int const protectedA = (prefix + 1) / 2;
+    int const protectedB = prefix / 2;
+    return BipartiteSplit{2 * protectedA, 2 * protectedB + 1, (tokens + 1) / 2 - protectedA, tokens / 2 - protectedB};
+}
+
+struct ToMeWorkspace
+{
+    float* norms;     // (B, N - P) key norms of the patch tokens
+    float* bestValue; // (B, |A_p|) best similarity of each patch A token
+    int* bestB;       // (B, |A_p|) its best patch B token
+    int* order;       // (B, |A_p|) patch A tokens, most similar edge first
+    int* rankOf;      // (B, |A_p|) rank of each patch A token in `order`
+    int* unmergedA;   // (B, |A_p| - r) unmerged patch A tokens, ascending (with prefix tokens)
+};
+
+ToMeWorkspace carve(void* workspace, int batch, int patches, int setA)
+{
     char* base = static_cast<char*>(workspace);
     ToMeWorkspace w{};
     w.norms = reinterpret_cast<float*>(base);
@@ -47,27 +66,26 @@ ToMeWorkspace carve(void* workspace, int batch, int patches)
     return w;
 }
 
-//! Grid (ceil(|A| / warps), batch): one warp per A token.
+//! Grid (ceil(|A_p| / warps), batch): one warp per patch A token.
 template <typename T>
 __global__ void tomeMatchKernel(T const* keys, int tokens, int dim, int prefix, ToMeWorkspace w)
 {
     int const b = blockIdx.y;
     int const patches = tokens - prefix;
-    int const setA = (patches + 1) / 2;
-    int const setB = patches / 2;
+    BipartiteSplit const split = bipartiteSplit(tokens, prefix);
     int const a = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (a >= setA)
+    if (a >= split.aCount)
         return;
-    T const* rows = keys + (static_cast<size_t>(b) * tokens + prefix) * dim;
-    float const* norms = w.norms + static_cast<size_t>(b) * patches;
-    int const tokenA = 2 * a;
+    T const* rows = keys + static_cast<size_t>(b) * tokens * dim;
+    float const* norms = w.norms + static_cast<size_t>(b) * patches; // norms[p - prefix]: the token at position p
+    int const tokenA = split.aStart + 2 * a;
     float best = -INFINITY;
     int bestIndex = 0;
-    for (int j = 0; j < setB; ++j)
+    for (int j = 0; j < split.bCount; ++j)
     {
-        int const tokenB = 2 * j + 1;
+        int const tokenB = split.bStart + 2 * j;
         float const m = warpDot(rows + static_cast<size_t>(tokenA) * dim, rows + static_cast<size_t>(tokenB) * dim, dim)
-            / (norms[tokenA] * norms[tokenB]);
+            / (norms[tokenA - prefix] * norms[tokenB - prefix]);
         if (m > best)
         {
             best = m;
@@ -76,12 +94,12 @@ __global__ void tomeMatchKernel(T const* keys, int tokens, int dim, int prefix, 
     }
     if ((threadIdx.x & 31) == 0)
     {
-        w.bestValue[static_cast<size_t>(b) * setA + a] = best;
-        w.bestB[static_cast<size_t>(b) * setA + a] = bestIndex;
+        w.bestValue[static_cast<size_t>(b) * split.aCount + a] = best;
+        w.bestB[static_cast<size_t>(b) * split.aCount + a] = bestIndex;
     }
 }
 
-//! Grid (ceil(|A| / threads), batch): rankOf[order[r]] = r.
+//! Grid (ceil(|A_p| / threads), batch): rankOf[order[r]] = r.
 __global__ void invertOrderKernel(int setA, ToMeWorkspace w)
 {
     int const b = blockIdx.y;
@@ -92,8 +110,8 @@ __global__ void invertOrderKernel(int setA, ToMeWorkspace w)
     w.rankOf[row + w.order[row + r]] = r;
 }
 
-//! Grid (ceil(|A| / threads), batch): every unmerged A token (rank >= r) writes itself at its place among
-//! the unmerged ones in ascending index order.
+//! Grid (ceil(|A_p| / threads), batch): every unmerged patch A token (rank >= r) writes itself at its place
+//! among the unmerged ones in ascending position.
 __global__ void listUnmergedKernel(int setA, int merges, ToMeWorkspace w)
 {
     int const b = blockIdx.y;
@@ -109,7 +127,8 @@ __global__ void listUnmergedKernel(int setA, int merges, ToMeWorkspace w)
     w.unmergedA[static_cast<size_t>(b) * (setA - merges) + place] = i;
 }
 
-//! Grid (N - r, batch), dynamic shared memory: r ints. One block per output row.
+//! Grid (N - r, batch), dynamic shared memory: r ints. One block per output row: the P prefix tokens, the
+//! unmerged patch A tokens, then the patch B tokens.
 template <typename T>
 __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn, int channels, int prefix, int merges,
     ToMeWorkspace w, T* outTokens, T* outSizes)
@@ -117,12 +136,11 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
     extern __shared__ int mergesHere[];
     int const b = blockIdx.y;
     int const row = blockIdx.x;
-    int const patches = tokensIn - prefix;
-    int const setA = (patches + 1) / 2;
-    int const unmerged = setA - merges;
+    BipartiteSplit const split = bipartiteSplit(tokensIn, prefix);
+    int const unmerged = split.aCount - merges;
     int const tokensOut = tokensIn - merges;
-    int const* order = w.order + static_cast<size_t>(b) * setA;
-    int const* bestB = w.bestB + static_cast<size_t>(b) * setA;
+    int const* order = w.order + static_cast<size_t>(b) * split.aCount;
+    int const* bestB = w.bestB + static_cast<size_t>(b) * split.aCount;
     T const* x = tokens + static_cast<size_t>(b) * tokensIn * channels;
     T const* s = sizes + static_cast<size_t>(b) * tokensIn;
     T* out = outTokens + (static_cast<size_t>(b) * tokensOut + row) * channels;
@@ -138,7 +156,9 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
     }
     if (row < prefix + unmerged)
     {
-        int const source = prefix + 2 * w.unmergedA[static_cast<size_t>(b) * unmerged + (row - prefix)];
+        int const k = row - prefix;
+        int const a = prefix > 0 ? w.unmergedA[static_cast<size_t>(b) * unmerged + k] : order[merges + k];
+        int const source = split.aStart + 2 * a;
         float const size = toFloat(s[source]);
         for (int c = threadIdx.x; c < channels; c += blockDim.x)
             out[c] = fromFloat<T>(toFloat(x[static_cast<size_t>(source) * channels + c]) * size / size);
@@ -147,9 +167,9 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
         return;
     }
     int const j = row - prefix - unmerged;
-    int const destination = prefix + 2 * j + 1;
+    int const destination = split.bStart + 2 * j;
     for (int m = threadIdx.x; m < merges; m += blockDim.x)
-        mergesHere[m] = bestB[order[m]] == j ? prefix + 2 * order[m] : -1;
+        mergesHere[m] = bestB[order[m]] == j ? split.aStart + 2 * order[m] : -1;
     __syncthreads();
     float total = toFloat(s[destination]);
     for (int m = 0; m < merges; ++m)
@@ -175,8 +195,8 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
     void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges, cudaStream_t stream)
 {
     int const patches = tokensIn - numPrefix;
-    int const setA = (patches + 1) / 2;
-    ToMeWorkspace const w = carve(workspace, batch, patches);
+    int const setA = bipartiteSplit(tokensIn, numPrefix).aCount;
+    ToMeWorkspace const w = carve(workspace, batch, patches, setA);
     T const* keyRows = static_cast<T const*>(keys);
     int const warps = kThreads / 32;
     rowNormKernel<T><<<dim3(divUp(patches, warps), batch), kThreads, 0, stream>>>(
@@ -184,9 +204,11 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
     tomeMatchKernel<T><<<dim3(divUp(setA, warps), batch), kThreads, 0, stream>>>(keyRows, tokensIn, keyDim, numPrefix, w);
     rankDescendingKernel<float><<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(
         w.bestValue, setA, 0, setA, w.order);
-    invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
-    if (setA > merges)
+    if (numPrefix > 0 && setA > merges) // without prefix tokens the unmerged ones stay in rank order
+    {
+        invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
         listUnmergedKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, merges, w);
+    }
     tomeAssembleKernel<T><<<dim3(tokensIn - merges, batch), kThreads, sizeof(int) * (merges > 0 ? merges : 1), stream>>>(
         static_cast<T const*>(tokens), static_cast<T const*>(sizes), tokensIn, channels, numPrefix, merges, w,
         static_cast<T*>(outTokens), static_cast<T*>(outSizes));
@@ -198,7 +220,7 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
 extern "C" size_t vitpruneToMeMergeWorkspaceSize(int batch, int tokens, int numPrefix)
 {
     size_t const patches = static_cast<size_t>(tokens - numPrefix);
-    size_t const setA = (patches + 1) / 2;
+    size_t const setA = static_cast<size_t>(bipartiteSplit(tokens, numPrefix).aCount);
     size_t const b = static_cast<size_t>(batch);
     return alignUp(sizeof(float) * b * patches) + alignUp(sizeof(float) * b * setA) + 4 * alignUp(sizeof(int) * b * setA);
 }

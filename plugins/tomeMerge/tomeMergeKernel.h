@@ -1,9 +1,11 @@
 /*
  * VitPruneToMeMerge kernel, C ABI (Bolya et al., Token Merging, ICLR 2023, §3).
  * tokens (B, N, C), keys (B, N, D), sizes (B, N) -> merged tokens (B, N - r, C) and sizes (B, N - r).
- * Patch tokens (after the P prefix tokens) alternate into sets A (even) and B (odd); each A token's
- * edge goes to its most similar B token (cosine of keys); the r most similar edges merge by a
- * size-weighted average. Output rows: prefix, unmerged A (most similar edge first), all B (original order).
+ * All N tokens alternate into sets A (even positions) and B (odd), prefix tokens included, as in the
+ * official tome/merge.py; prefix tokens never merge. Each patch A token's edge goes to its most similar
+ * patch B token (cosine of keys); the r most similar edges merge by a size-weighted average. Output rows:
+ * the P prefix tokens, the unmerged patch A tokens (ascending position; edge order when P = 0), then the
+ * patch B tokens (original order). r <= floor((N - P) / 2).
  */
 #pragma once
 

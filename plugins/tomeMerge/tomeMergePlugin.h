@@ -1,6 +1,7 @@
 /*
  * VitPruneToMeMerge: tokens (B, N, C), keys (B, N, D), sizes (B, N) -> (B, N - r, C), (B, N - r)
- * (ToMe, ICLR'23, §3).
+ * (ToMe, ICLR'23, §3; A/B split over all tokens with the num_prefix prefix tokens protected, as the
+ * official tome/merge.py; see tomeMergeKernel.h).
  * TensorRT IPluginV3 wrapper of the kernel in tomeMergeKernel.cu; the creator is
  * VitPruneCreator<ToMeMergePlugin> (plugin name "VitPruneToMeMerge", version "1").
  */

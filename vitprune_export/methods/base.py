@@ -193,6 +193,14 @@ class TokenReduction:
     def setup(self, plan: LayerPlan) -> None:
         """Called once per block when the model is patched (precompute constants)."""
 
+    def check_plugins(self, num_prefix: int) -> None:
+        """Raise VitPruneError when these options have no plugin form (``export --plugins``)."""
+
+    def near_tie_hint(self, num_prefix: int) -> str:
+        """A sentence for a failed ONNX Runtime parity check when this configuration is known to
+        depend on float near-ties (empty when it is not)."""
+        return ""
+
     # -- forward -----------------------------------------------------------------------
     def block_forward(self, block: BlockOps, x: torch.Tensor, state: TokenState, plan: LayerPlan) -> torch.Tensor:
         """One transformer block with token reduction after attention (VPA paper Alg. 1)."""

@@ -1,8 +1,10 @@
 """``etps``: prune, then squeeze each removed token into its most similar kept token.
 
 Wei et al., *Joint Token Pruning and Squeezing Towards More Aggressive
-Compression of Vision Transformers* (TPS), CVPR 2023, §3.2–3.3; eTPS is the
-inter-block variant, here placed after attention like every other method. The
+Compression of Vision Transformers* (TPS), CVPR 2023, §3.2–3.3. eTPS is TPS's
+intra-block variant: like EViT it ranks tokens by the class token's attention
+inside a block, then prunes and squeezes there, after attention (dTPS, the
+inter-block variant, selects between blocks with a learned predictor). The
 kept (reserved) tokens are chosen by score (CLS attention by default); every
 removed token is assigned to the kept patch token with the highest cosine
 similarity of token features (its host), and each host becomes the weighted

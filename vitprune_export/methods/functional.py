@@ -94,49 +94,98 @@ def weighted_sum_into(
     return destination + assignment.transpose(-2, -1) @ sources
 
 
-def bipartite_soft_matching(metric: torch.Tensor, merges: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def bipartite_split(num_prefix: int) -> tuple[int, int]:
+    """How many prefix tokens fall in set A and in set B of ToMe's split: ``(⌈P/2⌉, ⌊P/2⌋)``.
+
+    Tokens alternate into A (positions 0, 2, 4, …) and B (1, 3, 5, …) over *all*
+    tokens, prefix tokens included, as in the official ``tome/merge.py``: the class
+    token (position 0) is the first A token, a distillation token (position 1) the
+    first B token, register tokens continue the alternation. The patch tokens of A
+    therefore start at position ``2·⌈P/2⌉`` and those of B at ``2·⌊P/2⌋ + 1``.
+    """
+    return (num_prefix + 1) // 2, num_prefix // 2
+
+
+def bipartite_soft_matching(
+    metric: torch.Tensor, merges: int, num_prefix: int = 0, sort_unmerged: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ToMe's bipartite soft matching (Bolya et al., ICLR 2023, §3, "Bipartite Soft Matching").
 
-    ``metric`` (B, T, D) over the tokens that may merge. Tokens alternate into sets
-    A (even positions) and B (odd); each A token draws an edge to its most similar B
-    token (cosine similarity); the ``merges`` most similar edges are merged.
+    ``metric`` (B, T, D) over all T tokens, the ``P = num_prefix`` prefix tokens first.
+    Tokens alternate into sets A and B over all tokens (:func:`bipartite_split`); each
+    A token draws an edge to its most similar B token (cosine similarity) and the
+    ``merges`` most similar edges merge.
 
-    Returns (unmerged A indices (B, |A|−r), merged A indices (B, r),
-    their B destinations (B, r)), all relative to the A or B set.
+    Prefix tokens never merge. The official code protects the class token, the first
+    A token, by a row of ``−∞`` scores (it never merges away) and a distillation token,
+    the first B token, by a column of ``−∞`` (nothing merges into it); here every
+    prefix token in A has its row protected and every one in B its column, by leaving
+    them out of the similarity — the same edges, without writing ``−∞`` into the
+    graph. ``merges`` may be at most ``⌊(T − P)/2⌋``, the official cap
+    ``r = min(r, (t − protected) // 2)``, which leaves every protected A row unmerged.
 
-    The unmerged A tokens keep their positional order (ToMe keeps them in
-    similarity order). The next block splits tokens into A and B by position, so a
-    near-tie in the similarity sort (1e-8 apart, which ONNX Runtime and PyTorch
-    may break differently) would otherwise reshuffle every later merge.
+    Returns indices counted from the first patch token of A or of B (patch A token
+    ``a`` is at position ``2·(⌈P/2⌉ + a)``, patch B token ``b`` at ``2·(⌊P/2⌋ + b) + 1``):
+
+    - ``unmerged`` (B, |A| − ⌈P/2⌉ − r): the patch tokens of A that stay. With prefix
+      tokens they are in ascending order, as the official code sorts them (so that the
+      class token stays first); then the order is fixed by which tokens merge, never by
+      near-ties of the similarities. Without prefix tokens the official code leaves them
+      in edge order (most similar first), and so does this function unless
+      ``sort_unmerged`` (a departure, off by default: with edge order a near-tie between
+      two unmerged edges, which two runtimes may break differently, reorders the tokens
+      and so the next block's split; sorted, the order depends only on which tokens merge).
+    - ``merged`` (B, r): the patch A tokens that merge, most similar edge first.
+    - ``destination`` (B, r): the patch B token each of them merges into.
     """
+    protected_a, protected_b = bipartite_split(num_prefix)
+    if merges > (metric.shape[1] - num_prefix) // 2:
+        raise ValueError(f"{merges} merges exceed half of the {metric.shape[1] - num_prefix} patch tokens")
     metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    set_a, set_b = metric[:, ::2], metric[:, 1::2]
-    similarity = set_a @ set_b.transpose(-2, -1)
+    patch_a, patch_b = metric[:, 2 * protected_a :: 2], metric[:, 2 * protected_b + 1 :: 2]
+    similarity = patch_a @ patch_b.transpose(-2, -1)
     best_value, best_b = similarity.max(dim=-1)
     order = best_value.argsort(dim=-1, descending=True)
-    merged_a = order[:, :merges]
-    unmerged_a = sort_indices(order[:, merges:])
-    destination_b = best_b.gather(1, merged_a)
-    return unmerged_a, merged_a, destination_b
+    merged, unmerged = order[:, :merges], order[:, merges:]
+    if num_prefix > 0 or sort_unmerged:
+        unmerged = sort_indices(unmerged)
+    return unmerged, merged, best_b.gather(1, merged)
 
 
 def merge_weighted_average(
-    x: torch.Tensor, size: torch.Tensor, unmerged_a: torch.Tensor, merged_a: torch.Tensor, destination_b: torch.Tensor
+    x: torch.Tensor, size: torch.Tensor, num_prefix: int,
+    unmerged: torch.Tensor, merged: torch.Tensor, destination: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Size-weighted average merge of A tokens into B tokens (ToMe's ``merge_wavg``).
 
-    ``x`` (B, T, C) and ``size`` (B, T) over the same tokens as the matching.
-    Returns ``[unmerged A, B]`` tokens and their sizes (sizes add up).
+    ``x`` (B, T, C) and ``size`` (B, T) over all tokens, indices from
+    :func:`bipartite_soft_matching`. Returns the tokens and their sizes (sizes add up)
+    in the order ``[prefix tokens, unmerged A patch tokens, B patch tokens]``: the
+    official order ``[unmerged A, B]`` with the prefix tokens of B moved to the front
+    (the official code does the same for a distillation token), so that every prefix
+    token keeps its position and the next block splits them the same way.
     """
+    protected_a, protected_b = bipartite_split(num_prefix)
     weighted = x * size.unsqueeze(-1)
-    a_tokens, b_tokens = weighted[:, ::2], weighted[:, 1::2]
-    a_size, b_size = size[:, ::2], size[:, 1::2]
-    assignment = one_hot(destination_b, b_tokens.shape[1], x.dtype)  # (B, r, |B|)
-    b_tokens = weighted_sum_into(b_tokens, gather_tokens(a_tokens, merged_a), assignment)
-    b_size = b_size + (assignment.transpose(-2, -1) @ gather_tokens(a_size, merged_a).unsqueeze(-1)).squeeze(-1)
-    tokens = torch.cat([gather_tokens(a_tokens, unmerged_a), b_tokens], dim=1)
-    sizes = torch.cat([gather_tokens(a_size, unmerged_a), b_size], dim=1)
-    return tokens / sizes.unsqueeze(-1), sizes
+    a_tokens, b_tokens = weighted[:, 2 * protected_a :: 2], weighted[:, 2 * protected_b + 1 :: 2]
+    a_size, b_size = size[:, 2 * protected_a :: 2], size[:, 2 * protected_b + 1 :: 2]
+    assignment = one_hot(destination, b_tokens.shape[1], x.dtype)  # (B, r, patch B)
+    b_tokens = weighted_sum_into(b_tokens, gather_tokens(a_tokens, merged), assignment)
+    b_size = b_size + (assignment.transpose(-2, -1) @ gather_tokens(a_size, merged).unsqueeze(-1)).squeeze(-1)
+    patches = torch.cat([gather_tokens(a_tokens, unmerged), b_tokens], dim=1)
+    patch_size = torch.cat([gather_tokens(a_size, unmerged), b_size], dim=1)
+    prefix, prefix_size = x[:, :num_prefix], size[:, :num_prefix]
+    return torch.cat([prefix, patches / patch_size.unsqueeze(-1)], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+
+
+def merge_bipartite(
+    x: torch.Tensor, keys: torch.Tensor, size: torch.Tensor, num_prefix: int, merges: int, sort_unmerged: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ToMe step (§3): bipartite soft matching on ``keys`` (B, T, D), then the
+    size-weighted merge of ``x`` (B, T, C) and ``size`` (B, T). Shared by ``tome``,
+    PPT's pooling branch and the ``VitPruneToMeMerge`` reference."""
+    unmerged, merged, destination = bipartite_soft_matching(keys, merges, num_prefix, sort_unmerged)
+    return merge_weighted_average(x, size, num_prefix, unmerged, merged, destination)
 
 
 def vpa_spread_sizes(

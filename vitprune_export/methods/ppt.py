@@ -14,19 +14,25 @@ size-weighted merge (thesis §3.2.2), and the sizes feed proportional attention
 
 Both branches remove the same number of tokens, so each image picks one with a
 ``torch.where`` on its own variance: both are computed, every shape is static,
-and a batch may mix policies. The pooling branch caps the count at half the
-patch tokens (as ToMe), so PPT does too. ``τ = 7e-5`` is the threshold of the
-official PPT evaluation command for DeiT-S (its README: ``--threshold 7e-5``;
-fine-tuning used 6e-5). The variance is the unbiased sample variance over the
-patch tokens (``torch.var``'s default).
+and a batch may mix policies. ``τ = 7e-5`` is the threshold of the official PPT
+evaluation command for DeiT-S (its README: ``--threshold 7e-5``; fine-tuning used
+6e-5). The variance is the unbiased sample variance over the patch tokens
+(``torch.var``'s default).
 
-Token order: both branches keep the surviving tokens in their current order
-(sorted indices) rather than in score or similarity order. The next block's
-bipartite split alternates tokens by position, so a similarity-sorted order
-would make the merges depend on near-ties anywhere in that sort: two unmerged
-tokens whose best similarities differ by 3e-8 swapped places in ONNX Runtime and
-the logits of ``vit_small_patch16_224`` diverged by 7e-3. Sorted indices are
-integers, so the order depends only on which tokens survive.
+As the official ``ppt_deit.py``: an image pools when ``var < τ`` and prunes
+otherwise (so ``var = τ`` prunes); the count is capped at half the patch tokens,
+``⌊(N − P)/2⌋`` (officially ``r = min(r, (N − 1) // 2)``, one class token); pruning keeps the
+prefix tokens first, then the kept patch tokens in descending score (the official
+code sorts all tokens by score with the class token's set to 2, above any
+normalised score); pooling is ToMe's step with the official split
+(:func:`.functional.merge_bipartite`).
+
+``--sort-pruned`` (off by default, a departure from the official code) puts the
+pruned branch's tokens in position order instead of score order. The score
+order is decided by floats: two kept scores can lie within a few ulp of each
+other, and ONNX Runtime may then order them differently from PyTorch; that
+matters only when the image pools in a later block, whose split goes by
+position. Position order depends only on which tokens are kept.
 """
 
 from __future__ import annotations
@@ -36,14 +42,7 @@ import torch
 from ..scores import ats_score
 from . import register_method
 from .base import Knob, TokenReduction, check_positive
-from .functional import (
-    bipartite_soft_matching,
-    gather_prefix_and_patches,
-    merge_weighted_average,
-    sort_indices,
-    split_prefix,
-    top_patch_tokens,
-)
+from .functional import gather_prefix_and_patches, merge_bipartite, sort_indices, split_prefix, top_patch_tokens
 
 DEFAULT_TAU = 7e-5
 
@@ -56,42 +55,61 @@ def patch_score_variance(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
 
 
 def prune_branch(
-    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int
+    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int,
+    sort_pruned: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token pruning (thesis §3.2.1): prefix tokens plus the ``keep_patch`` best patch tokens, with their sizes."""
-    index = sort_indices(top_patch_tokens(scores, num_prefix, keep_patch))  # current order, see module doc
+    """Token pruning (thesis §3.2.1): prefix tokens, then the ``keep_patch`` best patch tokens in descending
+    score (the official order; in position order with ``sort_pruned``), with their sizes."""
+    index = top_patch_tokens(scores, num_prefix, keep_patch)  # best first
+    if sort_pruned:
+        index = sort_indices(index)
     return gather_prefix_and_patches(x, index, num_prefix), gather_prefix_and_patches(size, index, num_prefix)
 
 
 def pool_branch(
     x: torch.Tensor, size: torch.Tensor, keys: torch.Tensor, num_prefix: int, merges: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token pooling (thesis §3.2.2): bipartite soft matching on the keys, ``merges`` size-weighted merges."""
-    prefix, patches = split_prefix(x, num_prefix)
-    prefix_size, patch_size = split_prefix(size, num_prefix)
-    _, patch_keys = split_prefix(keys, num_prefix)
-    unmerged, merged, destination = bipartite_soft_matching(patch_keys, merges)
-    patches, patch_size = merge_weighted_average(patches, patch_size, unmerged, merged, destination)
-    return torch.cat([prefix, patches], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+    """Token pooling (thesis §3.2.2): ToMe's bipartite soft matching on the keys, ``merges`` size-weighted merges."""
+    return merge_bipartite(x, keys, size, num_prefix, merges)
 
 
 def choose_pruning(scores: torch.Tensor, num_prefix: int, tau: float) -> torch.Tensor:
-    """Thesis Eq. 3.3: True where the image prunes (``var(Score) > τ``), False where it pools; (B,) bool."""
-    return patch_score_variance(scores, num_prefix) > tau
+    """Thesis Eq. 3.3: True where the image prunes, False where it pools; (B,) bool.
+
+    The official code pools when ``var(Score) < τ`` and prunes otherwise, so a variance equal to τ prunes.
+    """
+    return patch_score_variance(scores, num_prefix) >= tau
 
 
 @register_method
 class PPT(TokenReduction):
     name = "ppt"
     paper = "Wu et al. arXiv 2310.01812; thesis §3.3 Eq. 3.3"
-    summary = "per image: prune by ATS score if its variance > τ, else pool (bipartite merge)"
-    knobs = (Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),)
+    summary = "per image: prune by ATS score if its variance ≥ τ, else pool (bipartite merge)"
+    knobs = (
+        Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),
+        Knob(
+            "sort_pruned", False,
+            "keep pruned tokens in position order (official: score order; stable under near-ties, "
+            "see docs/methods/ppt.md)",
+        ),
+    )
     tracks_size = True
     needs_class_token = True
     tensorrt = "standard ONNX ops (both branches + Where)"
 
     def validate(self) -> None:
         check_positive("tau", self.tau)
+        self.sort_pruned = bool(self.sort_pruned)
+
+    def near_tie_hint(self, num_prefix: int) -> str:
+        if self.sort_pruned:
+            return ""
+        return (
+            "PPT keeps pruned tokens in score order (as the official code); when an image pools after pruning, "
+            "a near-tie of two scores can reorder its tokens in ONNX Runtime; --sort-pruned keeps them in "
+            "position order. "
+        )
 
     def max_remove(self, tokens_in: int, num_prefix: int) -> int:
         return (tokens_in - num_prefix) // 2
@@ -104,7 +122,7 @@ class PPT(TokenReduction):
         if size is None:
             size = x.new_ones(x.shape[:2])
         scores = ats_score(x, attention)
-        pruned, pruned_size = prune_branch(x, size, scores, num_prefix, plan.tokens_out - num_prefix)
+        pruned, pruned_size = prune_branch(x, size, scores, num_prefix, plan.tokens_out - num_prefix, self.sort_pruned)
         pooled, pooled_size = pool_branch(x, size, attention.mean_key, num_prefix, plan.remove)
         prune = choose_pruning(scores, num_prefix, self.tau)
         tokens = torch.where(prune[:, None, None], pruned, pooled)

@@ -68,7 +68,8 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "VitPruneToMeMerge", ("tokens", "keys", "sizes"), ("merged_tokens", "merged_sizes"),
             {"num_prefix": int, "merges": int},
-            "bipartite soft matching on keys, size-weighted average merge of `merges` pairs",
+            "bipartite soft matching on keys (A/B alternate over all tokens, prefix tokens protected, as the "
+            "official ToMe), size-weighted average merge of `merges` pairs",
         ),
     )
 }

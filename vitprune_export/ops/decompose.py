@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import VitPruneError
+from ..methods.functional import bipartite_split
 
 TENSORRT_TOPK_LIMIT = 3840
 _END = np.iinfo(np.int64).max
@@ -130,23 +131,33 @@ def decompose_vpa(builder: GraphBuilder, tokens, scores, keys, sizes, num_prefix
 
 
 def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix: int, merges: int, tokens_in: int):
-    """``VitPruneToMeMerge`` (ToMe §3) → bipartite matching + one-hot MatMul merge."""
-    patches = tokens_in - num_prefix
-    set_a_count, set_b_count = (patches + 1) // 2, patches // 2
-    metric = builder.l2_normalize(builder.slice(keys, num_prefix))
-    similarity = builder.op("MatMul", [builder.slice(metric, 0, step=2), builder.transpose_last(builder.slice(metric, 1, step=2))])
+    """``VitPruneToMeMerge`` (ToMe §3) → bipartite matching + one-hot MatMul merge.
+
+    Sets A and B alternate over all tokens, prefix tokens included (``functional.bipartite_split``);
+    only the patch tokens of A and B are matched, which protects the prefix tokens as the official
+    ``−∞`` rows and columns do. Indices below count from the first patch token of A or of B.
+    """
+    protected_a, protected_b = bipartite_split(num_prefix)
+    patch_a_start, patch_b_start = 2 * protected_a, 2 * protected_b + 1
+    patch_a_count = (tokens_in + 1) // 2 - protected_a
+    patch_b_count = tokens_in // 2 - protected_b
+    metric = builder.l2_normalize(keys)
+    patch_a = builder.slice(metric, patch_a_start, step=2)
+    patch_b = builder.slice(metric, patch_b_start, step=2)
+    similarity = builder.op("MatMul", [patch_a, builder.transpose_last(patch_b)])
     best_value = builder.op("ReduceMax", [similarity, builder.const([-1])], {"keepdims": 0})
     best_b = builder.op("ArgMax", [similarity], {"axis": -1, "keepdims": 0})
-    order = builder.topk_indices(best_value, set_a_count)
+    order = builder.topk_indices(best_value, patch_a_count)
     merged = builder.slice(order, 0, merges)
-    unmerged = builder.sort_ascending(builder.slice(order, merges), set_a_count - merges)  # positional order
+    unmerged = builder.slice(order, merges)
+    if num_prefix > 0:  # ascending position, as the official code sorts them when there is a class token
+        unmerged = builder.sort_ascending(unmerged, patch_a_count - merges)
     destination = builder.op("GatherElements", [best_b, merged], {"axis": 1})
 
-    patch_sizes = builder.slice(sizes, num_prefix)
-    weighted = builder.op("Mul", [builder.slice(tokens, num_prefix), builder.unsqueeze(patch_sizes, -1)])
-    a_tokens, b_tokens = builder.slice(weighted, 0, step=2), builder.slice(weighted, 1, step=2)
-    a_sizes, b_sizes = builder.slice(patch_sizes, 0, step=2), builder.slice(patch_sizes, 1, step=2)
-    one_hot = builder.op("Equal", [builder.unsqueeze(destination, -1), builder.const(np.arange(set_b_count))])
+    weighted = builder.op("Mul", [tokens, builder.unsqueeze(sizes, -1)])
+    a_tokens, b_tokens = builder.slice(weighted, patch_a_start, step=2), builder.slice(weighted, patch_b_start, step=2)
+    a_sizes, b_sizes = builder.slice(sizes, patch_a_start, step=2), builder.slice(sizes, patch_b_start, step=2)
+    one_hot = builder.op("Equal", [builder.unsqueeze(destination, -1), builder.const(np.arange(patch_b_count))])
     assignment_t = builder.transpose_last(builder.op("Cast", [one_hot], {"to": 1}))  # (B, |B|, r), float32
     b_tokens = builder.op("Add", [b_tokens, builder.op("MatMul", [assignment_t, builder.gather_rows(a_tokens, merged, rank=3)])])
     moved_sizes = builder.unsqueeze(builder.gather_rows(a_sizes, merged, rank=2), -1)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import torch
 
 from ..methods.functional import (
-    bipartite_soft_matching,
     cosine_similarity_matrix,
     gather_tokens,
     keep_top_tokens,
-    merge_weighted_average,
+    merge_bipartite,
     rank_patch_tokens,
     split_prefix,
     vpa_spread_sizes,
@@ -55,19 +54,16 @@ def vpa(
 def tome_merge(
     tokens: torch.Tensor, keys: torch.Tensor, sizes: torch.Tensor, num_prefix: int, merges: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``VitPruneToMeMerge`` (ToMe, Bolya et al. ICLR'23, §3).
+    """``VitPruneToMeMerge`` (ToMe, Bolya et al. ICLR'23, §3; the official ``tome/merge.py``).
 
     ``tokens`` (B, N, C), ``keys`` (B, N, D), ``sizes`` (B, N) → (B, N − r, C) and
-    (B, N − r), ``r = merges``: prefix tokens, then the unmerged A tokens (most similar
-    edge first), then every B token (original order) holding the size-weighted average
-    of itself and the A tokens merged into it; sizes add up.
+    (B, N − r), ``r = merges``. Sets A and B alternate over all N tokens (class token
+    first in A); prefix tokens never merge. Output: the ``P`` prefix tokens, then the
+    unmerged A patch tokens (ascending position; most similar edge first when
+    ``P = 0``), then every B patch token (original order) holding the size-weighted
+    average of itself and the A tokens merged into it; sizes add up.
     """
-    prefix, patches = split_prefix(tokens, num_prefix)
-    prefix_size, patch_size = split_prefix(sizes, num_prefix)
-    _, patch_keys = split_prefix(keys, num_prefix)
-    unmerged, merged, destination = bipartite_soft_matching(patch_keys, merges)
-    patches, patch_size = merge_weighted_average(patches, patch_size, unmerged, merged, destination)
-    return torch.cat([prefix, patches], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+    return merge_bipartite(tokens, keys, sizes, num_prefix, merges)
 
 
 REFERENCES = {"VitPruneTopKSelect": topk_select, "VitPruneVPA": vpa, "VitPruneToMeMerge": tome_merge}
