@@ -24,13 +24,13 @@ from pathlib import Path
 def measure(model_name: str, checkpoint: str, data: str, rates: list[float], methods: list[str], batch: int) -> list[dict]:
     import torch
 
-    from vitprune_export.data import Preprocessing, load_dataset
+    from vitprune_export.accuracy.data import Preprocessing, load_dataset
     from vitprune_export.errors import VitPruneError
-    from vitprune_export.evaluate import evaluate
-    from vitprune_export.flops import count_macs
-    from vitprune_export.methods import method_class
-    from vitprune_export.models import create_model
-    from vitprune_export.patch import apply_method, keep_counts
+    from vitprune_export.accuracy.evaluate import evaluate
+    from vitprune_export.pruning.flops import count_macs
+    from vitprune_export.pruning.methods import method_class
+    from vitprune_export.pruning.models import create_model
+    from vitprune_export.pruning.patch import apply_method, keep_counts
 
     base = create_model(model_name, weights=checkpoint)
     dataset = load_dataset(data, "test", Preprocessing.for_model(base))
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     args = parser.parse_args(argv)
 
-    from vitprune_export.io import atomic_write_text
-    from vitprune_export.methods import list_methods
+    from vitprune_export.files import atomic_write_text
+    from vitprune_export.pruning.methods import list_methods
 
     methods = list_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     rates = [float(r) for r in args.rates.split(",")]

@@ -112,7 +112,7 @@ def ppt_decisions(base, removed: list[int], tau: float, images) -> str:
     import torch
 
     from vitprune_export import apply_method
-    from vitprune_export.methods import ppt
+    from vitprune_export.pruning.methods import ppt
 
     counts = []
     original = ppt.choose_pruning
@@ -220,7 +220,7 @@ def official_etps(evit_repo: Path, tps_repo: Path, base, tokens_in, removed, ima
 def schedule_of(base, method: str, **how) -> tuple[list[int], list[int]]:
     """(tokens entering each block, removed per block) of vitprune's schedule."""
     from vitprune_export import apply_method
-    from vitprune_export.patch import pruning_info
+    from vitprune_export.pruning.patch import pruning_info
 
     schedule = pruning_info(apply_method(copy.deepcopy(base), method, **how))["schedule"]
     return list(schedule.tokens_in), list(schedule.removed)
@@ -228,8 +228,8 @@ def schedule_of(base, method: str, **how) -> tuple[list[int], list[int]]:
 
 def capped_counts(base, method: str, requested: list[int]) -> list[int]:
     """``requested`` per block, capped as the official code caps silently (ToMe, PPT: half the patch tokens)."""
-    from vitprune_export.methods import get_method
-    from vitprune_export.patch import num_tokens_of
+    from vitprune_export.pruning.methods import get_method
+    from vitprune_export.pruning.patch import num_tokens_of
 
     tokens, prefix, removed = num_tokens_of(base), int(base.num_prefix_tokens), []
     for count in requested:
@@ -253,7 +253,7 @@ def main() -> None:
 
     import torch
 
-    from vitprune_export.models import create_model
+    from vitprune_export.pruning.models import create_model
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     images = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed))

@@ -32,10 +32,10 @@ def embedded_kernels(engine: bytes) -> int:
 
 def export_forms(model_name: str, method: str, rate: float, weights: str, folder: Path) -> dict[str, Path]:
     """The plain export and, for methods with a plugin, the plugin export rewritten to standard ops."""
-    from vitprune_export.export import export_onnx
-    from vitprune_export.ops import PLUGIN_OF_METHOD
-    from vitprune_export.patch import create_pruned
-    from vitprune_export.rewrite import rewrite_onnx
+    from vitprune_export.export.onnx import export_onnx
+    from vitprune_export.export.ops import PLUGIN_OF_METHOD
+    from vitprune_export.pruning.patch import create_pruned
+    from vitprune_export.export.rewrite import rewrite_onnx
 
     forms = {}
     model = create_pruned(model_name, method, rate=rate, weights=weights)
@@ -52,7 +52,7 @@ def export_forms(model_name: str, method: str, rate: float, weights: str, folder
 def measure(model_name: str, rate: float, weights: str, methods: list[str], profile: str, precisions: list[str]) -> list[dict]:
     import torch
 
-    from vitprune_export.build import build_engine
+    from vitprune_export.tensorrt.build import build_engine
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="vitprune-matrix-") as scratch:
@@ -99,7 +99,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vitprune_export.methods import list_methods
+    from vitprune_export.pruning.methods import list_methods
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="deit_tiny_patch16_224")

@@ -32,8 +32,8 @@ def main() -> None:
     import torch
 
     from vitprune_export import apply_method, export_onnx
-    from vitprune_export.flops import count_macs
-    from vitprune_export.models import create_model
+    from vitprune_export.pruning.flops import count_macs
+    from vitprune_export.pruning.models import create_model
 
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}")
     print(f"| model | method | build s | export+check s | size MB | parity | MACs ratio |")

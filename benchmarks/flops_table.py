@@ -21,8 +21,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from vitprune_export import apply_method, keep_counts, list_methods
-    from vitprune_export.flops import count_macs
-    from vitprune_export.models import create_model
+    from vitprune_export.pruning.flops import count_macs
+    from vitprune_export.pruning.models import create_model
 
     base = create_model(args.model, "random")
     baseline = count_macs(apply_method(copy.deepcopy(base), "none")).macs

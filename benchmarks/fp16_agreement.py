@@ -1,7 +1,7 @@
 """fp16 vs fp32 agreement of every method's graph, as TensorRT's strongly typed builders get it.
 
 For each method: export the pruned model (static keep counts), convert the ONNX to fp16 exactly as
-``vitprune build --fp16`` does for TensorRT 11 / TensorRT for RTX (vitprune_export.fp16: LayerNorm,
+``vitprune build --fp16`` does for TensorRT 11 / TensorRT for RTX (vitprune_export.export.fp16: LayerNorm,
 Softmax, token scores and merge divisions kept fp32), run both graphs in ONNX Runtime on the CPU and
 compare: the largest |Δlogit| (also relative to the largest fp32 logit), top-1 agreement of the fp16
 graph with the fp32 graph, and — on labelled data — both graphs' top-1 accuracy.
@@ -36,13 +36,13 @@ def _inputs(model, data: str | None, images: int, seed: int):
     import torch
 
     if data:
-        from vitprune_export.data import Preprocessing, load_dataset
+        from vitprune_export.accuracy.data import Preprocessing, load_dataset
 
         dataset = load_dataset(data, "test", Preprocessing.for_model(model))
         batch = torch.stack([dataset[i][0] for i in range(len(dataset))]).numpy().astype(np.float32)
         labels = np.array([int(dataset[i][1]) for i in range(len(dataset))])
         return batch, labels
-    from vitprune_export.export import input_size_of
+    from vitprune_export.export.onnx import input_size_of
 
     shape = (images, *input_size_of(model))
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32), None
@@ -64,10 +64,10 @@ def measure(model_name: str, weights: str, methods: list[str], rate: float, data
     import numpy as np
     import torch
 
-    from vitprune_export.build import convert_onnx_to_fp16
-    from vitprune_export.export import export_onnx
-    from vitprune_export.models import create_model
-    from vitprune_export.patch import apply_method
+    from vitprune_export.tensorrt.build import convert_onnx_to_fp16
+    from vitprune_export.export.onnx import export_onnx
+    from vitprune_export.pruning.models import create_model
+    from vitprune_export.pruning.patch import apply_method
 
     torch.manual_seed(seed)
     base = create_model(model_name, weights).eval()
@@ -126,7 +126,7 @@ def markdown(rows: list[dict], labelled: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vitprune_export.methods import list_methods
+    from vitprune_export.pruning.methods import list_methods
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="vitprune_tiny_patch4_32")

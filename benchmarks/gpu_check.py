@@ -120,11 +120,11 @@ def step_plugin_kernels(args, out: Path) -> dict:
 def step_torch_cuda_latency(args, out: Path) -> dict:
     import torch
 
-    from vitprune_export.methods import list_methods
-    from vitprune_export.patch import create_pruned
-    from vitprune_export.profile import profile
-    from vitprune_export.results import default_result_path, write_result
-    from vitprune_export.runtime import get_runner
+    from vitprune_export.pruning.methods import list_methods
+    from vitprune_export.pruning.patch import create_pruned
+    from vitprune_export.measure.profile import profile
+    from vitprune_export.measure.results import default_result_path, write_result
+    from vitprune_export.measure.runners import get_runner
 
     if not torch.cuda.is_available() and not args.smoke:
         raise Skip("no CUDA GPU visible")
@@ -194,13 +194,13 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
                    f"target ({', '.join(targets)}); its engines cannot run on this GPU")
     import dataclasses
 
-    from vitprune_export.build import build_engine
-    from vitprune_export.device_profiles import load_profile
-    from vitprune_export.export import export_onnx
-    from vitprune_export.patch import create_pruned
-    from vitprune_export.profile import profile as measure_profile
-    from vitprune_export.results import default_result_path, write_result
-    from vitprune_export.runtime import get_runner
+    from vitprune_export.tensorrt.build import build_engine
+    from vitprune_export.tensorrt.profiles import load_profile
+    from vitprune_export.export.onnx import export_onnx
+    from vitprune_export.pruning.patch import create_pruned
+    from vitprune_export.measure.profile import profile as measure_profile
+    from vitprune_export.measure.results import default_result_path, write_result
+    from vitprune_export.measure.runners import get_runner
 
     base = load_profile("rtx-generic")
     device_profile = dataclasses.replace(base, build=dataclasses.replace(base.build, compute_capabilities=[f"sm_{major}{minor}"]))

@@ -70,7 +70,7 @@ def build_variants(args, console):
     """[(key, method, rate, network)] with the baseline first; methods that fail to build are skipped."""
     from vitprune_export import apply_method, create_model, list_methods
     from vitprune_export.errors import VitPruneError
-    from vitprune_export.methods import method_class
+    from vitprune_export.pruning.methods import method_class
 
     methods = [m for m in list_methods() if m != "none"] if args.methods == "all" else args.methods.split(",")
     rates = [float(r) for r in args.rates.split(",")]
@@ -93,8 +93,8 @@ def build_variants(args, console):
 
 
 def export_variants(variants, args, console, folder: Path):
-    from vitprune_export.export import export_onnx
-    from vitprune_export.flops import count_macs
+    from vitprune_export.export.onnx import export_onnx
+    from vitprune_export.pruning.flops import count_macs
 
     paths = {}
     baseline_macs = count_macs(variants[0][3]).macs
@@ -161,7 +161,7 @@ class ThreadCpuTimer:
 
 
 def run_backend(backend: str, variants, onnx_paths, args, console):
-    from vitprune_export.runtime import get_runner
+    from vitprune_export.measure.runners import get_runner
 
     runners = {}
     for key, method, rate, network in variants:
@@ -276,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from vitprune_export.flops import count_macs
-    from vitprune_export.profile import capture_environment, default_device_name, latency_result
-    from vitprune_export.results import default_result_path, write_result
+    from vitprune_export.pruning.flops import count_macs
+    from vitprune_export.measure.profile import capture_environment, default_device_name, latency_result
+    from vitprune_export.measure.results import default_result_path, write_result
 
     args = parse_args(argv)
     if args.cpu_time and args.threads != 1:
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     console.print(table)
     if args.json:
-        from vitprune_export.io import atomic_write_text
+        from vitprune_export.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "op_ms": op_table}, indent=2) + "\n")
     return 0

@@ -28,8 +28,8 @@ BATCHES = [(1, 0), (3, 0), (1, 1), (4, 2), (8, 3), (8, 4)]  # (batch size, image
 
 def parity_sweep(args) -> None:
     from vitprune_export import apply_method, export_onnx
-    from vitprune_export.export import parity
-    from vitprune_export.models import create_model
+    from vitprune_export.export.onnx import parity
+    from vitprune_export.pruning.models import create_model
 
     model_kwargs = {"class_token": False, "global_pool": "avg"} if args.no_class_token else {}
     knobs = {}
@@ -51,8 +51,8 @@ def pruned_order(args) -> None:
     import torch
 
     from vitprune_export import apply_method
-    from vitprune_export.methods import ppt
-    from vitprune_export.models import create_model
+    from vitprune_export.pruning.methods import ppt
+    from vitprune_export.pruning.models import create_model
 
     def kept(model, images):
         recorded, original = [], ppt.top_patch_tokens

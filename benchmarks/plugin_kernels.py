@@ -1,5 +1,5 @@
 """Micro-benchmark: each vitprune CUDA kernel (C ABI, as the TensorRT plugin runs it) against the
-PyTorch reference decomposition (vitprune_export.ops.reference on CUDA tensors), at batch 1 and 32.
+PyTorch reference decomposition (vitprune_export.export.ops.reference on CUDA tensors), at batch 1 and 32.
 
     python benchmarks/plugin_kernels.py [--model vit_small|deit_tiny] [--iterations 200] [--json out.json]
 
@@ -51,9 +51,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("plugin_kernels.py needs an NVIDIA GPU and a CUDA build of PyTorch (torch.cuda.is_available() is False)", file=sys.stderr)
         return 2
-    from vitprune_export.ops import reference
-    from vitprune_export.ops.kernels import KernelABI, build_kernel_library
-    from vitprune_export.ops.plugin_library import find_nvcc
+    from vitprune_export.export.ops import reference
+    from vitprune_export.export.ops.kernels import KernelABI, build_kernel_library
+    from vitprune_export.export.ops.plugin_library import find_nvcc
 
     if find_nvcc() is None:
         print("plugin_kernels.py needs nvcc (the CUDA toolkit) to build the kernels", file=sys.stderr)
@@ -92,7 +92,7 @@ def main() -> int:
     for row in rows:
         print(f"| {row['op']} | {row['batch']} | {row['kernel_us']:.1f} | {row['pytorch_us']:.1f} | {row['speedup']:.1f}× |")
     if args.json:
-        from vitprune_export.io import atomic_write_text
+        from vitprune_export.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({"device": device, "model": args.model, "dtype": args.dtype, "rows": rows}, indent=2))
     return 0

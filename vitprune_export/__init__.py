@@ -17,19 +17,19 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_pruned": "patch",
-    "apply_method": "patch",
-    "keep_counts": "patch",
-    "pruning_info": "patch",
-    "create_model": "models",
-    "export_onnx": "export",
-    "ExportResult": "export",
-    "list_methods": "methods",
-    "get_method": "methods",
-    "register_method": "methods",
-    "build_schedule": "schedule",
-    "Schedule": "schedule",
-    "count_macs": "flops",
+    "create_pruned": "pruning.patch",
+    "apply_method": "pruning.patch",
+    "keep_counts": "pruning.patch",
+    "pruning_info": "pruning.patch",
+    "create_model": "pruning.models",
+    "export_onnx": "export.onnx",
+    "ExportResult": "export.onnx",
+    "list_methods": "pruning.methods",
+    "get_method": "pruning.methods",
+    "register_method": "pruning.methods",
+    "build_schedule": "pruning.schedule",
+    "Schedule": "pruning.schedule",
+    "count_macs": "pruning.flops",
     "VitPruneError": "errors",
 }
 

@@ -55,9 +55,9 @@ def adjust(
     """
     import torch
 
-    from ..adjust import AdjustSettings, adjust_rates, check_adjustable, save_adjusted_schedule
-    from ..finetune import TrainingRecipe, checkpoint_dict, save_checkpoint as write_checkpoint
-    from .spec import resolve_method
+    from ..accuracy.adjust import AdjustSettings, adjust_rates, check_adjustable, save_adjusted_schedule
+    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, save_checkpoint as write_checkpoint
+    from ..pruning.spec import resolve_method
 
     started = time.perf_counter()
     recipe = TrainingRecipe(

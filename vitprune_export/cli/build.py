@@ -30,7 +30,7 @@ def build(
     if dry_run:
         _dry_run(onnx, profile, fp16, timing_cache, json)
         return
-    from ..build import build_engine
+    from ..tensorrt.build import build_engine
 
     with console.status(f"building a TensorRT engine from {onnx} for profile {profile} (this takes minutes)…"):
         result = build_engine(onnx, profile, output=output, plugins=plugins, fp16=fp16, timing_cache=timing_cache, verbose=verbose)
@@ -53,7 +53,7 @@ def build(
 
 
 def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Path | None, json: bool) -> None:
-    from ..build import (
+    from ..tensorrt.build import (
         _load_onnx,
         builder_settings,
         expected_tensorrt,
@@ -62,9 +62,9 @@ def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Pat
         onnx_inputs,
         onnx_plugin_ops,
     )
-    from ..device_profiles import load_profile
+    from ..tensorrt.profiles import load_profile
     from ..errors import MissingDependencyError, VitPruneError
-    from ..trt_env import import_tensorrt
+    from ..tensorrt.env import import_tensorrt
 
     if not onnx.is_file():
         raise VitPruneError(f"ONNX file {str(onnx)!r} does not exist; make one with 'vitprune export'")

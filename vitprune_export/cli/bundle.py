@@ -24,7 +24,7 @@ def bundle(
 
     Example: vitprune bundle engines/vit_small_patch16_224_topk-vpa_r0.06.onnx --profile jetson-orin-nano -o bundles/orin
     """
-    from ..bundle import bundle as make_bundle
+    from ..tensorrt.bundle import bundle as make_bundle
 
     with console.status(f"assembling the {profile} bundle…"):
         result = make_bundle(onnx, profile, output, plugins_dir=plugins_dir, force=force)

@@ -30,9 +30,9 @@ def compare(
     """
     import sys
 
-    from ..compare import FORMATS, build_comparison, plot_comparison, render, render_table
-    from ..io import atomic_write_text
-    from ..results import load_results
+    from ..measure.compare import FORMATS, build_comparison, plot_comparison, render, render_table
+    from ..files import atomic_write_text
+    from ..measure.results import load_results
 
     if fmt not in FORMATS:
         raise VitPruneError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -52,11 +52,11 @@ def eval_command(
     Example: vitprune eval --model vitprune_tiny_patch4_32 --checkpoint engines/tiny_digits.pt
     --data digits --method topk --rate 0.1 --backend ort-cpu
     """
-    from ..data import Preprocessing, load_dataset
+    from ..accuracy.data import Preprocessing, load_dataset
     from ..errors import VitPruneError
-    from ..evaluate import BACKENDS, accuracy_result, evaluate, write_result
-    from ..patch import keep_counts
-    from .spec import build_pruned_model
+    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, write_result
+    from ..pruning.patch import keep_counts
+    from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
     if backend not in BACKENDS:

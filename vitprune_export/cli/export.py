@@ -58,9 +58,9 @@ def export(
 
     Example: vitprune export --method topk-vpa --rate 0.06
     """
-    from ..export import export_onnx
-    from ..flops import count_macs
-    from .spec import build_pruned_model
+    from ..export.onnx import export_onnx
+    from ..pruning.flops import count_macs
+    from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
     output = output or default_onnx_path(model, method, rate, rates, schedule, plugins)

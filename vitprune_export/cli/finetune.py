@@ -35,8 +35,8 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the initialisat
 
 def prepare_training(model: str, weights: str, data: str):
     """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
-    from ..data import Preprocessing, load_dataset
-    from ..models import check_model_name, create_model
+    from ..accuracy.data import Preprocessing, load_dataset
+    from ..pruning.models import check_model_name, create_model
 
     check_model_name(model)
     network = create_model(model, weights)
@@ -85,9 +85,9 @@ def finetune(
     """
     import torch
 
-    from ..finetune import TrainingRecipe, checkpoint_dict, finetune as run_finetune, save_checkpoint
-    from ..patch import apply_method, keep_counts
-    from .spec import resolve_method
+    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, finetune as run_finetune, save_checkpoint
+    from ..pruning.patch import apply_method, keep_counts
+    from ..pruning.spec import resolve_method
 
     started = time.perf_counter()
     recipe = TrainingRecipe(

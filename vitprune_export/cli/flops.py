@@ -22,9 +22,9 @@ def flops(
     knobs: dict[str, Any] | None = None,
 ) -> None:
     """Multiply-accumulates (G) and parameters (M) of the pruned model, and the ratio to the unpruned one."""
-    from ..flops import count_macs
-    from ..patch import keep_counts
-    from .spec import build_pruned_model, resolve_method
+    from ..pruning.flops import count_macs
+    from ..pruning.patch import keep_counts
+    from ..pruning.spec import build_pruned_model, resolve_method
 
     network = build_pruned_model(model, method, rate, rates, schedule, "random", knobs or {})
     pruned = count_macs(network)

@@ -11,7 +11,7 @@ from .options import JsonOption
 @command("methods")
 def methods(json: JsonOption = False) -> None:
     """List the token-reduction methods: paper, knobs (CLI options) and how they run on TensorRT."""
-    from ..methods import list_methods, method_class
+    from ..pruning.methods import list_methods, method_class
 
     rows = [method_class(name).describe() for name in list_methods()]
     if json:

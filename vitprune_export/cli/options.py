@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..models import DEFAULT_MODEL
+from ..pruning.models import DEFAULT_MODEL
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="timm model name.")]
 MethodOption = Annotated[str, typer.Option("--method", help="Token-reduction method (see 'vitprune methods').")]
@@ -38,7 +38,7 @@ def _knob_parameters() -> list[inspect.Parameter]:
     A name two methods share (``--tau`` of topk-vpa and ppt) gets one option whose help
     names each method with its own meaning and default.
     """
-    from ..methods import list_methods, method_class
+    from ..pruning.methods import list_methods, method_class
 
     first: dict[str, Any] = {}
     helps: dict[str, list[str]] = {}

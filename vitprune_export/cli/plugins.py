@@ -40,7 +40,7 @@ def build(
 
     Example: vitprune plugins build --arch 87 --tensorrt-root /usr/src/tensorrt
     """
-    from ..ops.plugin_library import build_plugin_library, parse_arches
+    from ..export.ops.plugin_library import build_plugin_library, parse_arches
 
     arches = parse_arches(arch)
     with console.status("building the plugins…") as status:

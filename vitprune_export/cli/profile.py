@@ -47,9 +47,9 @@ def profile(
     vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06;
     vitprune profile --backend ort-cpu --method none   (the baseline for 'vitprune compare')
     """
-    from ..profile import profile as measure_profile
-    from ..results import default_result_path, write_result
-    from ..runtime import TORCH_BACKENDS, get_runner
+    from ..measure.profile import profile as measure_profile
+    from ..measure.results import default_result_path, write_result
+    from ..measure.runners import TORCH_BACKENDS, get_runner
 
     options = {"plugin_library": plugins} if backend == "trt" else {}
     if plugins is not None and backend != "trt":
@@ -99,8 +99,8 @@ def profile(
 
 
 def _model_from_spec(model, method, rate, rates, schedule, weights, knobs):
-    from ..models import DEFAULT_MODEL
-    from .spec import build_pruned_model
+    from ..pruning.models import DEFAULT_MODEL
+    from ..pruning.spec import build_pruned_model
 
     name = model or DEFAULT_MODEL
     with console.status("building the pruned model…"):
@@ -110,8 +110,8 @@ def _model_from_spec(model, method, rate, rates, schedule, weights, knobs):
 
 def _export_spec(network, path: Path, batch: int, model_name: str) -> Path:
     """A model spec as a parity-checked ONNX file at ``path``, with the metadata ``vitprune export`` writes."""
-    from ..export import export_onnx
-    from ..flops import count_macs
+    from ..export.onnx import export_onnx
+    from ..pruning.flops import count_macs
 
     extra = {"macs": count_macs(network).macs, "baseline_macs": count_macs(network, unpruned=True).macs}
     with console.status("exporting the model spec to ONNX for ONNX Runtime…"):
@@ -121,7 +121,7 @@ def _export_spec(network, path: Path, batch: int, model_name: str) -> Path:
 
 def _file_target(target: Path, backend: str, weights: str):
     """The thing the runner loads for a file TARGET; PyTorch backends rebuild the model from ONNX metadata."""
-    from ..runtime import TORCH_BACKENDS
+    from ..measure.runners import TORCH_BACKENDS
 
     is_engine = target.suffix.lower() in ENGINE_SUFFIXES
     if backend == "trt":
@@ -138,9 +138,9 @@ def _file_target(target: Path, backend: str, weights: str):
 
 def _model_from_onnx_metadata(path: Path, weights: str):
     """The same model, method, knobs and schedule as an exported ONNX file, in PyTorch."""
-    from ..export import read_metadata
-    from ..patch import create_pruned, keep_counts
-    from ..runtime.base import uniform_rate
+    from ..export.onnx import read_metadata
+    from ..pruning.patch import create_pruned, keep_counts
+    from ..measure.runners.base import uniform_rate
 
     metadata = read_metadata(path)
     if not metadata.get("model") or not metadata.get("schedule"):
@@ -155,6 +155,6 @@ def _model_from_onnx_metadata(path: Path, weights: str):
 
 
 def read_model_name(path: Path) -> str | None:
-    from ..export import read_metadata
+    from ..export.onnx import read_metadata
 
     return read_metadata(path).get("model")

@@ -25,7 +25,7 @@ def rewrite(
     Example: vitprune rewrite engines/model_plugins.onnx --to standard -o engines/model_standard.onnx
     """
     from ..errors import VitPruneError
-    from ..rewrite import TARGETS, rewrite_onnx, rewrite_parity
+    from ..export.rewrite import TARGETS, rewrite_onnx, rewrite_parity
 
     if to not in TARGETS:
         raise typer.BadParameter(f"must be one of {', '.join(TARGETS)}", param_hint="--to")

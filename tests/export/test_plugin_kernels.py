@@ -1,0 +1,92 @@
+"""The CUDA kernels, called through their C ABI from PyTorch, against the PyTorch references
+(the onnx_custom_plugin sample's pattern, without TensorRT): several shapes, batch ≥ 1,
+fp32 ≤ 1e-4 and fp16 ≤ 1e-2. Skipped without an NVIDIA GPU or nvcc."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import requires_gpu
+from vitprune_export.export.ops import reference
+from vitprune_export.export.ops.plugin_library import find_nvcc
+
+pytestmark = [
+    pytest.mark.gpu,
+    requires_gpu,
+    pytest.mark.skipif(find_nvcc() is None, reason="nvcc (CUDA toolkit) is not installed"),
+]
+
+# (batch, tokens, channels, key dim, prefix, count): ViT-S/16 and DeiT-T layer shapes, registers, odd counts
+SHAPES = [(1, 197, 384, 64, 1, 184), (32, 197, 192, 64, 1, 150), (4, 201, 384, 64, 5, 100), (3, 50, 64, 32, 0, 17), (2, 9, 8, 8, 1, 1)]
+# ToMe: class token (odd and even N), registers, no prefix, distillation token (P = 2), smallest case
+TOME_SHAPES = [(1, 197, 384, 64, 1, 13), (32, 186, 192, 64, 1, 12), (4, 201, 384, 64, 5, 98), (3, 51, 64, 32, 0, 25),
+               (2, 198, 384, 64, 2, 13), (2, 4, 8, 8, 1, 1)]
+TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2}
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    from vitprune_export.export.ops.kernels import KernelABI, build_kernel_library
+
+    return KernelABI(build_kernel_library(tmp_path_factory.mktemp("kernels")))
+
+
+def _inputs(shape, dtype, seed=0):
+    """Random CUDA inputs; scores are a permutation (distinct in fp16 too, so the order is unambiguous)."""
+    batch, tokens, channels, key_dim, _, _ = shape
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, tokens, channels, generator=generator)
+    scores = torch.stack([torch.randperm(tokens, generator=generator) for _ in range(batch)]).float() / tokens
+    keys = torch.randn(batch, tokens, key_dim, generator=generator)
+    sizes = 1 + 3 * torch.rand(batch, tokens, generator=generator)
+    return [t.to(dtype).cuda().contiguous() for t in (x, scores, keys, sizes)]
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, dtype) -> None:
+    assert got.shape == want.shape
+    scale = want.abs().max().clamp_min(1.0)
+    assert float((got.float().cpu() - want).abs().max() / scale) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_topk_select_kernel(kernels, shape, dtype):
+    x, scores, _, _ = _inputs(shape, dtype)
+    prefix, keep = shape[4], shape[5]
+    got = kernels.topk_select(x, scores, prefix, keep)
+    torch.cuda.synchronize()
+    _close(got, reference.topk_select(x.float().cpu(), scores.float().cpu(), prefix, keep), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_vpa_kernel(kernels, shape, dtype):
+    x, scores, keys, sizes = _inputs(shape, dtype)
+    # Keys share a direction, as real keys do: Σ_k M_jk stays away from 0, where Eq. 5 is ill-conditioned.
+    keys = (keys + 2.0).contiguous()
+    prefix, keep = shape[4], shape[5]
+    tau = 0.001
+    got_tokens, got_sizes = kernels.vpa(x, scores, keys, sizes, prefix, keep, tau)
+    torch.cuda.synchronize()
+    want_tokens, want_sizes = reference.vpa(*(t.float().cpu() for t in (x, scores, keys, sizes)), prefix, keep, tau)
+    _close(got_tokens, want_tokens, dtype)
+    _close(got_sizes, want_sizes, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("shape", TOME_SHAPES, ids=str)
+def test_tome_merge_kernel(kernels, shape, dtype):
+    x, _, keys, sizes = _inputs(shape, dtype)
+    prefix, merges = shape[4], shape[5]
+    got_tokens, got_sizes = kernels.tome_merge(x, keys, sizes, prefix, merges)
+    torch.cuda.synchronize()
+    want_tokens, want_sizes = reference.tome_merge(*(t.float().cpu() for t in (x, keys, sizes)), prefix, merges)
+    _close(got_tokens, want_tokens, dtype)
+    _close(got_sizes, want_sizes, dtype)
+
+
+def test_invalid_sizes_are_refused(kernels):
+    x, scores, _, _ = _inputs((1, 10, 4, 4, 1, 3), torch.float32)
+    with pytest.raises(RuntimeError, match="returned -1"):
+        kernels.topk_select(x, scores, 1, 10)  # 1 + 10 > 10 tokens

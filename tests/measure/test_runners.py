@@ -1,0 +1,138 @@
+"""Backend runners: same interface, right outputs, clear errors (issue 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import base_model, requires_gpu
+from vitprune_export import apply_method
+from vitprune_export.errors import VitPruneError
+from vitprune_export.measure.runners import get_runner, list_backends
+
+TINY = "vitprune_tiny_patch4_32"
+
+
+def tiny(method: str = "topk", rate: float = 0.1):
+    return apply_method(base_model(TINY), method, rate=rate).eval()
+
+
+def test_backends_listed():
+    assert list_backends() == ["torch-cpu", "torch-cuda", "ort-cpu", "trt"]
+
+
+def test_unknown_backend_names_the_near_miss():
+    with pytest.raises(VitPruneError, match=r"unknown backend 'ort-cpux' \(did you mean 'ort-cpu'"):
+        get_runner("ort-cpux")
+
+
+def test_fp16_is_refused_where_the_backend_cannot_measure_it():
+    with pytest.raises(VitPruneError, match="measures fp32, not 'fp16'"):
+        get_runner("torch-cpu", precision="fp16")
+
+
+def test_torch_cpu_runs_the_model_and_records_latency():
+    network = tiny()
+    runner = get_runner("torch-cpu")
+    loaded = runner.load(network, batch=3, model_name=TINY)
+    assert (loaded.model, loaded.method, loaded.rate) == (TINY, "topk", 0.1)
+    assert loaded.keep_counts == [59, 54, 49, 45, 41, 37]
+    assert 0 < loaded.macs < loaded.baseline_macs
+    assert runner.last_latency_ms is None
+    latency = runner.infer()
+    assert latency > 0 and runner.last_latency_ms == latency
+    with torch.no_grad():
+        expected = network(runner.images).numpy()
+    assert runner.output().shape == (3, network.num_classes)
+    np.testing.assert_allclose(runner.output(), expected, atol=1e-5)
+
+
+def test_torch_runner_refuses_a_file(tmp_path):
+    with pytest.raises(VitPruneError, match="runs a model spec"):
+        get_runner("torch-cpu").load(tmp_path / "x.onnx")
+
+
+def test_ort_cpu_matches_pytorch_on_a_dynamic_batch(export_cache):
+    network, exported = export_cache(TINY, "topk", rate=0.1)
+    runner = get_runner("ort-cpu", threads=1)
+    loaded = runner.load(exported.path, batch=2)
+    assert (loaded.model, loaded.method, loaded.rate) == (TINY, "topk", 0.1)
+    assert loaded.keep_counts == exported.keep_counts
+    assert loaded.macs is not None and loaded.macs < loaded.baseline_macs  # rebuilt from the metadata
+    assert runner.infer() > 0
+    with torch.no_grad():
+        expected = network(torch.from_numpy(runner.feed[runner.input_name])).numpy()
+    assert float(np.abs(runner.output() - expected).max()) < 1e-4
+
+
+def test_ort_cpu_static_batch_mismatch_is_a_clear_error(export_cache, tmp_path):
+    import onnx
+
+    _, exported = export_cache(TINY, "topk", rate=0.1)
+    proto = onnx.load(str(exported.path))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # as a static-batch export declares it
+    static = tmp_path / "static.onnx"
+    onnx.save(proto, str(static))
+    with pytest.raises(VitPruneError, match="static batch of 1, not 4; pass --batch 1 or re-export with --dynamic-batch"):
+        get_runner("ort-cpu").load(static, batch=4)
+
+
+def test_ort_cpu_missing_or_broken_file(tmp_path):
+    with pytest.raises(VitPruneError, match="does not exist"):
+        get_runner("ort-cpu").load(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    with pytest.raises(VitPruneError, match="not a readable ONNX file"):
+        get_runner("ort-cpu").load(broken)
+
+
+@requires_gpu
+@pytest.mark.gpu
+def test_torch_cuda_matches_cpu():
+    network = tiny()
+    runner = get_runner("torch-cuda")
+    runner.load(network, batch=2)
+    assert runner.infer() > 0
+    with torch.no_grad():
+        expected = network.cpu()(runner.images.cpu()).numpy()
+    np.testing.assert_allclose(runner.output(), expected, atol=1e-3)
+
+
+def test_trt_runner_refuses_a_missing_engine_before_importing_tensorrt(tmp_path):
+    with pytest.raises(VitPruneError, match="does not exist"):
+        get_runner("trt").load(tmp_path / "missing.engine")
+
+
+def test_trt_reads_the_engine_json_beside_the_engine(tmp_path):
+    from vitprune_export.measure.runners.trt_runner import engine_description
+    from vitprune_export.portable.engine_description import describe_engine, write_engine_description
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0")
+    assert engine_description(engine) == {}
+    settings = {"device": "rtx4090", "precision": "fp16", "precision_source": "x", "flavour": "tensorrt_rtx"}
+    written = describe_engine(engine, b"\0", "m.onnx", {"model": "vit_s"}, settings,
+                              {"flavour": "tensorrt_rtx", "version": "1.7"}, "vitprune build")
+    write_engine_description(engine, written)
+    read = engine_description(engine)
+    assert read["onnx_metadata"] == {"model": "vit_s"} and (read["device"], read["precision"]) == ("rtx4090", "fp16")
+    (tmp_path / "m.engine.json").write_text('{"precision": "fp16", "onnx_metadata": {"model": "vit_s"}}')
+    with pytest.raises(VitPruneError, match="is not a vitprune engine description"):
+        engine_description(engine)
+    (tmp_path / "m.engine.json").write_text('{"schema": "vitprune.engine/9", "precision": "fp16"}')
+    with pytest.raises(VitPruneError, match="newer than this reader"):
+        engine_description(engine)
+
+
+def test_trt_without_tensorrt_or_gpu_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from vitprune_export.cli import app
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0")
+    result = CliRunner().invoke(app, ["profile", str(engine), "--backend", "trt"])
+    assert result.exit_code == 2, result.output
+    assert any(text in result.output for text in ("TensorRT is not available", "no CUDA GPU", "could not deserialise"))
+    assert "Traceback" not in result.output

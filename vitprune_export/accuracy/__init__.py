@@ -1,0 +1,1 @@
+"""Accuracy: data sets, evaluation, pruning-aware fine-tuning, automatic rate adjustment (GAS)."""

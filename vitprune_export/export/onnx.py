@@ -1,0 +1,280 @@
+"""PyTorch → ONNX with static token counts, checked against PyTorch in ONNX Runtime.
+
+Uses the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset ≥ 18:
+that exporter's lowest). Every token dimension is a static integer baked from
+the schedule; only the batch axis may stay dynamic (``dynamic_batch``). After
+export: ``onnx.checker``, a run in ONNX Runtime on a random input compared with
+PyTorch (max |Δ|), and metadata (model, method, knobs, schedule, weights
+source, versions) in ``metadata_props``. The file is written to a temporary name
+and renamed only when everything passed, so a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import VitPruneError
+from ..files import atomic_output
+from ..pruning.models import weights_source
+from ..pruning.patch import num_tokens_of, pruning_info
+
+log = logging.getLogger("vitprune")
+
+DEFAULT_PARITY_TOLERANCE = 1e-4
+METADATA_KEY = "vitprune"
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_onnx` made."""
+
+    path: Path
+    keep_counts: list[int]
+    parity_max_abs_diff: float | None
+    seconds: float
+    size_bytes: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    parity_batches: list[int] = field(default_factory=list)
+
+
+def library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    from .. import __version__
+    from .._compat import import_timm
+
+    return {
+        "vitprune": __version__,
+        "torch": torch.__version__,
+        "timm": import_timm().__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def model_metadata(model: torch.nn.Module, model_name: str | None = None) -> dict[str, Any]:
+    """Everything needed to explain an artifact later without its command line."""
+    info = pruning_info(model)
+    method, schedule = info["method"], info["schedule"]
+    return {
+        "model": model_name or getattr(model, "default_cfg", {}).get("architecture") or type(model).__name__,
+        "method": method.name,
+        "method_options": method.knob_values(),
+        "schedule": schedule.to_dict(),
+        "keep_counts": list(schedule.tokens_out),
+        "weights": weights_source(model),
+        "input_size": list(input_size_of(model)),
+        "num_classes": int(getattr(model, "num_classes", 0)),
+        "versions": library_versions(),
+    }
+
+
+def input_size_of(model: torch.nn.Module) -> tuple[int, int, int]:
+    channels = int(getattr(model.patch_embed.proj, "in_channels", 3))
+    height, width = model.patch_embed.img_size
+    return channels, int(height), int(width)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The vitprune metadata of an exported ONNX file ({} when it has none)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise VitPruneError(f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it") from None
+    for prop in proto.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return {}
+
+
+def _onnx_program(model, example, dynamic_batch: bool, opset: int, plugins: bool = False):
+    from torch.export import Dim
+
+    dynamic_shapes = ({0: Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    extra = {}
+    if plugins:  # one vitprune::VitPrune… node per pruning layer (vitprune_export.export.ops.emit)
+        from .ops.emit import translation_table
+
+        extra["custom_translation_table"] = translation_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=dynamic_shapes,
+            optimize=True,
+            verbose=False,
+            report=False,
+            **extra,
+        )
+
+
+def run_onnxruntime(path: str | Path, images: torch.Tensor, threads: int | None = None, custom_ops: bool = False):
+    """Run an ONNX file on the CPU; returns the first output as a numpy array."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if custom_ops:
+        from .ops.onnxruntime import register_custom_ops
+
+        register_custom_ops(options)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+
+
+def parity(model: torch.nn.Module, path: str | Path, batch: int, seed: int = 0, custom_ops: bool = False) -> float:
+    """max |PyTorch − ONNX Runtime| on a random batch."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn((batch, *input_size_of(model)), generator=generator)
+    with torch.no_grad():
+        reference = model(images).numpy()
+    produced = run_onnxruntime(path, images, custom_ops=custom_ops)
+    return float(abs(reference - produced).max())
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    path: str | Path,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    opset: int = 18,
+    check: bool = True,
+    tolerance: float = DEFAULT_PARITY_TOLERANCE,
+    model_name: str | None = None,
+    parity_batches: list[int] | None = None,
+    plugins: bool = False,
+    extra_metadata: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export a patched model to ``path``; verify it; return an :class:`ExportResult`.
+
+    ``check``: run ``onnx.checker`` and fail (VitPruneError, nothing written) when
+    ONNX Runtime differs from PyTorch by more than ``tolerance``. Parity is always
+    measured; ``parity_batches`` defaults to ``[batch]`` (plus 3 with a dynamic batch).
+    ``plugins``: emit one custom node per pruning layer (see ``vitprune_export.export.ops``).
+    """
+    import onnx
+
+    if opset < 18:
+        raise VitPruneError(f"--opset {opset} is below 18, the lowest the dynamo exporter writes; use 18 or later")
+    if batch < 1:
+        raise VitPruneError(f"--batch must be ≥ 1, got {batch}")
+    path = Path(path)
+    model = model.eval()
+    if plugins:
+        from .ops import check_method_has_plugin
+
+        info = pruning_info(model)
+        check_method_has_plugin(info["method"].name)
+        info["method"].check_plugins(info["schedule"].num_prefix)
+    metadata = {**model_metadata(model, model_name), "batch": "dynamic" if dynamic_batch else batch, "opset": opset}
+    metadata["plugins"] = bool(plugins)
+    metadata.update(extra_metadata or {})
+    started = time.perf_counter()
+    # torch.export specialises a size-1 axis: trace a dynamic batch with 2 images
+    example = torch.randn((max(batch, 2) if dynamic_batch else batch, *input_size_of(model)))
+    with atomic_output(path, suffix=".onnx") as temporary:
+        with torch.no_grad(), _plugin_context(plugins):
+            try:
+                program = _onnx_program(model, example, dynamic_batch, opset, plugins)
+            except VitPruneError:
+                raise
+            except Exception as error:
+                raise VitPruneError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        proto = program.model_proto
+        _set_metadata(proto, metadata)
+        if plugins:  # onnxruntime-extensions and TensorRT 10.3's parser read IR ≤ 10
+            proto.ir_version = min(proto.ir_version, 10)
+        onnx.save_model(proto, str(temporary))
+        if check:
+            try:
+                onnx.checker.check_model(str(temporary))
+            except onnx.checker.ValidationError as error:
+                raise VitPruneError(f"the exported graph fails onnx.checker: {str(error).splitlines()[0]}") from None
+        batches = parity_batches or ([batch, 3] if dynamic_batch and batch != 3 else [batch])
+        worst = max(parity(model, temporary, b, custom_ops=plugins) for b in batches)
+        if check and not worst <= tolerance:
+            raise VitPruneError(
+                f"ONNX Runtime differs from PyTorch by {worst:.3g} (> --atol {tolerance:g}); nothing written. "
+                f"{_parity_hint(model, metadata)}Re-run with --no-check to keep the file anyway"
+            )
+    seconds = time.perf_counter() - started
+    return ExportResult(
+        path=path,
+        keep_counts=list(pruning_info(model)["schedule"].tokens_out),
+        parity_max_abs_diff=worst,
+        seconds=seconds,
+        size_bytes=path.stat().st_size,
+        metadata=metadata,
+        parity_batches=batches,
+    )
+
+
+def _parity_hint(model: torch.nn.Module, metadata: dict[str, Any]) -> str:
+    """Why parity may fail: selection near-ties (the method's own, or random weights'), not a broken graph."""
+    info = pruning_info(model)
+    hint = info["method"].near_tie_hint(info["schedule"].num_prefix)
+    if not str(metadata.get("weights", "")).startswith("random"):
+        return hint
+    if not info["method"].changes_token_count:
+        return hint
+    return hint + (
+        "With random weights the token scores nearly tie (timm starts LayerScale at 1e-5 and the class token "
+        "at ~1e-6), so float rounding can make ONNX Runtime keep other tokens than PyTorch; use trained weights "
+        "(--weights PATH) for a meaningful check. "
+    )
+
+
+def _plugin_context(plugins: bool):
+    if not plugins:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from .ops.emit import plugin_export_mode
+
+    return plugin_export_mode()
+
+
+def _set_metadata(proto, metadata: dict[str, Any]) -> None:
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
+    for key in ("model", "method", "weights"):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"{METADATA_KEY}.{key}", str(metadata[key])
+
+
+def token_dimensions(path: str | Path) -> list[list[int | str]]:
+    """Shapes of every value in the graph whose rank is 3 (B, N, C): dims as int or symbol.
+
+    Shape inference runs with data propagation, so the exporter's shape arithmetic
+    (Shape → Concat → Reshape) folds into constants wherever it is static.
+    """
+    import onnx
+
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(path)), data_prop=True)
+    shapes = []
+    for value in list(proto.graph.value_info) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 3:
+            shapes.append([d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims])
+    return shapes
+
+
+__all__ = ["ExportResult", "export_onnx", "read_metadata", "run_onnxruntime", "parity", "token_dimensions", "num_tokens_of"]

@@ -1,0 +1,1 @@
+"""Pruning: models, schedules, scores, patching a timm ViT, the methods (pure tensor maths), MACs."""

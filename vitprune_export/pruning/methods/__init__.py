@@ -1,0 +1,74 @@
+"""Registry of token-reduction methods, after timm's ``register_model``.
+
+Each method lives in its own module and registers a :class:`~.base.TokenReduction`
+subclass under a name::
+
+    @register_method
+    class TopK(TokenReduction):
+        name = "topk"
+        ...
+
+``get_method(name, **knobs)`` builds one, with a clear error naming the near
+misses for an unknown name; ``list_methods()`` gives the names in order.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ...errors import VitPruneError, did_you_mean
+from .base import Knob, TokenReduction
+
+_REGISTRY: dict[str, type[TokenReduction]] = {}
+
+# Modules imported on first use of the registry, in the order `list_methods` shows.
+_METHOD_MODULES = (
+    "none", "topk", "topk_vpa", "evit", "etps", "tome", "magnitude", "random",
+    "atpvit", "ppt", "bspf",
+)
+_loaded = False
+
+
+def register_method(cls: type[TokenReduction]) -> type[TokenReduction]:
+    """Class decorator: register a method under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"method {cls.name!r} is registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _METHOD_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    _loaded = True
+
+
+def list_methods() -> list[str]:
+    """Names of all registered methods, baseline first."""
+    _load_all()
+    return list(_REGISTRY)
+
+
+def method_class(name: str) -> type[TokenReduction]:
+    """The registered class for ``name``; a clear error for an unknown one."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise VitPruneError(
+            f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; "
+            "run 'vitprune methods' to list them"
+        ) from None
+
+
+def get_method(name: str, **knobs) -> TokenReduction:
+    """Build the method ``name`` with its knobs (unknown knobs are an error)."""
+    return method_class(name)(**knobs)
+
+
+__all__ = ["Knob", "TokenReduction", "get_method", "list_methods", "method_class", "register_method"]

@@ -1,0 +1,1 @@
+"""TensorRT: device profiles → builder settings, driving the builder, the device bundle."""

@@ -1,0 +1,272 @@
+"""A self-contained folder to build and measure an engine on a device (Jetson Orin Nano).
+
+Engines are not portable across GPU architectures or TensorRT versions
+(DESIGN.md "Devices and measurement"), so for a Jetson the engine is built on
+the device. :func:`bundle` writes, in one atomic step (a temporary folder
+beside ``out_dir``, renamed at the end):
+
+* the ONNX (converted to fp16 first when the device's TensorRT is strongly
+  typed and the profile asks for fp16) and its vitprune ``metadata.json``;
+* ``profile.toml`` and ``build_settings.json`` (:func:`.build.builder_settings`
+  for the TensorRT the profile names: JetPack 6 → 10.3, weakly typed, FP16 flag
+  with the fragile layers constrained to fp32; with the device and profile, as
+  the engine description records them);
+* ``plugins/``: the checkout's plugin sources with their CMake, verbatim;
+* ``build.sh`` (plugin library, then the engine with the TensorRT Python API,
+  ``trtexec`` or an installed ``vitprune``), ``profile.sh`` (vitprune's latency
+  protocol, results JSON ``vitprune.result/1``), the standalone Python scripts
+  they run (``build_engine.py`` with ``plugin_nodes.py`` and
+  ``engine_description.py``: it checks plugin nodes before parsing and writes
+  the same engine description as ``vitprune build``), a README with the exact
+  steps and ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .build import (
+    _load_onnx,
+    builder_settings,
+    convert_onnx_to_fp16,
+    expected_tensorrt,
+    fp32_layers_of,
+    onnx_float_precision,
+    onnx_inputs,
+    onnx_plugin_ops,
+)
+from .profiles import DeviceProfile, load_profile
+from ..errors import VitPruneError
+
+BUNDLE_SCHEMA = "vitprune.bundle/1"
+PLUGIN_SOURCE_IGNORE = ("build", "build-*", "build_*", "*.so", "*.o", "__pycache__", ".*")
+STANDALONE = Path(__file__).resolve().parents[1] / "portable"
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    files: list[str]
+    settings: dict[str, Any]
+    plugin_sources: bool
+
+
+def default_plugins_dir() -> Path:
+    """``plugins/`` of this checkout."""
+    return Path(__file__).resolve().parents[2] / "plugins"
+
+
+def _cuda_arch(profile: DeviceProfile) -> str:
+    arch = profile.device.arch
+    return arch[3:] if arch.startswith("sm_") and arch[3:].isdigit() else "native"
+
+
+def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
+    flags = []
+    if settings.strongly_typed:
+        flags.append("--stronglyTyped")
+    elif precision == "fp16":
+        flags.append("--fp16")
+    for name, (minimum, optimum, maximum) in (settings.shape_profile or {}).items():
+        shape = lambda dims: "x".join(str(d) for d in dims)  # noqa: E731
+        flags += [f"--minShapes={name}:{shape(minimum)}", f"--optShapes={name}:{shape(optimum)}",
+                  f"--maxShapes={name}:{shape(maximum)}"]
+    layers = [name for name in settings.fp32_layers if name and not set(name) & set(",: '\"")]
+    if layers and not settings.strongly_typed and precision == "fp16":
+        # the same fp32 constraints build_engine.py sets (trtexec matches layer names: a node's last layer)
+        flags += ["--precisionConstraints=prefer", "--layerPrecisions=" + ",".join(f"{name}:fp32" for name in layers)]
+    flags.append(f"--memPoolSize=workspace:{settings.workspace_bytes // 2**20}M")
+    if settings.builder_optimization_level is not None:
+        flags.append(f"--builderOptimizationLevel={settings.builder_optimization_level}")
+    if timing_cache:
+        flags.append(f"--timingCacheFile={timing_cache}")
+    return " ".join(flags)
+
+
+def _result_name_parts(metadata: dict[str, Any], precision: str) -> tuple[str, str]:
+    """File name around the batch, as ``vitprune profile`` names results: ``<model>_<method>_<rate>_trt_b`` … ``_fp16``."""
+    from ..measure.results import rate_tag, slug
+    from ..measure.runners.base import uniform_rate
+
+    tag = rate_tag(uniform_rate(metadata.get("schedule")), metadata.get("keep_counts"), metadata.get("method", ""))
+    prefix = f"{slug(str(metadata.get('model', 'model')))}_{slug(str(metadata.get('method', 'unknown')))}_{tag}_trt_b"
+    return prefix, "" if precision == "fp32" else f"_{precision}"
+
+
+def bundle(
+    onnx_path: str | Path,
+    profile: str | Path | DeviceProfile,
+    out_dir: str | Path,
+    plugins_dir: str | Path | None = None,
+    force: bool = False,
+) -> BundleResult:
+    """Write the bundle folder ``out_dir`` for ``profile``; nothing is left behind on failure."""
+    from datetime import datetime, timezone
+
+    from .. import __version__
+    from .bundle_templates import BUILD_SH, PROFILE_SH, README, render
+    from ..export.onnx import read_metadata
+
+    onnx_path = Path(onnx_path)
+    out_dir = Path(out_dir)
+    if not onnx_path.is_file():
+        raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
+    if _uses_external_data(onnx_path):
+        raise VitPruneError(f"{str(onnx_path)!r} keeps its weights in an external data file; re-export it as one file")
+    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+    if not profile.uses_tensorrt:
+        raise VitPruneError(f"profile {profile.name!r} uses backend {profile.build.backend!r}: a bundle is for TensorRT devices")
+    if out_dir.exists() and not force:
+        raise VitPruneError(f"{str(out_dir)!r} already exists; choose another -o or pass --force to replace it")
+    plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
+
+    metadata = read_metadata(onnx_path)
+    proto = _load_onnx(onnx_path)
+    inputs = onnx_inputs(onnx_path, proto)
+    plugin_ops = onnx_plugin_ops(onnx_path, proto)
+    onnx_precision = onnx_float_precision(onnx_path, proto)
+    keep_fp32 = fp32_layers_of(proto, plugin_ops) if onnx_precision == "fp32" else []
+    del proto
+    has_plugin_sources = plugins_dir.is_dir() and any(plugins_dir.iterdir())
+    if plugin_ops and not (plugins_dir / "CMakeLists.txt").is_file():
+        raise VitPruneError(
+            f"the ONNX has plugin nodes ({', '.join(plugin_ops)}) but {str(plugins_dir)!r} has no CMakeLists.txt; "
+            "the device could not build them"
+        )
+    flavour, version = expected_tensorrt(profile)
+    if plugin_ops and flavour == "tensorrt_rtx":
+        raise VitPruneError(
+            f"{str(onnx_path)!r} has plugin nodes ({', '.join(plugin_ops)}) and profile {profile.name!r} builds with "
+            f"TensorRT for RTX, which has no plugin layers; rewrite them with 'vitprune rewrite {onnx_path} --to standard "
+            f"-o {onnx_path.with_name(onnx_path.stem + '_standard.onnx')}' and bundle that, or use a TensorRT 10/11 profile"
+        )
+    settings = builder_settings(profile, flavour, version, inputs, onnx_precision, fp32_layers=keep_fp32)
+    settings_data = settings.for_device(profile)
+    if settings.timing_cache:
+        settings_data["timing_cache"] = "timing.cache"  # inside the bundle, reused across builds there
+    model_name = str(metadata.get("model", onnx_path.stem))
+    engine_name = f"{onnx_path.stem}_{profile.name}_{settings.precision}.engine"
+    prefix, suffix = _result_name_parts(metadata, settings.precision)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        onnx_name = onnx_path.name
+        onnx_note = "as exported"
+        if settings.convert_onnx_to_fp16:
+            onnx_name = f"{onnx_path.stem}_fp16.onnx"
+            onnx_note = "converted to fp16 for a strongly typed TensorRT; inputs/outputs fp32"
+            convert_onnx_to_fp16(onnx_path, staging / onnx_name, plugin_ops)
+        else:
+            shutil.copy2(onnx_path, staging / onnx_name)
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        (staging / "profile.toml").write_text(_named_profile_text(profile))
+        (staging / "build_settings.json").write_text(json.dumps(settings_data, indent=2) + "\n")
+        shutil.copy2(STANDALONE / "trt_build.py", staging / "build_engine.py")
+        shutil.copy2(STANDALONE / "engine_description.py", staging / "engine_description.py")
+        shutil.copy2(STANDALONE / "plugin_nodes.py", staging / "plugin_nodes.py")
+        shutil.copy2(STANDALONE / "trt_measure.py", staging / "measure_latency.py")
+        if has_plugin_sources:
+            shutil.copytree(plugins_dir, staging / "plugins", ignore=shutil.ignore_patterns(*PLUGIN_SOURCE_IGNORE))
+        else:
+            (staging / "plugins").mkdir()
+
+        batch = profile.measure_batch
+        values = {
+            "ONNX": onnx_name, "ENGINE": engine_name, "CUDA_ARCH": _cuda_arch(profile),
+            "PRECISION": settings.precision, "NEEDS_PLUGINS": "yes" if plugin_ops else "no",
+            "PLUGIN_OPS": ", ".join(plugin_ops) or "none", "TRTEXEC_FLAGS": _trtexec_flags(settings, settings.precision, settings_data["timing_cache"]),
+            "VITPRUNE_PRECISION": "--fp16" if settings.precision == "fp16" else "--fp32",
+            "DEVICE": profile.name, "BATCH": str(batch), "MIN_BATCH": str(profile.build.min_batch),
+            "MAX_BATCH": str(profile.build.max_batch), "WARMUP": str(profile.measure.warmup),
+            "ITERATIONS": str(profile.measure.iterations), "RESULT_PREFIX": prefix, "RESULT_SUFFIX": suffix,
+        }
+        _write_script(staging / "build.sh", render(BUILD_SH, values))
+        _write_script(staging / "profile.sh", render(PROFILE_SH, values))
+        created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        readme_values = {
+            **values,
+            "MODEL": model_name, "METHOD": str(metadata.get("method", "unknown")),
+            "DEVICE_NAME": profile.device.name, "CREATED": created, "SOURCE_ONNX": str(onnx_path),
+            "PROFILE": profile.name, "ONNX_NOTE": onnx_note, "TENSORRT": f"{flavour} {version}",
+            "PRECISION_SOURCE": settings.precision_source,
+            "KEEP_COUNTS": " ".join(str(n) for n in metadata.get("keep_counts") or []) or "unknown",
+            "REQUIREMENTS": _requirements(profile, flavour),
+            "BUNDLE_NAME": out_dir.name,
+            "VITPRUNE_FP16": "--fp16 " if settings.precision == "fp16" else "",
+            "SETUP": "\n".join(f"   - `{command}`" for command in profile.device.setup)
+            or "   - nothing device-specific; close other GPU work",
+            "NOTES": "\n".join(f"- {note}" for note in [*profile.device.notes, *settings.notes])
+            or "- none",
+        }
+        (staging / "README.md").write_text(render(README, readme_values))
+        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        manifest = {
+            "schema": BUNDLE_SCHEMA, "created": created, "vitprune": __version__, "source_onnx": str(onnx_path),
+            "onnx": onnx_name, "engine": engine_name, "profile": profile.to_dict(), "builder": settings.to_dict(),
+            "onnx_metadata": metadata, "plugin_ops": plugin_ops, "files": files + ["bundle.json"],
+        }
+        (staging / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)
+        _replace_folder(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BundleResult(path=out_dir, files=manifest["files"], settings=settings.to_dict(), plugin_sources=has_plugin_sources)
+
+
+def _named_profile_text(profile: DeviceProfile) -> str:
+    """The profile's TOML with ``name = "<name>"`` on top, so results made from the copy keep the device's name."""
+    from .profiles import tomllib
+
+    text = Path(profile.source).read_text()
+    if "name" in tomllib.loads(text):
+        return text
+    return f"name = {json.dumps(profile.name)}\n" + text
+
+
+def _uses_external_data(path: Path) -> bool:
+    from onnx import TensorProto
+
+    from .build import _load_onnx
+
+    return any(t.data_location == TensorProto.EXTERNAL for t in _load_onnx(path).graph.initializer)
+
+
+def _requirements(profile: DeviceProfile, flavour: str) -> str:
+    if flavour == "tensorrt_rtx":
+        return "an RTX GPU, Python 3.10+, numpy, `pip install tensorrt-rtx`, CUDA toolkit and CMake ≥ 3.18 for the plugins."
+    if profile.device.arch == "sm_87" or "jetson" in profile.name:
+        return ("JetPack 6.x (TensorRT 10.3, CUDA 12): `sudo apt install nvidia-jetpack cmake python3-numpy` provides "
+                "TensorRT's Python bindings (python3-libnvinfer), trtexec, nvcc and CMake.")
+    return "TensorRT ≥ 10.3 with its Python bindings, numpy, the CUDA toolkit (nvcc) and CMake ≥ 3.18."
+
+
+def _write_script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an existing ``target`` (``--force``) is moved aside first, then removed."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    aside.rmdir()
+    os.rename(target, aside)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+__all__ = ["BundleResult", "bundle", "default_plugins_dir"]
