@@ -64,7 +64,7 @@ def measure(model_name: str, weights: str, methods: list[str], rate: float, data
     import numpy as np
     import torch
 
-    from vitprune_export.tensorrt.build import convert_onnx_to_fp16
+    from vitprune_export.export.fp16 import convert_onnx_to_fp16
     from vitprune_export.export.onnx import export_onnx
     from vitprune_export.pruning.models import create_model
     from vitprune_export.pruning.patch import apply_method

@@ -1,12 +1,12 @@
 """Sweep methods × rates for one model on ``ort-cpu`` and ``torch-cpu``; baseline and pruned interleaved.
 
-Wall-clock latency on a shared, 2-core machine drifts by 2× within minutes
-(ENVIRONMENT.md). So every pruned variant is timed in short chunks that
+Wall-clock latency on a shared, 2-core machine drifts by 2× within minutes.
+So every pruned variant is timed in short chunks that
 alternate with chunks of the unpruned baseline, in one process
 (``A B A B …``): each pruned chunk is compared with the baseline chunk just
 before it, and the latency ratio reported is the median of those paired
 ratios. Printed per method: FLOPs (MACs) reduction, latency reduction, and
-their ratio — the issue's goal is ratio ≥ 0.9 (latency falls by at least 90%
+their ratio — the goal is a ratio ≥ 0.9 (latency falls by at least 90%
 of the FLOPs reduction). With ``--output-dir`` each variant's samples are also
 written as ``vitprune.result/1`` JSONs that ``vitprune compare`` reads.
 

@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore")
 # under pytest-xdist every worker gets one core's worth of threads
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
-# The four model families the export tests cover (issue 2): plain ViT, small DeiT,
+# The four model families the export tests cover: plain ViT, small DeiT,
 # LayerScale (DeiT-III) and register tokens (+ LayerScale: DINOv2 at 224 px). Three blocks
 # each: every block is patched the same way, and the dynamo exporter's time grows faster
 # than the depth (deit_tiny + ppt: 52 s at 12 blocks, 9 s at 3). The full 12-block ViT-S/16

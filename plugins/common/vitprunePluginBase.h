@@ -25,7 +25,6 @@ namespace vitprune
 namespace plugin
 {
 
-constexpr char const* kPluginVersion = "1";
 constexpr char const* kDefaultNamespace = "";
 
 //! Report an error through the logger TensorRT handed to setLoggerFinder (stderr before that).
@@ -51,8 +50,7 @@ public:
     // IPluginV3
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
 
-    // IPluginV3OneCore
-    char const* getPluginVersion() const noexcept override { return kPluginVersion; }
+    // IPluginV3OneCore (each plugin names itself: getPluginName, getPluginVersion)
     char const* getPluginNamespace() const noexcept override { return mNamespace.c_str(); }
 
     // IPluginV3OneBuild
@@ -95,7 +93,8 @@ private:
 bool readParams(nvinfer1::PluginFieldCollection const* fc, char const* countField, bool needTau, PluginParams& params,
     std::string& error) noexcept;
 
-//! One creator per op: `Plugin` has a static kName, kCountField, kHasTau and a constructor (PluginParams, namespace).
+//! One creator per op: `Plugin` has a static kName, kVersion, kCountField, kHasTau and a constructor (PluginParams,
+//! namespace).
 template <typename Plugin>
 class VitPruneCreator : public nvinfer1::IPluginCreatorV3One
 {
@@ -111,7 +110,7 @@ public:
     }
 
     char const* getPluginName() const noexcept override { return Plugin::kName; }
-    char const* getPluginVersion() const noexcept override { return kPluginVersion; }
+    char const* getPluginVersion() const noexcept override { return Plugin::kVersion; }
     char const* getPluginNamespace() const noexcept override { return mNamespace.c_str(); }
     nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return &mCollection; }
 

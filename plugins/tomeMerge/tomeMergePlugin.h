@@ -3,7 +3,7 @@
  * (ToMe, ICLR'23, §3; A/B split over all tokens with the num_prefix prefix tokens protected, as the
  * official tome/merge.py; see tomeMergeKernel.h).
  * TensorRT IPluginV3 wrapper of the kernel in tomeMergeKernel.cu; the creator is
- * VitPruneCreator<ToMeMergePlugin> (plugin name "VitPruneToMeMerge", version "1").
+ * VitPruneCreator<ToMeMergePlugin> (plugin name "VitPruneToMeMerge", version "2").
  */
 #pragma once
 
@@ -18,6 +18,7 @@ class ToMeMergePlugin : public VitPrunePluginBase
 {
 public:
     static constexpr char const* kName = "VitPruneToMeMerge";
+    static constexpr char const* kVersion = "2";
     static constexpr char const* kCountField = "merges";
     static constexpr bool kHasTau = false;
 
@@ -28,6 +29,7 @@ public:
 
     nvinfer1::IPluginV3* clone() noexcept override;
     char const* getPluginName() const noexcept override { return kName; }
+    char const* getPluginVersion() const noexcept override { return kVersion; }
     int32_t getNbOutputs() const noexcept override { return 2; }
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,

@@ -16,6 +16,7 @@ class TopKSelectPlugin : public VitPrunePluginBase
 {
 public:
     static constexpr char const* kName = "VitPruneTopKSelect";
+    static constexpr char const* kVersion = "1";
     static constexpr char const* kCountField = "keep";
     static constexpr bool kHasTau = false;
 
@@ -26,6 +27,7 @@ public:
 
     nvinfer1::IPluginV3* clone() noexcept override;
     char const* getPluginName() const noexcept override { return kName; }
+    char const* getPluginVersion() const noexcept override { return kVersion; }
     int32_t getNbOutputs() const noexcept override { return 1; }
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,

@@ -1,4 +1,4 @@
-"""The CLI of issue 2 through typer's CliRunner: export, flops, methods, and the error contract."""
+"""The CLI through typer's CliRunner: export, flops, methods, and the error contract."""
 
 import json
 
@@ -119,7 +119,7 @@ def test_help_needs_no_heavy_imports():
 def test_readme_main_command_end_to_end(tmp_path, monkeypatch):
     """`vitprune export --method topk-vpa --rate 0.06`, exactly as the README types it, on the full
     12-block ViT-S/16: offline, it falls back to random weights, says so loudly, records it in the
-    metadata, writes engines/… with the issue's keep counts and parity ≤ 1e-4."""
+    metadata, writes engines/… with the VPA paper's keep counts (197 → 98) and parity ≤ 1e-4."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = invoke("export", "--method", "topk-vpa", "--rate", "0.06")
@@ -135,3 +135,16 @@ def test_readme_main_command_end_to_end(tmp_path, monkeypatch):
     assert metadata["keep_counts"] == [186, 175, 165, 156, 147, 139, 131, 124, 117, 110, 104, 98]
     parity = float(printed.split("max |PyTorch − ONNX Runtime| = ")[1].split()[0])
     assert parity <= 1e-4
+
+
+def test_plugin_nodes_flag_and_its_hidden_old_spelling(tmp_path):
+    """`--plugin-nodes` (a switch; `--plugins` names a plugin library path in build and profile) writes plugin
+    nodes; the old `--plugins` switch still does, unlisted."""
+    shown = " ".join(invoke("export", "--help").output.split())
+    assert "--plugin-nodes" in shown and "--plugins " not in shown
+    for flag in ("--plugin-nodes", "--plugins"):
+        target = tmp_path / f"{flag.strip('-')}.onnx"
+        result = invoke("export", "--method", "topk", "--rate", "0.1", *TINY, flag, "-o", str(target), "--json")
+        assert result.exit_code == 0, result.output
+        metadata = read_metadata(target)
+        assert metadata["plugins"] is True and metadata["method"] == "topk"

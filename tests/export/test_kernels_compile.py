@@ -100,10 +100,11 @@ def test_plugin_library_compiles_against_tensorrt_headers_without_warnings(plugi
 
 REGISTRY_CHECK = """
 import sys, tensorrt_rtx as trt
+from vitprune_export.export.ops.spec import OPS
 registry = trt.get_plugin_registry()
 assert registry.load_library(sys.argv[1]) is not None, "load_library failed"
-for name in ("VitPruneTopKSelect", "VitPruneVPA", "VitPruneToMeMerge"):
-    creator = registry.get_creator(name, "1", "")
+for name, spec in OPS.items():
+    creator = registry.get_creator(name, spec.version, spec.namespace)
     assert creator is not None, name
     fields = sorted(field.name for field in creator.field_names)
     print(name, creator.plugin_version, repr(creator.plugin_namespace), ",".join(fields))
@@ -113,7 +114,8 @@ for name in ("VitPruneTopKSelect", "VitPruneVPA", "VitPruneToMeMerge"):
 @requires_tensorrt_headers
 def test_the_creators_register_with_a_real_plugin_registry(plugin_library):
     """The library built against the public headers loads into TensorRT for RTX's registry (the same IPluginV3
-    ABI), which finds the three creators by name, version "1" and namespace "" and lists their fields."""
+    ABI), which finds the three creators by name, their versions (ToMe's 2, the others 1) and namespace "" and
+    lists their fields."""
     pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX (pip install -e '.[dev]')")
     run = subprocess.run([sys.executable, "-c", REGISTRY_CHECK, str(plugin_library.library)], capture_output=True, text=True,
                          timeout=120)
@@ -121,13 +123,13 @@ def test_the_creators_register_with_a_real_plugin_registry(plugin_library):
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
     assert lines["VitPruneTopKSelect"] == "1 '' keep,num_prefix"
     assert lines["VitPruneVPA"] == "1 '' keep,num_prefix,tau"
-    assert lines["VitPruneToMeMerge"] == "1 '' merges,num_prefix"
+    assert lines["VitPruneToMeMerge"] == "2 '' merges,num_prefix"
 
 
 @requires_tensorrt_headers
 def test_a_loaded_plugin_library_no_longer_aborts_tensorrt_rtx(plugin_library, export_cache, tmp_path):
     """With the real library loaded, TensorRT for RTX's parser aborts the process on a plugin node (exit 134);
-    `vitprune build` and the bundle's build_engine.py refuse the graph before parsing: one line, exit 2."""
+    `vitprune build` and the bundle's portable.trt_build refuse the graph before parsing: one line, exit 2."""
     pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX (pip install -e '.[dev]')")
     _, exported = export_cache("vitprune_tiny_patch4_32", "topk", rate=0.1, plugins=True)
     build = subprocess.run(
@@ -139,9 +141,8 @@ def test_a_loaded_plugin_library_no_longer_aborts_tensorrt_rtx(plugin_library, e
     assert "TensorRT for RTX has no plugin layers" in build.stderr and "--to standard" in build.stderr
     settings = tmp_path / "settings.json"
     settings.write_text('{"flavour": "tensorrt_rtx", "strongly_typed": true, "workspace_bytes": 268435456}')
-    standalone = Path(__file__).resolve().parents[2] / "vitprune_export" / "portable" / "trt_build.py"
     script = subprocess.run(
-        [sys.executable, str(standalone), "--onnx", str(exported.path), "--settings", str(settings),
+        [sys.executable, "-m", "vitprune_export.portable.trt_build", "--onnx", str(exported.path), "--settings", str(settings),
          "--plugins", str(plugin_library.library), "--output", str(tmp_path / "y.engine")],
         capture_output=True, text=True, timeout=300,
     )

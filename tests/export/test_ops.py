@@ -9,7 +9,7 @@ import torch
 
 from vitprune_export.pruning.methods import get_method
 from vitprune_export.pruning.methods.base import AttentionView, LayerPlan
-from vitprune_export.export.ops import DOMAIN, OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION, reference
+from vitprune_export.export.ops import DOMAIN, OPS, reference
 
 # (batch, tokens, channels, key dim, prefix, count): count = patch tokens kept (Top-K, VPA) or merges (ToMe)
 SHAPES = [(2, 17, 8, 4, 1, 10), (1, 50, 16, 8, 5, 30), (3, 12, 4, 4, 0, 5), (2, 198, 32, 16, 2, 150)]
@@ -102,7 +102,7 @@ def _node_model(op: str, shape, tau: float = 0.001):
     out_shapes = {"kept_tokens": ["batch", out_tokens, channels], "merged_tokens": ["batch", out_tokens, channels],
                   "kept_sizes": ["batch", out_tokens], "merged_sizes": ["batch", out_tokens]}
     count_name = "merges" if op == "VitPruneToMeMerge" else "keep"
-    attributes = {"num_prefix": prefix, count_name: count, "plugin_version": PLUGIN_VERSION, "plugin_namespace": PLUGIN_NAMESPACE}
+    attributes = {"num_prefix": prefix, count_name: count, **spec.plugin_attributes}
     if "tau" in spec.attributes:
         attributes["tau"] = tau
     node = helper.make_node(op, list(spec.inputs), list(spec.outputs), name=f"{op}_0", domain=DOMAIN, **attributes)
@@ -221,14 +221,16 @@ def test_decomposition_refuses_topk_beyond_tensorrt_limit():
 
 
 def test_plugin_mode_is_off_by_default_and_nests():
-    from vitprune_export.export.ops.emit import plugin_export_mode, plugin_mode_active
+    from vitprune_export.export.ops.emit import plugin_export_mode
+    from vitprune_export.pruning.methods.fused import fused_step
+    from vitprune_export.pruning.methods.fused import fused_steps_active as plugin_mode_active
 
-    assert not plugin_mode_active()
+    assert not plugin_mode_active() and fused_step("tome_merge") is None
     with plugin_export_mode():
         with plugin_export_mode():
             assert plugin_mode_active()
-        assert plugin_mode_active()
-    assert not plugin_mode_active()
+        assert plugin_mode_active() and fused_step("tome_merge") is torch.ops.vitprune.tome_merge
+    assert not plugin_mode_active() and fused_step("tome_merge") is None
 
 
 def test_tensorrt_status_names_the_plugin():

@@ -1,4 +1,4 @@
-"""`export --plugins` → ONNX Runtime (custom ops) and `rewrite --to standard|plugins` on real ViTs (issue 4).
+"""`export --plugin-nodes` → ONNX Runtime (custom ops) and `rewrite --to standard|plugins` on real ViTs.
 
 For topk-vpa, tome and topk on ViT-S/16 and DeiT-T (random weights): the plugin graph has one
 plugin node per pruning layer whose attributes are the schedule's, ONNX Runtime with the custom
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from vitprune_export.cli import app
 from vitprune_export.export.onnx import parity, read_metadata
-from vitprune_export.export.ops import DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OF_METHOD, PLUGIN_VERSION
+from vitprune_export.export.ops import DOMAIN, OPS, PLUGIN_OF_METHOD
 from vitprune_export.pruning.patch import pruning_info
 from vitprune_export.export.rewrite import forbidden_ops, plugin_attributes, plugin_nodes, rewrite_onnx
 
@@ -31,7 +31,7 @@ def _expected_attributes(model, method: str) -> list[dict]:
     for tokens_in, removed in zip(schedule.tokens_in, schedule.removed):
         if removed == 0:
             continue
-        attributes = {"plugin_version": PLUGIN_VERSION, "plugin_namespace": PLUGIN_NAMESPACE, "num_prefix": schedule.num_prefix}
+        attributes = {**OPS[PLUGIN_OF[method]].plugin_attributes, "num_prefix": schedule.num_prefix}
         if method == "tome":
             attributes["merges"] = removed
         else:
@@ -102,7 +102,8 @@ def test_custom_nodes_without_plugin_attributes_are_completed(export_cache, tmp_
     for node in plugin_nodes(completed):
         attributes = plugin_attributes(node)
         assert node.domain == DOMAIN
-        assert attributes["plugin_version"] == PLUGIN_VERSION and attributes["plugin_namespace"] == PLUGIN_NAMESPACE
+        assert attributes["plugin_version"] == OPS["VitPruneToMeMerge"].version == "2"
+        assert attributes["plugin_namespace"] == OPS["VitPruneToMeMerge"].namespace
 
 
 def test_dynamic_batch_plugin_export_runs_at_several_batches(export_cache):

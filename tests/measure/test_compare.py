@@ -1,4 +1,4 @@
-"""``compare``: hand-made results → Δ% per device, table/Markdown/CSV/JSON, plots, clear errors (issue 6)."""
+"""``compare``: hand-made results → Δ% per device, table/Markdown/CSV/JSON, plots, clear errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vitprune_export.cli import app
-from vitprune_export.measure.compare import build_comparison, plot_comparison, render, render_markdown
+from vitprune_export.measure.compare import build_comparison, render, render_markdown
+from vitprune_export.measure.plots import plot_comparison
 from vitprune_export.errors import VitPruneError
 from vitprune_export.measure.results import SCHEMA, default_result_path, load_results, write_result
 

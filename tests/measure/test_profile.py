@@ -1,4 +1,4 @@
-"""Profiling: statistics, the results JSON schema, and the ``vitprune profile`` command (issue 6)."""
+"""Profiling: statistics, the results JSON schema, and the ``vitprune profile`` command."""
 
 from __future__ import annotations
 
@@ -64,16 +64,25 @@ def test_cli_profile_model_spec_writes_the_result(tmp_path):
     assert (data["model"], data["method"], data["rate"], data["device"]) == (TINY, "topk", 0.1, "ci")
 
 
+def test_old_flag_spellings_stay_as_hidden_aliases():
+    """--warmup/--iters (the spellings before Polygraphy's and trtexec's --warm-up/--iterations) still work, unlisted."""
+    shown = runner.invoke(app, ["profile", "--help"], terminal_width=200).output
+    assert "--warm-up" in shown and "--iterations" in shown
+    assert "--warmup" not in shown and "--iters " not in shown
+    result = runner.invoke(app, ["profile", "--backend", "torch-cpu", "--model", TINY, "--iterations", "3", "--iters", "4"])
+    assert result.exit_code == 2 and "--iterations and --iters are the same option" in " ".join(result.output.split())
+
+
 def test_cli_profile_onnx_on_ort_cpu_default_path(export_cache, tmp_path, monkeypatch):
     _, exported = export_cache(TINY, "topk", rate=0.1)
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, [
-        "profile", str(exported.path), "--backend", "ort-cpu", "--batch", "2", "--warmup", "1", "--iters", "4",
+        "profile", str(exported.path), "--backend", "ort-cpu", "--batch", "2", "--warm-up", "1", "--iterations", "4",
         "--threads", "1", "--device-name", "ci box", "--json",
     ])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
-    expected = tmp_path / "profiles/results/ci-box/vitprune_tiny_patch4_32_topk_r0.1_ort-cpu_b2.json"
+    expected = tmp_path / "results/ci-box/vitprune_tiny_patch4_32_topk_r0.1_ort-cpu_b2.json"
     assert printed["path"] == str(expected.relative_to(tmp_path))
     data = load_result(expected)
     check_latency_result(data, batch=2, iterations=4)
@@ -83,7 +92,7 @@ def test_cli_profile_onnx_on_ort_cpu_default_path(export_cache, tmp_path, monkey
 def test_cli_profile_onnx_on_torch_cpu_rebuilds_from_metadata(export_cache, tmp_path):
     _, exported = export_cache(TINY, "topk", rate=0.1)
     output = tmp_path / "t.json"
-    result = runner.invoke(app, ["profile", str(exported.path), "--backend", "torch-cpu", "--warmup", "0", "--iters", "2", "-o", str(output)])
+    result = runner.invoke(app, ["profile", str(exported.path), "--backend", "torch-cpu", "--warm-up", "0", "--iterations", "2", "-o", str(output)])
     assert result.exit_code == 0, result.output
     data = load_result(output)
     assert (data["model"], data["method"], data["rate"], data["keep_counts"]) == (TINY, "topk", 0.1, exported.keep_counts)
@@ -93,7 +102,7 @@ def test_cli_profile_model_spec_on_ort_cpu_exports_it_first(tmp_path):
     """The baseline for `compare` on ONNX Runtime needs no separate export: the spec becomes a temporary ONNX file."""
     output = tmp_path / "none.json"
     result = runner.invoke(app, [
-        "profile", "--backend", "ort-cpu", "--model", TINY, "--method", "none", "--warmup", "1", "--iters", "3",
+        "profile", "--backend", "ort-cpu", "--model", TINY, "--method", "none", "--warm-up", "1", "--iterations", "3",
         "--threads", "1", "--device-name", "ci", "-o", str(output),
     ])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Backend runners: same interface, right outputs, clear errors (issue 6)."""
+"""Backend runners: same interface, right outputs, clear errors."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_ort_cpu_matches_pytorch_on_a_dynamic_batch(export_cache):
     loaded = runner.load(exported.path, batch=2)
     assert (loaded.model, loaded.method, loaded.rate) == (TINY, "topk", 0.1)
     assert loaded.keep_counts == exported.keep_counts
-    assert loaded.macs is not None and loaded.macs < loaded.baseline_macs  # rebuilt from the metadata
+    assert loaded.macs is not None and loaded.macs < loaded.baseline_macs  # computed at export, read from the record
     assert runner.infer() > 0
     with torch.no_grad():
         expected = network(torch.from_numpy(runner.feed[runner.input_name])).numpy()

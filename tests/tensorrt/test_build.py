@@ -14,10 +14,10 @@ from onnx import TensorProto, helper
 from tests.tensorrt.trt_checks import requires_tensorrt_rtx
 from typer.testing import CliRunner
 
-from vitprune_export.tensorrt.build import (
+from vitprune_export.export.fp16 import convert_onnx_to_fp16
+from vitprune_export.tensorrt.settings import (
     OnnxInput,
     builder_settings,
-    convert_onnx_to_fp16,
     onnx_float_precision,
     onnx_inputs,
     onnx_plugin_ops,

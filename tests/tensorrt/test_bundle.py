@@ -1,4 +1,4 @@
-"""`vitprune bundle` (issue 5): the Jetson folder holds every file, its scripts parse, its CMake
+"""`vitprune bundle`: the Jetson folder holds every file, its scripts parse, its CMake
 configures the kernels-only target, its measuring script writes a valid results JSON, and a
 failed bundle leaves nothing behind."""
 
@@ -22,9 +22,11 @@ from vitprune_export.portable import trt_measure
 
 TINY = "vitprune_tiny_patch4_32"
 EXPECTED_FILES = {
-    "README.md", "build.sh", "profile.sh", "build_engine.py", "engine_description.py", "plugin_nodes.py", "measure_latency.py",
-    "build_settings.json", "metadata.json", "profile.toml", "bundle.json",
+    "README.md", "build.sh", "profile.sh", "build_settings.json", "metadata.json", "profile.toml", "bundle.json",
 }
+#: the portable package the scripts run, shipped as it is
+PORTABLE = ("__init__.py", "cuda.py", "engine_description.py", "environment.py", "files.py", "plugin_nodes.py",
+            "results.py", "stats.py", "trt_build.py", "trt_measure.py")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,10 @@ def jetson_bundle(tiny_onnx, tmp_path_factory):
 
 def test_bundle_contains_every_file(jetson_bundle, tiny_onnx):
     names = {p.name for p in jetson_bundle.iterdir()}
-    assert EXPECTED_FILES | {tiny_onnx.name, "plugins"} <= names
+    assert EXPECTED_FILES | {tiny_onnx.name, "plugins", "portable"} <= names
+    assert sorted(p.name for p in (jetson_bundle / "portable").iterdir()) == sorted(PORTABLE)
+    for name in PORTABLE:  # verbatim
+        assert (jetson_bundle / "portable" / name).read_bytes() == (Path(trt_measure.__file__).parent / name).read_bytes()
     manifest = json.loads((jetson_bundle / "bundle.json").read_text())
     listed = set(manifest["files"])
     on_disk = {str(p.relative_to(jetson_bundle)) for p in jetson_bundle.rglob("*") if p.is_file()}
@@ -58,8 +63,8 @@ def test_scripts_are_executable_and_pass_bash_n(jetson_bundle):
         assert path.stat().st_mode & 0o111
         check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-    for script in ("build_engine.py", "engine_description.py", "plugin_nodes.py", "measure_latency.py"):
-        py_compile.compile(str(jetson_bundle / script), doraise=True)
+    for script in PORTABLE:
+        py_compile.compile(str(jetson_bundle / "portable" / script), doraise=True)
 
 
 def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
@@ -96,7 +101,8 @@ def test_profile_copy_keeps_the_device_name(jetson_bundle):
 def test_readme_gives_the_exact_steps(jetson_bundle):
     readme = (jetson_bundle / "README.md").read_text()
     for fragment in ("sudo nvpmodel", "sudo jetson_clocks", "./build.sh", "./build.sh --trtexec", "./profile.sh",
-                     "profiles/results/jetson-orin-nano/", "59 54 49 45 41 37"):
+                     "into `results/jetson-orin-nano/` of the folder where you run vitprune", "vitprune compare results",
+                     "--warm-up 20 --iterations 200", "59 54 49 45 41 37"):
         assert fragment in readme
 
 
@@ -172,7 +178,7 @@ def test_cli_bundle_refuses_a_cpu_profile_and_an_existing_folder(tiny_onnx, jets
 
 
 def test_strongly_typed_bundle_ships_an_fp16_onnx(tiny_onnx, tmp_path):
-    from vitprune_export.tensorrt.build import onnx_float_precision
+    from vitprune_export.tensorrt.settings import onnx_float_precision
     from vitprune_export.export.fp16 import mixed_type_nodes
 
     result = bundle(tiny_onnx, "rtx-generic", tmp_path / "rtx")
@@ -205,7 +211,7 @@ def test_measure_script_result_passes_the_results_schema(jetson_bundle):
 
 def test_measure_script_refuses_fewer_than_100_iterations(jetson_bundle):
     done = subprocess.run(
-        [sys.executable, str(jetson_bundle / "measure_latency.py"), "--engine", "x", "--metadata", "metadata.json",
+        [sys.executable, "-m", "portable.trt_measure", "--engine", "x", "--metadata", "metadata.json",
          "--device", "d", "--precision", "fp16", "--output", "r.json", "--iterations", "50"],
         capture_output=True, text=True, cwd=jetson_bundle,
     )
@@ -220,7 +226,7 @@ def test_build_script_standalone_without_tensorrt_exits_2(jetson_bundle, tmp_pat
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT (tensorrt) is installed")
     done = subprocess.run(
-        [sys.executable, str(jetson_bundle / "build_engine.py"), "--onnx", "x.onnx", "--settings", "build_settings.json",
+        [sys.executable, "-m", "portable.trt_build", "--onnx", "x.onnx", "--settings", "build_settings.json",
          "--output", str(tmp_path / "x.engine")],
         capture_output=True, text=True, cwd=jetson_bundle,
     )

@@ -1,4 +1,4 @@
-"""One engine description: `vitprune build` and a device bundle's build_engine.py write the same JSON beside
+"""One engine description: `vitprune build` and a device bundle's portable.trt_build write the same JSON beside
 an engine (schema vitprune.engine/2, one writer in vitprune_export/portable/engine_description.py), and the
 TensorRT runner and compare read it through one reader. Real engines from both paths (TensorRT for RTX)."""
 
@@ -33,7 +33,7 @@ def tiny_onnx(export_cache):
 
 @pytest.fixture(scope="module")
 def both_engines(tiny_onnx, tmp_path_factory):
-    """The same ONNX built by `vitprune build` and by a bundle's build.sh → build_engine.py (rtx-generic, fp16)."""
+    """The same ONNX built by `vitprune build` and by a bundle's build.sh → portable.trt_build (rtx-generic, fp16)."""
     folder = tmp_path_factory.mktemp("engines")
     built = build_engine(tiny_onnx, "rtx-generic", output=folder / "cli.engine")
     bundled = bundle(tiny_onnx, "rtx-generic", folder / "bundle")
@@ -53,7 +53,7 @@ def test_vitprune_build_and_the_bundle_write_the_same_description(both_engines):
     from_bundle = schema.read_engine_description(bundle_engine, required=True)
     assert from_cli["schema"] == from_bundle["schema"] == schema.SCHEMA
     assert set(from_cli) == set(from_bundle)
-    assert (from_cli["built_with"], from_bundle["built_with"]) == ("vitprune build", "build_engine.py")
+    assert (from_cli["built_with"], from_bundle["built_with"]) == ("vitprune build", "portable.trt_build")
     same = {key: from_cli[key] for key in from_cli if key not in PER_BUILD | {"builder"}}
     assert same == {key: from_bundle[key] for key in same}
     assert from_cli["io"] == [{"name": "images", "mode": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]},
@@ -90,7 +90,7 @@ def test_trtexec_builds_are_described_by_the_same_writer(tmp_path):
     (tmp_path / "build_settings.json").write_text(json.dumps(settings))
     (tmp_path / "metadata.json").write_text(json.dumps({"model": "deit_tiny_patch16_224", "keep_counts": [186]}))
     run = subprocess.run(
-        [sys.executable, str(schema.__file__), "--engine", str(engine), "--onnx", "model.onnx",
+        [sys.executable, "-m", "vitprune_export.portable.engine_description", "--engine", str(engine), "--onnx", "model.onnx",
          "--settings", str(tmp_path / "build_settings.json"), "--metadata", str(tmp_path / "metadata.json")],
         capture_output=True, text=True,
     )

@@ -1,4 +1,4 @@
-"""Device profiles (issue 5): the shipped ones load, bad ones fail with one line naming the key."""
+"""Device profiles: the shipped ones load, bad ones fail with one line naming the key."""
 
 from pathlib import Path
 

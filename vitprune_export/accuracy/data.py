@@ -54,7 +54,7 @@ class Preprocessing:
     @classmethod
     def for_model(cls, model: torch.nn.Module) -> Preprocessing:
         """The input size of ``model`` and the mean/std of its timm pretrained config."""
-        from ..export.onnx import input_size_of
+        from ..pruning.models import input_size_of
 
         config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
         channels = input_size_of(model)[0]

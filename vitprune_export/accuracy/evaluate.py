@@ -12,9 +12,6 @@ can show accuracy next to latency.
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,10 +22,10 @@ import torch
 
 from .data import ImageDataset, data_loader
 from ..errors import VitPruneError
+from ..portable.results import now_iso, record_fields
 
 BACKENDS = ("torch-cpu", "ort-cpu")
 REFERENCE_BACKEND = "torch-cpu"
-RESULT_SCHEMA = "vitprune.result/1"
 
 
 @dataclass
@@ -172,17 +169,11 @@ def evaluate(
 
 
 def environment() -> dict[str, Any]:
-    """Where the numbers were measured: machine, threads and library versions."""
-    from ..export.onnx import library_versions
+    """Where the numbers were measured: the machine, PyTorch's threads and the library versions."""
+    from ..portable.environment import describe_machine
+    from ..record import library_versions
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "versions": library_versions(),
-    }
+    return {**describe_machine(), "threads": torch.get_num_threads(), "libraries": library_versions()}
 
 
 def accuracy_result(
@@ -192,33 +183,15 @@ def accuracy_result(
     model_name: str,
     dataset: str,
     batch_size: int,
-    rate: float | None,
     source: str,
 ) -> dict[str, Any]:
-    """The shared results JSON (``vitprune.result/1``, ``kind: "accuracy"``) for one evaluation."""
-    import copy
+    """The shared results JSON (``vitprune.result/1``, ``kind: "accuracy"``) for one evaluation; the model's
+    fields come from its pruning record."""
+    from ..record import PruningRecord
 
-    from ..pruning.flops import count_macs
-    from ..pruning.models import weights_source
-    from ..pruning.patch import apply_method, keep_counts, pruning_info
-
-    method = pruning_info(model)["method"]
-    baseline = apply_method(copy.deepcopy(model), "none")
+    record = PruningRecord.from_model(model, model_name)
     return {
-        "schema": RESULT_SCHEMA,
-        "kind": "accuracy",
-        "model": model_name,
-        "method": method.name,
-        "method_options": method.knob_values(),
-        "rate": rate,
-        "keep_counts": keep_counts(model),
-        "macs": count_macs(model).macs,
-        "baseline_macs": count_macs(baseline).macs,
-        "weights": weights_source(model),
-        "device": "cpu",
-        "backend": result.backend,
-        "precision": "fp32",
-        "batch": batch_size,
+        **record_fields(record.to_metadata(), "accuracy", "cpu", result.backend, "fp32", batch_size, source),
         "accuracy": {
             "top1": result.top1,
             "dataset": dataset,
@@ -227,27 +200,12 @@ def accuracy_result(
             "reference_backend": result.reference_backend,
         },
         "environment": environment(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": now_iso(),
         "source": source,
     }
 
 
-def write_result(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write a results JSON atomically (through ``vitprune_export.measure.results`` when that module exists)."""
-    try:
-        from ..measure.results import write_result as write_validated
-    except ImportError:  # the results module is optional here
-        import json
-
-        from ..files import atomic_write_text
-
-        path = Path(path)
-        atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-        return path
-    return write_validated(path, data)
-
-
 __all__ = [
     "BACKENDS", "EvalResult", "accuracy_result", "agreement", "evaluate", "predict_onnxruntime", "predict_torch",
-    "top1", "write_result",
+    "top1",
 ]

@@ -232,6 +232,28 @@ def _progress(enabled: bool):
     )
 
 
+def prepare_training(model: str, weights: str, data: str) -> tuple[torch.nn.Module, dict[str, Any], ImageDataset, ImageDataset]:
+    """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
+    from ..pruning.models import check_model_name, create_model
+    from .data import Preprocessing, load_dataset
+
+    check_model_name(model)
+    network = create_model(model, weights)
+    preprocessing = Preprocessing.for_model(network)
+    train_set = load_dataset(data, "train", preprocessing)
+    test_set = load_dataset(data, "test", preprocessing)
+    model_kwargs: dict[str, Any] = {}
+    if train_set.num_classes != int(network.num_classes):
+        if weights not in ("auto", "random"):
+            raise VitPruneError(
+                f"checkpoint {weights!r} predicts {network.num_classes} classes but {train_set.name} has "
+                f"{train_set.num_classes}; fine-tune from --weights auto or random"
+            )
+        network.reset_classifier(train_set.num_classes)
+        model_kwargs["num_classes"] = train_set.num_classes
+    return network, model_kwargs, train_set, test_set
+
+
 def checkpoint_dict(
     model: torch.nn.Module,
     model_name: str,
@@ -269,5 +291,5 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
 
 __all__ = [
     "EpochRecord", "FinetuneResult", "TrainingRecipe", "checkpoint_dict", "finetune", "make_optimizer",
-    "paper_max_lr", "save_checkpoint", "train_one_epoch", "warmup_cosine_lr",
+    "paper_max_lr", "prepare_training", "save_checkpoint", "train_one_epoch", "warmup_cosine_lr",
 ]

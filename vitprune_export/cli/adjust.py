@@ -16,7 +16,6 @@ from .finetune import (
     TrainBatchOption,
     WarmupOption,
     WeightDecayOption,
-    prepare_training,
 )
 from .options import DEFAULT_MODEL_NAME, JsonOption, ModelOption, WeightsOption, with_method_knobs
 
@@ -56,7 +55,8 @@ def adjust(
     import torch
 
     from ..accuracy.adjust import AdjustSettings, adjust_rates, check_adjustable, save_adjusted_schedule
-    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, save_checkpoint as write_checkpoint
+    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, prepare_training
+    from ..accuracy.finetune import save_checkpoint as write_checkpoint
     from ..pruning.spec import resolve_method
 
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from .options import JsonOption
 @command("build", no_args_is_help=True)
 def build(
     onnx: Annotated[Path, typer.Argument(help="ONNX file from 'vitprune export' (or 'vitprune rewrite').")],
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Device profile: a name in profiles/ (rtx4090, jetson-orin-nano, …) or a .toml path.")],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Device profile: a shipped name (rtx4090, rtx-generic, h100, jetson-orin-nano) or a .toml path.")],
     plugins: Annotated[Optional[Path], typer.Option("--plugins", help="Plugin library (libvitprune_plugins.so) for ONNX files with plugin nodes.")] = None,
     fp16: Annotated[Optional[bool], typer.Option("--fp16/--fp32", help="Override the profile's precision.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Engine file (default: engines/<onnx>_<profile>_<precision>.engine).")] = None,
@@ -53,38 +53,15 @@ def build(
 
 
 def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Path | None, json: bool) -> None:
-    from ..tensorrt.build import (
-        _load_onnx,
-        builder_settings,
-        expected_tensorrt,
-        fp32_layers_of,
-        onnx_float_precision,
-        onnx_inputs,
-        onnx_plugin_ops,
-    )
-    from ..tensorrt.profiles import load_profile
-    from ..errors import MissingDependencyError, VitPruneError
-    from ..tensorrt.env import import_tensorrt
+    from ..tensorrt.build import describe_build
 
-    if not onnx.is_file():
-        raise VitPruneError(f"ONNX file {str(onnx)!r} does not exist; make one with 'vitprune export'")
-    profile = load_profile(profile_name)
-    try:
-        installed = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
-        flavour, version, origin = installed.flavour, installed.version, "installed"
-    except MissingDependencyError:
-        flavour, version = expected_tensorrt(profile)
-        origin = "expected by the profile (TensorRT is not installed here)"
-    proto = _load_onnx(onnx)
-    precision = onnx_float_precision(onnx, proto)
-    keep_fp32 = fp32_layers_of(proto, onnx_plugin_ops(onnx, proto)) if precision == "fp32" else []
-    settings = builder_settings(profile, flavour, version, onnx_inputs(onnx, proto), precision, fp16, timing_cache, keep_fp32)
+    settings, origin, profile = describe_build(onnx, profile_name, fp16, timing_cache)
     if json:
         print_json(settings.to_dict())
         return
     from rich.table import Table
 
-    table = Table(title=f"builder settings: {onnx.name} · {profile.name} · {flavour} {version} ({origin})")
+    table = Table(title=f"builder settings: {onnx.name} · {profile.name} · {settings.flavour} {settings.tensorrt_version} ({origin})")
     table.add_column("setting")
     table.add_column("value")
     for key, value in settings.to_dict().items():

@@ -8,16 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import VitPruneError
-from .app import command, console
-
-DEFAULT_RESULTS = Path("profiles/results")
+from .app import command, console, err_console
 
 
 @command("compare")
 def compare(
     results: Annotated[
-        Optional[list[Path]], typer.Argument(help="Result JSON files and/or folders [default: profiles/results].")
+        Optional[list[Path]], typer.Argument(help="Result JSON files and/or folders [default: results/, where 'vitprune profile' writes].")
     ] = None,
+    references: Annotated[bool, typer.Option("--references", help="Also read the results the project measured (shipped with vitprune).")] = False,
     baseline: Annotated[str, typer.Option("--baseline", help="Method every Δ% is measured against, per model and device.")] = "none",
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json.")] = "table",
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", min=1, help="Keep only latency results of this batch size.")] = None,
@@ -26,20 +25,22 @@ def compare(
 ) -> None:
     """Rows = method (+ rate), columns = device/backend; each cell the median latency and its Δ% vs the baseline.
 
-    Example: vitprune compare profiles/results --format markdown --plot latency.png
+    Example: vitprune compare results --format markdown --plot latency.png; vitprune compare --references
     """
     import sys
 
-    from ..measure.compare import FORMATS, build_comparison, plot_comparison, render, render_table
     from ..files import atomic_write_text
-    from ..measure.results import load_results
+    from ..measure.compare import FORMATS, build_comparison, render, render_table
+    from ..measure.results import DEFAULT_ROOT, load_results, reference_results
 
     if fmt not in FORMATS:
         raise VitPruneError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if output is not None and fmt == "table":
         raise VitPruneError("--output writes text: use it with --format markdown, csv or json")
-    loaded = load_results(list(results) if results else [DEFAULT_RESULTS])
-    comparison = build_comparison(loaded, baseline=baseline, batch=batch)
+    sources = list(results or ([] if references else [DEFAULT_ROOT]))
+    if references:
+        sources.append(reference_results())
+    comparison = build_comparison(load_results(sources), baseline=baseline, batch=batch)
     if fmt == "table":
         console.print(render_table(comparison))
     else:
@@ -50,11 +51,8 @@ def compare(
         else:
             sys.stdout.write(text)
     if plot is not None:
+        from ..measure.plots import plot_comparison
+
         plot_comparison(comparison, plot)
         message = f"[green]wrote[/] {plot}"
-        if fmt == "table" or output is not None:
-            console.print(message, highlight=False)
-        else:
-            from .app import err_console
-
-            err_console.print(message, highlight=False)
+        (console if fmt == "table" or output is not None else err_console).print(message, highlight=False)

@@ -54,7 +54,8 @@ def eval_command(
     """
     from ..accuracy.data import Preprocessing, load_dataset
     from ..errors import VitPruneError
-    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, write_result
+    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate
+    from ..measure.results import write_result
     from ..pruning.patch import keep_counts
     from ..pruning.spec import build_pruned_model
 
@@ -72,8 +73,7 @@ def eval_command(
         dataset = load_dataset(data, split, Preprocessing.for_model(network))
     result = evaluate(network, dataset, backend=backend, batch_size=batch, onnx_path=onnx, model_name=model, progress=not json)
     record = accuracy_result(
-        network, result, model_name=model, dataset=dataset.name, batch_size=batch, rate=rate,
-        source="vitprune eval",
+        network, result, model_name=model, dataset=dataset.name, batch_size=batch, source="vitprune eval",
     )
     if output is not None:
         write_result(output, record)

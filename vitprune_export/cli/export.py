@@ -22,19 +22,6 @@ from .options import (
 )
 
 
-def default_onnx_path(model: str, method: str, rate: float | None, rates: str | None, schedule: Path | None, plugins: bool) -> Path:
-    if rate is not None:
-        tag = f"r{rate:g}"
-    elif rates is not None:
-        tag = "rates"
-    elif schedule is not None:
-        tag = Path(schedule).stem
-    else:
-        tag = "r0"
-    suffix = "_plugins" if plugins else ""
-    return Path("engines") / f"{model}_{method}_{tag}{suffix}.onnx"
-
-
 @command("export")
 @with_method_knobs
 def export(
@@ -47,10 +34,11 @@ def export(
     batch: BatchOption = 1,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch axis dynamic (token axes stay static).")] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: engines/MODEL_METHOD_rRATE.onnx).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: engines/MODEL_METHOD_rRATE.onnx].")] = None,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")] = True,
     atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
-    plugins: Annotated[bool, typer.Option("--plugins", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")] = False,
+    plugin_nodes: Annotated[bool, typer.Option("--plugin-nodes", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")] = False,
+    plugins: Annotated[bool, typer.Option("--plugins", hidden=True)] = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -59,32 +47,28 @@ def export(
     Example: vitprune export --method topk-vpa --rate 0.06
     """
     from ..export.onnx import export_onnx
-    from ..pruning.flops import count_macs
     from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
-    output = output or default_onnx_path(model, method, rate, rates, schedule, plugins)
     with console.status("building the pruned model…"):
         network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
-    macs = count_macs(network)
-    baseline_macs = count_macs(network, unpruned=True).macs
     with console.status(f"exporting {model} / {method} to ONNX and checking it in ONNX Runtime…"):
         result = export_onnx(
             network, output, batch=batch, dynamic_batch=dynamic_batch, opset=opset, check=check,
-            tolerance=atol, model_name=model, plugins=plugins,
-            extra_metadata={"macs": macs.macs, "baseline_macs": baseline_macs},
+            tolerance=atol, model_name=model, plugins=plugin_nodes or plugins,
         )
+    record = result.record
     summary = {
         "path": str(result.path),
         "model": model,
         "method": method,
         "keep_counts": result.keep_counts,
-        "gmacs": macs.gmacs,
-        "baseline_gmacs": baseline_macs / 1e9,
-        "macs_ratio": macs.macs / baseline_macs,
+        "gmacs": record.macs / 1e9,
+        "baseline_gmacs": record.baseline_macs / 1e9,
+        "macs_ratio": record.macs / record.baseline_macs,
         "parity_max_abs_diff": result.parity_max_abs_diff,
         "parity_batches": result.parity_batches,
-        "weights": result.metadata["weights"],
+        "weights": record.weights,
         "size_mb": result.size_bytes / 1e6,
         "seconds": time.perf_counter() - started,
     }
@@ -93,13 +77,13 @@ def export(
         return
     console.print(f"[bold]keep counts[/] (tokens after each block): {' '.join(map(str, result.keep_counts))}")
     console.print(
-        f"[bold]MACs[/] {baseline_macs / 1e9:.3f} G → {macs.gmacs:.3f} G (ratio {summary['macs_ratio']:.3f})"
+        f"[bold]MACs[/] {summary['baseline_gmacs']:.3f} G → {summary['gmacs']:.3f} G (ratio {summary['macs_ratio']:.3f})"
     )
     console.print(
         f"[bold]parity[/] max |PyTorch − ONNX Runtime| = {result.parity_max_abs_diff:.2e} at batch "
         f"{', '.join(map(str, result.parity_batches))}" + ("" if check else " (not enforced: --no-check)")
     )
-    console.print(f"[bold]weights[/] {result.metadata['weights']}")
+    console.print(f"[bold]weights[/] {record.weights}")
     console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) in {summary['seconds']:.1f} s")
     console.print(f"next: vitprune profile {result.path} --backend ort-cpu")
 

@@ -33,30 +33,6 @@ WeightDecayOption = Annotated[float, typer.Option("--weight-decay", help="AdamW 
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the initialisation, shuffling and GAS sampling.")]
 
 
-def prepare_training(model: str, weights: str, data: str):
-    """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
-    from ..accuracy.data import Preprocessing, load_dataset
-    from ..pruning.models import check_model_name, create_model
-
-    check_model_name(model)
-    network = create_model(model, weights)
-    preprocessing = Preprocessing.for_model(network)
-    train_set = load_dataset(data, "train", preprocessing)
-    test_set = load_dataset(data, "test", preprocessing)
-    model_kwargs: dict[str, Any] = {}
-    if train_set.num_classes != int(network.num_classes):
-        if weights not in ("auto", "random"):
-            from ..errors import VitPruneError
-
-            raise VitPruneError(
-                f"checkpoint {weights!r} predicts {network.num_classes} classes but {train_set.name} has "
-                f"{train_set.num_classes}; fine-tune from --weights auto or random"
-            )
-        network.reset_classifier(train_set.num_classes)
-        model_kwargs["num_classes"] = train_set.num_classes
-    return network, model_kwargs, train_set, test_set
-
-
 @command("finetune")
 @with_method_knobs
 def finetune(
@@ -85,7 +61,8 @@ def finetune(
     """
     import torch
 
-    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, finetune as run_finetune, save_checkpoint
+    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, prepare_training, save_checkpoint
+    from ..accuracy.finetune import finetune as run_finetune
     from ..pruning.patch import apply_method, keep_counts
     from ..pruning.spec import resolve_method
 

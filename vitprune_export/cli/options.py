@@ -92,3 +92,14 @@ def with_method_knobs(fn):
     wrapper.__signature__ = signature.replace(parameters=parameters + extra)
     del wrapper.__wrapped__
     return wrapper
+
+
+def either(value, alias_value, name: str, alias: str, default):
+    """The value of an option given under its name or its older, hidden spelling (not both), else ``default``."""
+    if value is not None and alias_value is not None and value != alias_value:
+        from ..errors import VitPruneError
+
+        raise VitPruneError(f"{name} and {alias} are the same option; give it once")
+    if value is not None:
+        return value
+    return alias_value if alias_value is not None else default

@@ -32,7 +32,7 @@ def build(
     arch: Annotated[Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated [default: 87,89,90].")] = None,
     tensorrt_root: Annotated[Optional[Path], typer.Option("--tensorrt-root", help="TensorRT install folder (with include/NvInferRuntime.h).")] = None,
     kernels_only: Annotated[bool, typer.Option("--kernels-only", help="Build only the CUDA kernels (libvitprune_kernels.so); no TensorRT needed.")] = False,
-    build_dir: Annotated[Optional[Path], typer.Option("--build-dir", help="CMake build folder [default: plugins/build].")] = None,
+    build_dir: Annotated[Optional[Path], typer.Option("--build-dir", help="CMake build folder [default: build/plugins under the working directory].")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:

@@ -1,6 +1,6 @@
 """fp16 for TensorRT: which ONNX nodes stay fp32, and an fp32 ONNX → fp16 ONNX conversion that keeps them.
 
-TensorRT is driven two ways (see :mod:`.build`), and both take the same list of
+TensorRT is driven two ways (see :mod:`vitprune_export.tensorrt.settings`), and both take the same list of
 nodes to keep in fp32 from :func:`fp32_nodes`:
 
 * strongly typed (TensorRT ≥ 11, TensorRT for RTX): the ONNX's own types decide
@@ -10,7 +10,7 @@ nodes to keep in fp32 from :func:`fp32_nodes`:
   "MatMul … must have same input types"); the model's inputs and outputs stay fp32;
 * weakly typed (TensorRT 10.3 on JetPack 6): the ``FP16`` builder flag, plus a
   precision constraint (fp32) on each listed layer, applied by
-  :mod:`..portable.trt_build` to the layers the ONNX parser names after these nodes.
+  :mod:`vitprune_export.portable.trt_build` to the layers the ONNX parser names after these nodes.
 
 What stays fp32, and why (fp16 keeps 11 bits of mantissa, max 65504):
 
@@ -39,6 +39,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import VitPruneError
 
 FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
 FP16_MAX = 65504.0
@@ -368,4 +371,20 @@ def mixed_type_nodes(model) -> list[str]:
     return problems
 
 
-__all__ = ["FP32_OP_TYPES", "Fp16Report", "convert_to_fp16", "fp32_nodes", "mixed_type_nodes", "tensor_types"]
+def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: list[str]):
+    """fp32 ONNX → fp16 ONNX (fp32 inputs/outputs, fragile nodes and ``keep_fp32_ops`` fp32); returns the report."""
+    import onnx
+
+    model = onnx.load(str(source))
+    try:
+        converted, report = convert_to_fp16(model, keep_fp32_ops)
+    except ValueError as error:
+        raise VitPruneError(f"converting the ONNX to fp16 failed ({error}); build fp32 with --fp32") from None
+    onnx.save_model(converted, str(target))
+    return report
+
+
+__all__ = [
+    "FP32_OP_TYPES", "Fp16Report", "convert_onnx_to_fp16", "convert_to_fp16", "fp32_nodes", "mixed_type_nodes",
+    "tensor_types",
+]

@@ -4,14 +4,14 @@ Uses the dynamo exporter (``torch.onnx.export(..., dynamo=True)``, opset ≥ 18:
 that exporter's lowest). Every token dimension is a static integer baked from
 the schedule; only the batch axis may stay dynamic (``dynamic_batch``). After
 export: ``onnx.checker``, a run in ONNX Runtime on a random input compared with
-PyTorch (max |Δ|), and metadata (model, method, knobs, schedule, weights
-source, versions) in ``metadata_props``. The file is written to a temporary name
-and renamed only when everything passed, so a failed export leaves nothing.
+PyTorch (max |Δ|), and the pruning record (:class:`~vitprune_export.record.PruningRecord`:
+model, method, knobs, schedule, rate, MACs, weights source, versions, batch, opset)
+in ``metadata_props``. The file is written to a temporary name and renamed only
+when everything passed, so a failed export leaves nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -23,13 +23,14 @@ import torch
 
 from ..errors import VitPruneError
 from ..files import atomic_output
-from ..pruning.models import weights_source
+from ..pruning.models import input_size_of
 from ..pruning.patch import num_tokens_of, pruning_info
+from ..record import PruningRecord, library_versions
 
 log = logging.getLogger("vitprune")
 
 DEFAULT_PARITY_TOLERANCE = 1e-4
-METADATA_KEY = "vitprune"
+DEFAULT_FOLDER = Path("engines")
 
 
 @dataclass
@@ -41,61 +42,24 @@ class ExportResult:
     parity_max_abs_diff: float | None
     seconds: float
     size_bytes: int
-    metadata: dict[str, Any] = field(default_factory=dict)
+    record: PruningRecord
     parity_batches: list[int] = field(default_factory=list)
 
-
-def library_versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-
-    from .. import __version__
-    from .._compat import import_timm
-
-    return {
-        "vitprune": __version__,
-        "torch": torch.__version__,
-        "timm": import_timm().__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
-def model_metadata(model: torch.nn.Module, model_name: str | None = None) -> dict[str, Any]:
-    """Everything needed to explain an artifact later without its command line."""
-    info = pruning_info(model)
-    method, schedule = info["method"], info["schedule"]
-    return {
-        "model": model_name or getattr(model, "default_cfg", {}).get("architecture") or type(model).__name__,
-        "method": method.name,
-        "method_options": method.knob_values(),
-        "schedule": schedule.to_dict(),
-        "keep_counts": list(schedule.tokens_out),
-        "weights": weights_source(model),
-        "input_size": list(input_size_of(model)),
-        "num_classes": int(getattr(model, "num_classes", 0)),
-        "versions": library_versions(),
-    }
-
-
-def input_size_of(model: torch.nn.Module) -> tuple[int, int, int]:
-    channels = int(getattr(model.patch_embed.proj, "in_channels", 3))
-    height, width = model.patch_embed.img_size
-    return channels, int(height), int(width)
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The record as written into the file's metadata."""
+        return self.record.to_metadata()
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The vitprune metadata of an exported ONNX file ({} when it has none)."""
-    import onnx
+    """The pruning record of an exported ONNX file as its JSON object ({} when it has none)."""
+    record = PruningRecord.read(path)
+    return record.to_metadata() if record is not None else {}
 
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:
-        raise VitPruneError(f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it") from None
-    for prop in proto.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    return {}
+
+def default_onnx_path(record: PruningRecord, plugins: bool = False) -> Path:
+    """``engines/<model>_<method>_<rate tag>[_plugins].onnx``."""
+    return DEFAULT_FOLDER / f"{record.tag}{'_plugins' if plugins else ''}.onnx"
 
 
 def _onnx_program(model, example, dynamic_batch: bool, opset: int, plugins: bool = False):
@@ -151,7 +115,7 @@ def parity(model: torch.nn.Module, path: str | Path, batch: int, seed: int = 0, 
 
 def export_onnx(
     model: torch.nn.Module,
-    path: str | Path,
+    path: str | Path | None = None,
     batch: int = 1,
     dynamic_batch: bool = False,
     opset: int = 18,
@@ -160,14 +124,15 @@ def export_onnx(
     model_name: str | None = None,
     parity_batches: list[int] | None = None,
     plugins: bool = False,
-    extra_metadata: dict[str, Any] | None = None,
 ) -> ExportResult:
-    """Export a patched model to ``path``; verify it; return an :class:`ExportResult`.
+    """Export a patched model to ``path`` (default :func:`default_onnx_path`); verify it; return an :class:`ExportResult`.
 
     ``check``: run ``onnx.checker`` and fail (VitPruneError, nothing written) when
     ONNX Runtime differs from PyTorch by more than ``tolerance``. Parity is always
     measured; ``parity_batches`` defaults to ``[batch]`` (plus 3 with a dynamic batch).
     ``plugins``: emit one custom node per pruning layer (see ``vitprune_export.export.ops``).
+    The pruning record (:meth:`PruningRecord.from_model`, with the library versions, batch and
+    opset) is made here and written into the file's metadata.
     """
     import onnx
 
@@ -175,7 +140,6 @@ def export_onnx(
         raise VitPruneError(f"--opset {opset} is below 18, the lowest the dynamo exporter writes; use 18 or later")
     if batch < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {batch}")
-    path = Path(path)
     model = model.eval()
     if plugins:
         from .ops import check_method_has_plugin
@@ -183,9 +147,10 @@ def export_onnx(
         info = pruning_info(model)
         check_method_has_plugin(info["method"].name)
         info["method"].check_plugins(info["schedule"].num_prefix)
-    metadata = {**model_metadata(model, model_name), "batch": "dynamic" if dynamic_batch else batch, "opset": opset}
-    metadata["plugins"] = bool(plugins)
-    metadata.update(extra_metadata or {})
+    record = PruningRecord.from_model(model, model_name).replace(
+        versions=library_versions(), batch="dynamic" if dynamic_batch else batch, opset=opset, plugins=bool(plugins)
+    )
+    path = Path(path) if path is not None else default_onnx_path(record, plugins)
     started = time.perf_counter()
     # torch.export specialises a size-1 axis: trace a dynamic batch with 2 images
     example = torch.randn((max(batch, 2) if dynamic_batch else batch, *input_size_of(model)))
@@ -198,7 +163,7 @@ def export_onnx(
             except Exception as error:
                 raise VitPruneError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
         proto = program.model_proto
-        _set_metadata(proto, metadata)
+        record.write_into(proto)
         if plugins:  # onnxruntime-extensions and TensorRT 10.3's parser read IR ≤ 10
             proto.ir_version = min(proto.ir_version, 10)
         onnx.save_model(proto, str(temporary))
@@ -212,25 +177,25 @@ def export_onnx(
         if check and not worst <= tolerance:
             raise VitPruneError(
                 f"ONNX Runtime differs from PyTorch by {worst:.3g} (> --atol {tolerance:g}); nothing written. "
-                f"{_parity_hint(model, metadata)}Re-run with --no-check to keep the file anyway"
+                f"{_parity_hint(model, record)}Re-run with --no-check to keep the file anyway"
             )
     seconds = time.perf_counter() - started
     return ExportResult(
         path=path,
-        keep_counts=list(pruning_info(model)["schedule"].tokens_out),
+        keep_counts=list(record.keep_counts),
         parity_max_abs_diff=worst,
         seconds=seconds,
         size_bytes=path.stat().st_size,
-        metadata=metadata,
+        record=record,
         parity_batches=batches,
     )
 
 
-def _parity_hint(model: torch.nn.Module, metadata: dict[str, Any]) -> str:
+def _parity_hint(model: torch.nn.Module, record: PruningRecord) -> str:
     """Why parity may fail: selection near-ties (the method's own, or random weights'), not a broken graph."""
     info = pruning_info(model)
     hint = info["method"].near_tie_hint(info["schedule"].num_prefix)
-    if not str(metadata.get("weights", "")).startswith("random"):
+    if not record.weights.startswith("random"):
         return hint
     if not info["method"].changes_token_count:
         return hint
@@ -251,15 +216,6 @@ def _plugin_context(plugins: bool):
     return plugin_export_mode()
 
 
-def _set_metadata(proto, metadata: dict[str, Any]) -> None:
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
-    for key in ("model", "method", "weights"):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = f"{METADATA_KEY}.{key}", str(metadata[key])
-
-
 def token_dimensions(path: str | Path) -> list[list[int | str]]:
     """Shapes of every value in the graph whose rank is 3 (B, N, C): dims as int or symbol.
 
@@ -277,4 +233,7 @@ def token_dimensions(path: str | Path) -> list[list[int | str]]:
     return shapes
 
 
-__all__ = ["ExportResult", "export_onnx", "read_metadata", "run_onnxruntime", "parity", "token_dimensions", "num_tokens_of"]
+__all__ = [
+    "ExportResult", "default_onnx_path", "export_onnx", "input_size_of", "library_versions", "num_tokens_of", "parity",
+    "read_metadata", "run_onnxruntime", "token_dimensions",
+]

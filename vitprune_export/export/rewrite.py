@@ -14,22 +14,24 @@
   (:mod:`vitprune_export.export.ops.decompose`); runs in ONNX Runtime and TensorRT with
   no plugin library.
 
-Both outputs are checked: no ScatterND/ScatterElements with a reduction, no TopK
-with K > 3840 (:func:`forbidden_ops`).
+Both outputs are checked before anything is written: ``onnx.checker``, no
+ScatterND/ScatterElements with a reduction, no TopK with K > 3840
+(:func:`forbidden_ops`), and the logits of the two forms agree in ONNX Runtime
+(:func:`rewrite_parity`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingDependencyError, VitPruneError
 from ..files import atomic_output
-from .ops import DOMAIN, DOMAIN_VERSION, OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from .ops.spec import DOMAIN, DOMAIN_VERSION, OPS
 
 TARGETS = ("plugins", "standard")
+DEFAULT_PARITY_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RewriteResult:
     nodes_out: int
     seconds: float
     rewritten: list[str] = field(default_factory=list)
+    parity_max_abs_diff: float | None = None
 
 
 def _import_graphsurgeon():
@@ -57,7 +60,7 @@ def load_model(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export --plugins'")
+        raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export --plugin-nodes'")
     try:
         return onnx.load(str(path))
     except Exception as error:
@@ -112,7 +115,7 @@ def _check_attributes(node, spec) -> dict:
     missing = [name for name in spec.attributes if name not in attrs]
     if missing:
         raise VitPruneError(
-            f"node {node.name!r} ({node.op} ) lacks attribute(s) {', '.join(missing)}; re-export with 'vitprune export --plugins'"
+            f"node {node.name!r} ({node.op}) lacks attribute(s) {', '.join(missing)}; re-export with 'vitprune export --plugin-nodes'"
         )
     return attrs
 
@@ -126,8 +129,8 @@ def _to_plugins(graph) -> list[str]:
         attrs = _check_attributes(node, spec)
         node.domain = DOMAIN
         node.attrs = {
-            "plugin_version": str(attrs.get("plugin_version", PLUGIN_VERSION)),
-            "plugin_namespace": str(attrs.get("plugin_namespace", PLUGIN_NAMESPACE)),
+            "plugin_version": str(attrs.get("plugin_version", spec.version)),
+            "plugin_namespace": str(attrs.get("plugin_namespace", spec.namespace)),
             **{name: kind(attrs[name]) for name, kind in spec.attributes.items()},
         }
         names.append(node.name)
@@ -189,33 +192,37 @@ def rewrite_model(proto, target: str):
 
 
 def _mark_metadata(proto, target: str) -> None:
-    from .onnx import METADATA_KEY
+    from ..record import PruningRecord
 
-    for prop in proto.metadata_props:
-        if prop.key == METADATA_KEY:
-            metadata = json.loads(prop.value)
-            metadata["plugins"] = target == "plugins"
-            metadata["rewrite"] = target
-            prop.value = json.dumps(metadata, sort_keys=True)
+    record = PruningRecord.from_proto(proto)
+    if record is not None:
+        record.replace(plugins=target == "plugins", rewrite=target).write_into(proto)
 
 
-def rewrite_onnx(input_path: str | Path, output_path: str | Path, target: str, check: bool = True) -> RewriteResult:
+def rewrite_onnx(
+    input_path: str | Path, output_path: str | Path, target: str, check: bool = True,
+    atol: float = DEFAULT_PARITY_TOLERANCE,
+) -> RewriteResult:
     """Rewrite ``input_path`` into form ``target`` and write it atomically to ``output_path``.
 
-    ``check``: ``onnx.checker`` and :func:`forbidden_ops` on the result; any problem
-    is an error and nothing is written.
+    ``check``: ``onnx.checker``, :func:`forbidden_ops` and :func:`rewrite_parity` (max |Δ| of the
+    logits ≤ ``atol``) on the result; any problem is an error and nothing is written.
     """
     import onnx
 
     started = time.perf_counter()
+    output_path = Path(output_path)
+    if output_path.resolve() == Path(input_path).resolve():
+        raise VitPruneError("--output must differ from the input file")
     proto = load_model(input_path)
     before = len(plugin_nodes(proto))
     if target == "plugins" and before == 0:
         raise VitPruneError(
             f"{str(input_path)!r} has no vitprune custom nodes to turn into plugin nodes; "
-            "export it with 'vitprune export --plugins'"
+            "export it with 'vitprune export --plugin-nodes'"
         )
     result, names = rewrite_model(proto, target)
+    difference = None
     if check:
         try:
             onnx.checker.check_model(result)
@@ -224,9 +231,14 @@ def rewrite_onnx(input_path: str | Path, output_path: str | Path, target: str, c
         problems = forbidden_ops(result)
         if problems:
             raise VitPruneError(f"the rewritten graph holds ops TensorRT 10.3 rejects: {'; '.join(problems)}")
-    output_path = Path(output_path)
     with atomic_output(output_path, suffix=".onnx") as temporary:
         onnx.save_model(result, str(temporary))
+        if check:
+            difference = rewrite_parity(input_path, temporary)
+            if difference is not None and not difference <= atol:
+                raise VitPruneError(
+                    f"the rewritten graph differs from the input by {difference:.3g} (> --atol {atol:g}); nothing written"
+                )
     return RewriteResult(
         path=output_path,
         target=target,
@@ -235,14 +247,16 @@ def rewrite_onnx(input_path: str | Path, output_path: str | Path, target: str, c
         nodes_out=len(result.graph.node),
         seconds=time.perf_counter() - started,
         rewritten=names,
+        parity_max_abs_diff=difference,
     )
 
 
+def rewrite_parity(original: str | Path, rewritten: str | Path, batch: int = 1, seed: int = 0) -> float | None:
+    """max |Δ| between the logits of two forms of a model in ONNX Runtime (custom ops registered).
 
-
-
-def rewrite_parity(original: str | Path, rewritten: str | Path, batch: int = 1, seed: int = 0) -> float:
-    """max |Δ| between the logits of two forms of a model in ONNX Runtime (custom ops registered)."""
+    None when ONNX Runtime cannot run the original (custom nodes of a foreign domain with no opset
+    import, say, which the rewrite to plugin nodes repairs): there is nothing to compare with.
+    """
     import numpy as np
     import onnx
     import torch
@@ -254,7 +268,12 @@ def rewrite_parity(original: str | Path, rewritten: str | Path, batch: int = 1, 
     shape = [d.dim_value if d.HasField("dim_value") else batch for d in dims]
     shape[0] = batch
     images = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    before = run_onnxruntime(original, images, custom_ops=True)
+    try:
+        before = run_onnxruntime(original, images, custom_ops=True)
+    except Exception:  # noqa: BLE001 - onnxruntime raises its own exception types for a graph it cannot load
+        return None
     after = run_onnxruntime(rewritten, images, custom_ops=True)
     return float(np.abs(before - after).max())
+
+
 __all__ = ["RewriteResult", "TARGETS", "forbidden_ops", "plugin_attributes", "plugin_nodes", "rewrite_model", "rewrite_onnx", "rewrite_parity"]

@@ -1,51 +1,55 @@
-"""Latency measurement: warm-up, timed iterations, statistics, environment.
+"""Latency measurement: warm-up, timed iterations, statistics, environment → one result.
 
-Protocol (DESIGN.md "Devices and measurement"; VPA paper §4.1): ``warmup``
-untimed queries (default 20), then ``iterations`` timed ones (default 100),
-each synchronised by its runner (host timer on the CPU, CUDA events on the
-GPU). Reported: median, mean, p90, p99, std, min and max of one query of
-``batch`` images in ms, and throughput ``batch · 1000 / median`` images/s.
-The paper's per-image latency is ``median / batch``. The environment (CPU
-model, cores and threads, GPU, driver, CUDA, library versions, Jetson power
-mode and clocks where readable) travels with the numbers.
+Protocol (VPA paper §4.1): ``warm_up`` untimed queries (default 20), then
+``iterations`` timed ones (default 100), each synchronised by its runner (host
+timer on the CPU, CUDA events on the GPU). Reported: median, mean, p90, p99,
+std, min and max of one query of ``batch`` images in ms, and throughput
+``batch · 1000 / median`` images/s (:mod:`..portable.stats`, shared with device
+bundles). The paper's per-image latency is ``median / batch``. The environment
+(CPU model, cores and threads, GPU, driver, CUDA, library versions, Jetson power
+mode and clocks where readable; :mod:`..portable.environment`) travels with the
+numbers, and so does the model's pruning record.
+
+:func:`profile_target` is what ``vitprune profile`` runs: a model spec (built in
+PyTorch, and exported to a temporary ONNX file for ONNX Runtime), an ONNX file
+or an engine, on one backend.
 """
 
 from __future__ import annotations
 
-import os
-import platform
+import contextlib
 import re
-import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import VitPruneError
-from .results import SCHEMA, now_iso, slug
-from .runners.base import LoadedModel, Runner
+from ..files import slug
+from ..portable import environment as machine
+from ..portable import results as result_format
+from ..portable import stats
+from ..record import PruningRecord, library_versions
+from .runners import TORCH_BACKENDS, get_runner
+from .runners.base import Runner
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+Status = Callable[[str], contextlib.AbstractContextManager]
 
 
-def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
+def latency_stats(samples_ms) -> dict[str, float]:
     """Median, mean, p90, p99, std (population), min and max of the samples (ms)."""
-    values = np.asarray(samples_ms, dtype=np.float64)
-    if values.size == 0:
-        raise VitPruneError("no timed iterations; pass --iters 1 or more")
-    return {
-        "median": float(np.median(values)),
-        "mean": float(values.mean()),
-        "p90": float(np.percentile(values, 90)),
-        "p99": float(np.percentile(values, 99)),
-        "std": float(values.std()),
-        "min": float(values.min()),
-        "max": float(values.max()),
-    }
+    try:
+        return stats.latency_stats(samples_ms)
+    except ValueError:
+        raise VitPruneError("no timed iterations; pass --iterations 1 or more") from None
 
 
 def measure(runner: Runner, warmup: int = 20, iterations: int = 100, progress: bool = True, label: str = "") -> list[float]:
     """Run ``warmup`` untimed and ``iterations`` timed queries; return the timed ones (ms)."""
     if warmup < 0 or iterations < 1:
-        raise VitPruneError(f"--warmup must be ≥ 0 and --iters ≥ 1 (got {warmup}, {iterations})")
+        raise VitPruneError(f"--warm-up must be ≥ 0 and --iterations ≥ 1 (got {warmup}, {iterations})")
     samples: list[float] = []
     if not progress:
         for _ in range(warmup):
@@ -68,53 +72,6 @@ def measure(runner: Runner, warmup: int = 20, iterations: int = 100, progress: b
 # ---------------------------------------------------------------- environment
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text(errors="replace").strip().rstrip("\x00")
-    except OSError:
-        return None
-
-
-def cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
-    for key in ("model name", "Hardware", "Model"):
-        match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
-        if match:
-            return match.group(1).strip()
-    return platform.processor() or platform.machine()
-
-
-def physical_cores() -> int:
-    """Distinct (package, core) pairs in /proc/cpuinfo; the logical count when unreadable."""
-    text = _read("/proc/cpuinfo") or ""
-    pairs = set(re.findall(r"physical id\s*:\s*(\d+)[\s\S]*?core id\s*:\s*(\d+)", text))
-    return len(pairs) or (os.cpu_count() or 1)
-
-
-def _run_quiet(command: list[str]) -> str | None:
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() if completed.returncode == 0 else None
-
-
-def jetson_info() -> dict[str, Any]:
-    """Jetson model, L4T release, nvpmodel power mode and clocks, where readable (empty elsewhere)."""
-    model = _read("/proc/device-tree/model")
-    release = _read("/etc/nv_tegra_release")
-    if not release and not (model and "jetson" in model.lower()):
-        return {}
-    info: dict[str, Any] = {"model": model, "l4t": release.splitlines()[0] if release else None}
-    power = _run_quiet(["nvpmodel", "-q"])
-    if power:
-        info["power_mode"] = " ".join(line.strip() for line in power.splitlines() if line.strip())
-    gpu_freq = _read("/sys/devices/gpu.0/devfreq/17000000.gpu/cur_freq") or _read("/sys/devices/17000000.gpu/devfreq/17000000.gpu/cur_freq")
-    if gpu_freq:
-        info["gpu_freq_hz"] = gpu_freq
-    return info
-
-
 def gpu_info() -> dict[str, Any]:
     """GPU name, compute capability, driver and CUDA versions through PyTorch and nvidia-smi."""
     import torch
@@ -129,24 +86,16 @@ def gpu_info() -> dict[str, Any]:
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
     }
-    smi = _run_quiet(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"])
+    smi = machine.run_quiet(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"])
     if smi:
         parts = [p.strip() for p in smi.splitlines()[0].split(",")]
         info.update(zip(("driver", "sm_clock", "sm_clock_max", "power_limit"), parts))
     return info
 
 
-def library_versions(backend: str) -> dict[str, str]:
-    from importlib import metadata
-
-    from .. import __version__
-
-    versions = {"vitprune": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    for package in ("torch", "timm", "onnx", "onnxruntime"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
+def backend_library_versions(backend: str) -> dict[str, str]:
+    """:func:`~vitprune_export.record.library_versions`, plus TensorRT's for the ``trt`` backend."""
+    versions = library_versions()
     if backend == "trt":
         from ..tensorrt.env import import_tensorrt
 
@@ -156,30 +105,22 @@ def library_versions(backend: str) -> dict[str, str]:
 
 
 def capture_environment(runner: Runner) -> dict[str, Any]:
+    """The machine (:func:`~vitprune_export.portable.environment.describe_machine`), threads, libraries, GPU."""
     import torch
 
-    environment: dict[str, Any] = {
-        "hostname": platform.node(),
-        "os": f"{platform.system()} {platform.release()}",
-        "machine": platform.machine(),
-        "cpu": cpu_model(),
-        "cpu_cores": physical_cores(),
-        "cpu_logical": os.cpu_count(),
-        "threads": runner.threads or (torch.get_num_threads() if runner.backend.startswith("torch") else physical_cores()),
-        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "libraries": library_versions(runner.backend),
-    }
+    environment: dict[str, Any] = machine.describe_machine()
+    environment["threads"] = runner.threads or (
+        torch.get_num_threads() if runner.backend.startswith("torch") else machine.physical_cores()
+    )
+    environment["libraries"] = backend_library_versions(runner.backend)
     if runner.device_kind == "cuda":
         environment["gpu"] = gpu_info()
-    jetson = jetson_info()
-    if jetson:
-        environment["jetson"] = jetson
     return environment
 
 
 def default_device_name(runner: Runner) -> str:
     """``jetson-orin-nano`` on a Jetson, the GPU name for CUDA backends, else ``cpu-<cores>core``."""
-    jetson = jetson_info()
+    jetson = machine.jetson_info()
     if jetson.get("model"):
         name = re.sub(r"nvidia\s+", "", jetson["model"], flags=re.IGNORECASE)
         name = re.sub(r"\s+developer kit.*$", "", name, flags=re.IGNORECASE)
@@ -190,46 +131,26 @@ def default_device_name(runner: Runner) -> str:
         gpu = cuda_gpu_name()
         if gpu:
             return slug(re.sub(r"^nvidia\s+", "", gpu, flags=re.IGNORECASE))
-    return f"cpu-{physical_cores()}core"
+    return f"cpu-{machine.physical_cores()}core"
 
 
 # ---------------------------------------------------------------- one measurement → result
 
 
 def latency_result(
-    loaded: LoadedModel,
+    loaded: PruningRecord,
     runner: Runner,
     samples_ms: list[float],
     warmup: int,
     device: str,
     environment: dict[str, Any],
 ) -> dict[str, Any]:
-    """A ``vitprune.result/1`` latency result (see :mod:`vitprune_export.measure.results`)."""
-    stats = latency_stats(samples_ms)
-    result: dict[str, Any] = {
-        "schema": SCHEMA,
-        "kind": "latency",
-        "model": loaded.model,
-        "method": loaded.method,
-        "method_options": loaded.method_options,
-        "rate": loaded.rate,
-        "keep_counts": list(loaded.keep_counts),
-        "macs": loaded.macs,
-        "baseline_macs": loaded.baseline_macs,
-        "weights": loaded.weights,
-        "device": device,
-        "backend": runner.backend,
-        "precision": runner.precision,
-        "batch": runner.batch,
-        "latency_ms": stats,
-        "images_per_s": runner.batch * 1000.0 / stats["median"] if stats["median"] > 0 else 0.0,
-        "warmup": warmup,
-        "iterations": len(samples_ms),
-        "schedule": loaded.schedule,
-        "environment": environment,
-        "created": now_iso(),
-        "source": loaded.source,
-    }
+    """A ``vitprune.result/1`` latency result (:func:`..portable.results.latency_result`, shared with bundles)."""
+    latency_stats(samples_ms)  # a clear error for no samples
+    result = result_format.latency_result(
+        loaded.to_metadata(), samples_ms, runner.batch, warmup, device, runner.precision, environment,
+        runner.source, backend=runner.backend,
+    )
     note = getattr(runner, "note", "")
     if note:
         result["note"] = note
@@ -259,4 +180,103 @@ def profile(
         runner.close()
 
 
-__all__ = ["capture_environment", "default_device_name", "latency_result", "latency_stats", "measure", "profile"]
+# ---------------------------------------------------------------- what `vitprune profile` measures
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A pruned model given by name, method and rate (``--model … --method … --rate …``) instead of a file."""
+
+    model: str | None = None
+    method: str | None = None
+    rate: float | None = None
+    rates: str | None = None
+    schedule: Path | None = None
+    weights: str = "random"
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.model, self.method, self.rate, self.rates, self.schedule)) or bool(self.knobs)
+
+
+def _no_status(message: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+def profile_target(
+    backend: str,
+    target: str | Path | None = None,
+    spec: ModelSpec = ModelSpec(),
+    *,
+    batch: int = 1,
+    warmup: int = 20,
+    iterations: int = 100,
+    threads: int | None = None,
+    fp16: bool = False,
+    plugins: str | Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    status: Status = _no_status,
+) -> dict[str, Any]:
+    """Measure ``target`` (ONNX file or engine) or ``spec`` on ``backend``; return the result (not yet written).
+
+    A spec runs in PyTorch on ``torch-*`` and is exported to a temporary, parity-checked ONNX file
+    for ``ort-cpu``; an ONNX file runs in ONNX Runtime, or on ``torch-*`` as the model its pruning
+    record rebuilds; an engine runs on ``trt``.
+    """
+    from ..pruning.models import DEFAULT_MODEL
+    from ..pruning.spec import build_pruned_model
+
+    if plugins is not None and backend != "trt":
+        raise VitPruneError("--plugins is for --backend trt only")
+    runner = get_runner(backend, threads=threads, precision="fp16" if fp16 else "fp32",
+                        **({"plugin_library": plugins} if backend == "trt" else {}))
+    with contextlib.ExitStack() as cleanup:
+        model_name = None
+        if target is None:
+            if backend == "trt":
+                raise VitPruneError("backend 'trt' needs a TARGET: an engine file (vitprune build)")
+            model_name = spec.model or DEFAULT_MODEL
+            with status("building the pruned model…"):
+                loaded_target = build_pruned_model(
+                    model_name, spec.method or "none", spec.rate, spec.rates, spec.schedule, spec.weights, spec.knobs
+                )
+            if backend not in TORCH_BACKENDS:  # ort-cpu runs a file: export the spec to a temporary one
+                from ..export.onnx import export_onnx
+
+                folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vitprune-profile-")))
+                with status("exporting the model spec to ONNX for ONNX Runtime…"):
+                    loaded_target = export_onnx(loaded_target, folder / "model.onnx", batch=batch, model_name=model_name).path
+        else:
+            target = Path(target)
+            if spec.given:
+                raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
+            if not target.is_file():
+                raise VitPruneError(f"TARGET {str(target)!r} does not exist")
+            loaded_target, model_name = _file_target(target, backend, spec.weights, status)
+        return profile(runner, loaded_target, batch=batch, warmup=warmup, iterations=iterations, device=device,
+                       model_name=model_name, progress=progress)
+
+
+def _file_target(target: Path, backend: str, weights: str, status: Status) -> tuple[Any, str | None]:
+    """What the runner loads for a file TARGET, and the model name; PyTorch backends rebuild the model from the
+    ONNX's record."""
+    suffix = target.suffix.lower()
+    if backend == "trt":
+        if suffix == ".onnx":
+            raise VitPruneError(f"--backend trt runs an engine; build one first: vitprune build {target}")
+        return target, None
+    if suffix in ENGINE_SUFFIXES:
+        raise VitPruneError(f"{str(target)!r} is a TensorRT engine; profile it with --backend trt")
+    if backend in TORCH_BACKENDS:
+        record = PruningRecord.read(target) or PruningRecord.from_metadata({})
+        with status("rebuilding the model from the ONNX metadata…"):
+            return record.rebuild(weights, source=repr(str(target))), record.model
+    return target, None
+
+
+__all__ = [
+    "ModelSpec", "backend_library_versions", "capture_environment", "default_device_name", "latency_result",
+    "latency_stats", "measure", "profile", "profile_target",
+]

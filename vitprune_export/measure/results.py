@@ -1,8 +1,11 @@
 """The results JSON (``vitprune.result/1``): one measurement of one model on one device/backend.
 
 Written by ``vitprune profile`` (``kind: "latency"``), by ``vitprune eval``
-(``kind: "accuracy"``) and by the Jetson bundle's ``profile.sh``; read by
-``vitprune compare``. Fields::
+(``kind: "accuracy"``) and by the Jetson bundle's ``profile.sh``, all through
+:mod:`..portable.results`; read by ``vitprune compare``. A user's runs land in
+``results/<device>/`` under the working directory (:func:`default_result_path`);
+the results the project measured ship with the package and are read only when
+asked (:func:`reference_results`). Fields::
 
     schema, kind, model, method, method_options, rate (float | null), keep_counts,
     macs, baseline_macs, weights, device, backend, precision, batch,
@@ -16,22 +19,23 @@ Extra keys (``schedule``, ``threads``, ``note``) are allowed and kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, slug
+from ..portable.results import SCHEMA, now_iso
+from ..portable.stats import STATS as LATENCY_STATS
+from ..record import PruningRecord
+from ..resources import reference_results_dir
 
-SCHEMA = "vitprune.result/1"
+#: where a user's results go, under the working directory
+DEFAULT_ROOT = Path("results")
 KINDS = ("latency", "accuracy")
 BACKENDS = ("torch-cpu", "torch-cuda", "ort-cpu", "trt")
 PRECISIONS = ("fp32", "fp16")
-LATENCY_STATS = ("median", "mean", "p90", "p99", "std", "min", "max")
 
 _REQUIRED: dict[str, tuple[type, ...]] = {
     "schema": (str,),
@@ -54,32 +58,22 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
 }
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+def default_result_path(result: dict[str, Any], root: str | Path = DEFAULT_ROOT) -> Path:
+    """``results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json`` (``_fp16`` when fp16).
 
-
-def rate_tag(rate: float | None, keep_counts: list[int] | None = None, method: str = "") -> str:
-    """``r0.06`` for one rate; ``sched-<hash>`` for a per-layer schedule; ``r0`` for the baseline."""
-    if rate is not None:
-        return f"r{rate:g}"
-    if method == "none" or not keep_counts or len(set(keep_counts)) <= 1:
-        return "r0"
-    digest = hashlib.sha1(",".join(map(str, keep_counts)).encode()).hexdigest()[:6]
-    return f"sched-{digest}"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a device or model name."""
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "unknown"
-
-
-def default_result_path(result: dict[str, Any], root: str | Path = "profiles/results") -> Path:
-    """``profiles/results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json`` (``_fp16`` when fp16)."""
-    tag = rate_tag(result.get("rate"), result.get("keep_counts"), result.get("method", ""))
+    The stem is the pruning record's tag (:attr:`~vitprune_export.record.PruningRecord.tag`), the one
+    naming shared with exported ONNX files and device bundles.
+    """
+    tag = PruningRecord.from_metadata(result).tag
     precision = "" if result.get("precision", "fp32") == "fp32" else f"_{result['precision']}"
     kind = "" if result.get("kind", "latency") == "latency" else f"_{result['kind']}"
-    name = f"{slug(result['model'])}_{slug(result['method'])}_{tag}_{result['backend']}_b{result['batch']}{precision}{kind}.json"
+    name = f"{tag}_{result['backend']}_b{result['batch']}{precision}{kind}.json"
     return Path(root) / slug(result["device"]) / name
+
+
+def reference_results() -> Path:
+    """The folder of results the project measured (shipped with the package; never written)."""
+    return reference_results_dir()
 
 
 def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
@@ -178,7 +172,7 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
     a vitprune result that is broken is still an error.
     """
     if not paths:
-        raise VitPruneError("no results given; pass result files or a folder such as profiles/results")
+        raise VitPruneError("no results given; pass result files or a folder such as results/ (or --references)")
     results: list[dict[str, Any]] = []
     for entry in paths:
         entry = Path(entry)
@@ -201,11 +195,14 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
             data.setdefault("_path", str(entry))
             results.append(data)
         else:
-            raise VitPruneError(f"result file or folder {str(entry)!r} does not exist")
+            raise VitPruneError(
+                f"result file or folder {str(entry)!r} does not exist; 'vitprune profile' writes results/<device>/…, "
+                "and --references reads the results shipped with vitprune"
+            )
     return results
 
 
 __all__ = [
-    "SCHEMA", "default_result_path", "load_result", "load_results", "now_iso", "rate_tag", "slug",
-    "validate_result", "write_result",
+    "DEFAULT_ROOT", "LATENCY_STATS", "SCHEMA", "default_result_path", "load_result", "load_results", "now_iso",
+    "reference_results", "validate_result", "write_result",
 ]

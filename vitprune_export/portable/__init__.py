@@ -1,7 +1,9 @@
-"""Scripts that run on a device without vitprune installed (copied verbatim into a bundle).
+"""What runs on a device without vitprune installed: build an engine, time it, describe the machine, write files.
 
-They import only the standard library, numpy and TensorRT (plus the CUDA
-runtime through ctypes), and run on the Python of JetPack 6 (3.10).
-``vitprune build`` and the bundle share :mod:`.trt_build`; the bundle's
-``profile.sh`` runs :mod:`.trt_measure`.
+Standard library, numpy and TensorRT only (TensorRT and the CUDA runtime are
+reached inside functions, CUDA through ctypes); nothing here imports the rest
+of vitprune, and it runs on the Python of JetPack 6 (3.10). The package imports
+these modules, and a device bundle ships this folder as it is (``portable/``),
+where ``build.sh`` and ``profile.sh`` run ``python3 -m portable.trt_build`` and
+``python3 -m portable.trt_measure``.
 """

@@ -1,9 +1,8 @@
 """The JSON written beside every engine (``<engine>.json``): one versioned schema, one writer, one reader.
 
-Standalone (standard library only): ``vitprune build`` imports it, a device
-bundle ships it as ``engine_description.py`` beside ``build_engine.py``, and
-``vitprune profile --backend trt`` / ``vitprune compare`` read engines' JSON
-through :func:`read_engine_description`. Schema ``vitprune.engine/2``::
+Portable (standard library only): ``vitprune build`` and a device bundle's
+:mod:`.trt_build` write it, and ``vitprune profile --backend trt`` / ``vitprune
+compare`` read engines' JSON through :func:`read_engine_description`. Schema ``vitprune.engine/2``::
 
     schema          "vitprune.engine/2"
     engine          the engine file as written; size_bytes, sha256 of its bytes
@@ -17,13 +16,13 @@ through :func:`read_engine_description`. Schema ``vitprune.engine/2``::
                     shape (-1 for the dynamic batch); null when the builder was trtexec
     layers          layers in the parsed network (null for trtexec)
     gpu, plugin_library, build_seconds, built_with ("vitprune build",
-    "build_engine.py", "trtexec"), vitprune (its version, null on a device), created
+    "portable.trt_build", "trtexec"), vitprune (its version, null on a device), created
 
 ``vitprune.engine/1`` (written before the I/O was recorded) is read too.
 
 Command line (a bundle's ``build.sh --trtexec`` describes the engine trtexec wrote)::
 
-    python3 engine_description.py --engine model.engine --onnx model.onnx \
+    python3 -m portable.engine_description --engine model.engine --onnx model.onnx \
         --settings build_settings.json --metadata metadata.json --built-with trtexec
 """
 
@@ -32,11 +31,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .files import atomic_write_bytes
 
 SCHEMA = "vitprune.engine/2"
 READABLE_SCHEMAS = ("vitprune.engine/1", SCHEMA)
@@ -120,21 +119,8 @@ def encode(description: dict) -> bytes:
 def write_engine_description(engine_path: str | Path, description: dict) -> Path:
     """Write ``<engine>.json`` atomically (temporary name, then rename)."""
     path = description_path(engine_path)
-    _write_atomically(path, encode(description))
+    atomic_write_bytes(path, encode(description))
     return path
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def is_engine_description(data) -> bool:

@@ -1,8 +1,6 @@
 """Plugin nodes of an ONNX file, read without the ``onnx`` package, and whether a TensorRT can build them.
 
-Standalone (standard library only), imported by ``build_engine.py`` (this
-folder's ``trt_build.py``) and shipped beside it in a device bundle as
-``plugin_nodes.py``. A plugin node is a ``VitPrune…`` node or any node outside
+Portable (standard library only), imported by :mod:`.trt_build`. A plugin node is a ``VitPrune…`` node or any node outside
 the standard ONNX domains; TensorRT builds it through the plugin creator of
 the same name, ``plugin_version`` and ``plugin_namespace``.
 

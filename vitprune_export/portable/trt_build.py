@@ -1,8 +1,8 @@
 """Build a TensorRT engine from an ONNX file and plain builder settings.
 
-Standalone: the standard library and TensorRT only, so the same code runs in
-``vitprune build`` and, copied as ``build_engine.py``, in a device bundle with
-no vitprune install. The settings are plain data (``vitprune_export.tensorrt.build.
+Portable: the standard library and TensorRT only, so the same code runs in
+``vitprune build`` and, in the ``portable/`` folder a device bundle ships, on a
+device with no vitprune install. The settings are plain data (``vitprune_export.tensorrt.build.
 builder_settings`` makes them)::
 
     {"flavour": "tensorrt" | "tensorrt_rtx", "strongly_typed": bool,
@@ -30,50 +30,36 @@ creator), without the ``onnx`` package.
 
 Command line (in a bundle)::
 
-    python3 build_engine.py --onnx model.onnx --settings build_settings.json \
+    python3 -m portable.trt_build --onnx model.onnx --settings build_settings.json \
         --plugins build/plugins/libvitprune_plugins.so --output model.engine --metadata metadata.json
 
 It writes the engine and, beside it, the engine description of
-``engine_description.py`` (schema ``vitprune.engine/2``), as ``vitprune build`` does.
-A bundle ships this file with ``engine_description.py`` and ``plugin_nodes.py``.
+:mod:`.engine_description` (schema ``vitprune.engine/2``), as ``vitprune build`` does.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:  # inside the package
-    from .engine_description import describe_engine, network_io, write_engine_description
-    from .plugin_nodes import (
-        BuildError,
-        PluginNode,
-        check_plugin_nodes,
-        has_plugin_layers,
-        is_plugin_node,
-        onnx_plugin_nodes,
-        refuse_plugins_without_plugin_layers,
-    )
-except ImportError:  # copied into a bundle as build_engine.py, beside engine_description.py and plugin_nodes.py
-    from engine_description import describe_engine, network_io, write_engine_description
-    from plugin_nodes import (
-        BuildError,
-        PluginNode,
-        check_plugin_nodes,
-        has_plugin_layers,
-        is_plugin_node,
-        onnx_plugin_nodes,
-        refuse_plugins_without_plugin_layers,
-    )
+from .cuda import gpu_name
+from .engine_description import describe_engine, network_io, write_engine_description
+from .files import atomic_write_bytes
+from .plugin_nodes import (
+    BuildError,
+    PluginNode,
+    check_plugin_nodes,
+    has_plugin_layers,
+    is_plugin_node,
+    onnx_plugin_nodes,
+    refuse_plugins_without_plugin_layers,
+)
 
 __all__ = [
     "BuildError", "BuiltEngine", "PluginNode", "build_serialized_engine", "check_plugin_nodes", "has_plugin_layers",
@@ -91,7 +77,8 @@ def import_flavour(flavour: str | None = None):
             return importlib.import_module(name)
         except Exception as error:  # ImportError or a broken install (missing libnvinfer)
             problems.append(f"{name}: {error}")
-    raise BuildError("TensorRT Python bindings are not importable (" + "; ".join(problems) + ")")
+    raise BuildError("TensorRT Python bindings are not importable (" + "; ".join(problems) + "); "
+                     "on JetPack: sudo apt install python3-libnvinfer")
 
 
 def load_plugins(trt, library: str | None) -> None:
@@ -247,40 +234,6 @@ def _layer_count(network) -> int:
     return count if isinstance(count, int) else 0
 
 
-def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def gpu_name() -> str | None:
-    """The first CUDA device's name through the driver API (no torch needed), or None."""
-    for library in ("libcuda.so.1", "libcuda.so"):
-        try:
-            cuda = ctypes.CDLL(library)
-        except OSError:
-            continue
-        if cuda.cuInit(0) != 0:
-            return None
-        device = ctypes.c_int()
-        if cuda.cuDeviceGet(ctypes.byref(device), 0) != 0:
-            return None
-        name = ctypes.create_string_buffer(256)
-        if cuda.cuDeviceGetName(name, 256, device) != 0:
-            return None
-        return name.value.decode(errors="replace")
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a TensorRT engine from an ONNX file and vitprune build settings.")
     parser.add_argument("--onnx", required=True)
@@ -303,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else {}
         description = describe_engine(
             args.output, built.engine, args.onnx, metadata, settings,
-            {"flavour": trt.__name__, "version": trt.__version__}, "build_engine.py",
+            {"flavour": trt.__name__, "version": trt.__version__}, "portable.trt_build",
             io=built.io, layers=built.layers, gpu=gpu_name(), plugin_library=args.plugins, build_seconds=seconds,
         )
-        write_atomically(args.output, built.engine)
+        atomic_write_bytes(args.output, built.engine)
         if built.timing_cache is not None and settings.get("timing_cache"):
-            write_atomically(settings["timing_cache"], built.timing_cache)
+            atomic_write_bytes(settings["timing_cache"], built.timing_cache)
         write_engine_description(args.output, description)
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -195,3 +195,19 @@ def _warn_random(name: str, reason: str) -> None:
 
 def weights_source(model: torch.nn.Module) -> str:
     return getattr(model, WEIGHTS_SOURCE_ATTR, "unknown")
+
+
+def architecture(model: torch.nn.Module) -> str:
+    """timm's model name from the pretrained config, else the (unpatched) class name."""
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        if isinstance(cfg, dict) and cfg.get("architecture"):
+            return str(cfg["architecture"])
+    return getattr(model, "_vitprune_original_class", type(model)).__name__
+
+
+def input_size_of(model: torch.nn.Module) -> tuple[int, int, int]:
+    """(channels, height, width) of one input image."""
+    channels = int(getattr(model.patch_embed.proj, "in_channels", 3))
+    height, width = model.patch_embed.img_size
+    return channels, int(height), int(width)

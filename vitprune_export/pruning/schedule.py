@@ -38,9 +38,24 @@ class Schedule:
         return len(self.removed)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        """The schedule as JSON data (lists), with ``tokens_out``."""
+        data = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
         data["tokens_out"] = list(self.tokens_out)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Schedule | None:
+        """The schedule of :meth:`to_dict` (as JSON gives it back); None when a field is missing or malformed."""
+        try:
+            rates = data.get("rates")
+            return cls(
+                removed=tuple(int(m) for m in data["removed"]),
+                tokens_in=tuple(int(n) for n in data["tokens_in"]),
+                num_prefix=int(data["num_prefix"]),
+                rates=tuple(float(r) for r in rates) if rates is not None else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def parse_rates(text: str) -> list[float]:

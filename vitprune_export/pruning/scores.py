@@ -11,7 +11,7 @@ selection (they are always kept).
 | ``magnitude`` | L2 norm of the token | VPA paper §4.1.4 (Magnitude ablation) |
 | ``ats`` | CLS attention × ‖v‖, normalised | PPT thesis Eq. 3.1 (ATS, Fayyaz et al. ECCV'22) |
 | ``entropy`` | entropy of the token's attention row × ‖v‖, normalised | PPT thesis §5.4.2 |
-| ``mean-attn`` | attention the token receives, mean over queries and heads | issue 3 (thesis §5.4.3 averages over heads) |
+| ``mean-attn`` | attention the token receives, mean over queries and heads | thesis §5.4.3 (there averaged over heads) |
 
 ``ats`` and ``entropy`` are normalised to sum to 1 over tokens ``1…N−1``: the
 thesis sums over every token but the class token (index 0). ``entropy`` and
@@ -64,10 +64,6 @@ def score_needs_full_attention(name: str) -> bool:
     """True when the score reads every row of the attention matrix (``entropy``, ``mean-attn``)."""
     _lookup(name)
     return name in _FULL_ATTENTION
-
-
-def score_summary(name: str) -> str:
-    return _lookup(name)[2]
 
 
 def _lookup(name: str):

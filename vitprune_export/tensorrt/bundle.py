@@ -1,24 +1,23 @@
 """A self-contained folder to build and measure an engine on a device (Jetson Orin Nano).
 
-Engines are not portable across GPU architectures or TensorRT versions
-(DESIGN.md "Devices and measurement"), so for a Jetson the engine is built on
-the device. :func:`bundle` writes, in one atomic step (a temporary folder
+Engines are not portable across GPU architectures or TensorRT versions, so
+for a Jetson the engine is built on the device. :func:`bundle` writes, in one atomic step (a temporary folder
 beside ``out_dir``, renamed at the end):
 
 * the ONNX (converted to fp16 first when the device's TensorRT is strongly
-  typed and the profile asks for fp16) and its vitprune ``metadata.json``;
-* ``profile.toml`` and ``build_settings.json`` (:func:`.build.builder_settings`
+  typed and the profile asks for fp16) and its pruning record as ``metadata.json``;
+* ``profile.toml`` and ``build_settings.json`` (:func:`.settings.builder_settings`
   for the TensorRT the profile names: JetPack 6 → 10.3, weakly typed, FP16 flag
   with the fragile layers constrained to fp32; with the device and profile, as
   the engine description records them);
-* ``plugins/``: the checkout's plugin sources with their CMake, verbatim;
-* ``build.sh`` (plugin library, then the engine with the TensorRT Python API,
-  ``trtexec`` or an installed ``vitprune``), ``profile.sh`` (vitprune's latency
-  protocol, results JSON ``vitprune.result/1``), the standalone Python scripts
-  they run (``build_engine.py`` with ``plugin_nodes.py`` and
-  ``engine_description.py``: it checks plugin nodes before parsing and writes
-  the same engine description as ``vitprune build``), a README with the exact
-  steps and ``bundle.json``.
+* ``plugins/``: the plugin sources with their CMake (shipped with vitprune), verbatim;
+* ``portable/``: :mod:`vitprune_export.portable` as it is — what ``build.sh``
+  (plugin library, then the engine with ``python3 -m portable.trt_build``,
+  ``trtexec`` or an installed ``vitprune``) and ``profile.sh`` (vitprune's
+  latency protocol, ``python3 -m portable.trt_measure``, results JSON
+  ``vitprune.result/1``) run, so the device builds, describes and times the
+  engine with the same code as ``vitprune build`` and ``vitprune profile``;
+* a README with the exact steps and ``bundle.json``.
 """
 
 from __future__ import annotations
@@ -31,22 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import (
-    _load_onnx,
-    builder_settings,
-    convert_onnx_to_fp16,
-    expected_tensorrt,
-    fp32_layers_of,
-    onnx_float_precision,
-    onnx_inputs,
-    onnx_plugin_ops,
-)
-from .profiles import DeviceProfile, load_profile
+from .. import portable
 from ..errors import VitPruneError
+from ..record import PruningRecord
+from ..resources import plugin_sources_dir
+from .profiles import DeviceProfile, load_profile
+from .settings import OnnxFacts, builder_settings, expected_tensorrt, load_onnx
 
 BUNDLE_SCHEMA = "vitprune.bundle/1"
 PLUGIN_SOURCE_IGNORE = ("build", "build-*", "build_*", "*.so", "*.o", "__pycache__", ".*")
-STANDALONE = Path(__file__).resolve().parents[1] / "portable"
+PORTABLE_IGNORE = ("__pycache__", "*.pyc")
 
 
 @dataclass
@@ -58,8 +51,8 @@ class BundleResult:
 
 
 def default_plugins_dir() -> Path:
-    """``plugins/`` of this checkout."""
-    return Path(__file__).resolve().parents[2] / "plugins"
+    """The plugin sources shipped with vitprune."""
+    return plugin_sources_dir()
 
 
 def _cuda_arch(profile: DeviceProfile) -> str:
@@ -89,14 +82,9 @@ def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
     return " ".join(flags)
 
 
-def _result_name_parts(metadata: dict[str, Any], precision: str) -> tuple[str, str]:
-    """File name around the batch, as ``vitprune profile`` names results: ``<model>_<method>_<rate>_trt_b`` … ``_fp16``."""
-    from ..measure.results import rate_tag, slug
-    from ..measure.runners.base import uniform_rate
-
-    tag = rate_tag(uniform_rate(metadata.get("schedule")), metadata.get("keep_counts"), metadata.get("method", ""))
-    prefix = f"{slug(str(metadata.get('model', 'model')))}_{slug(str(metadata.get('method', 'unknown')))}_{tag}_trt_b"
-    return prefix, "" if precision == "fp32" else f"_{precision}"
+def _result_name_parts(record: PruningRecord, precision: str) -> tuple[str, str]:
+    """File name around the batch, as ``vitprune profile`` names results: ``<record tag>_trt_b`` … ``_fp16``."""
+    return f"{record.tag}_trt_b", "" if precision == "fp32" else f"_{precision}"
 
 
 def bundle(
@@ -110,8 +98,8 @@ def bundle(
     from datetime import datetime, timezone
 
     from .. import __version__
+    from ..export.fp16 import convert_onnx_to_fp16
     from .bundle_templates import BUILD_SH, PROFILE_SH, README, render
-    from ..export.onnx import read_metadata
 
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
@@ -126,13 +114,9 @@ def bundle(
         raise VitPruneError(f"{str(out_dir)!r} already exists; choose another -o or pass --force to replace it")
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
-    metadata = read_metadata(onnx_path)
-    proto = _load_onnx(onnx_path)
-    inputs = onnx_inputs(onnx_path, proto)
-    plugin_ops = onnx_plugin_ops(onnx_path, proto)
-    onnx_precision = onnx_float_precision(onnx_path, proto)
-    keep_fp32 = fp32_layers_of(proto, plugin_ops) if onnx_precision == "fp32" else []
-    del proto
+    record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))
+    facts = OnnxFacts.read(onnx_path)
+    plugin_ops = facts.plugin_ops
     has_plugin_sources = plugins_dir.is_dir() and any(plugins_dir.iterdir())
     if plugin_ops and not (plugins_dir / "CMakeLists.txt").is_file():
         raise VitPruneError(
@@ -146,13 +130,12 @@ def bundle(
             f"TensorRT for RTX, which has no plugin layers; rewrite them with 'vitprune rewrite {onnx_path} --to standard "
             f"-o {onnx_path.with_name(onnx_path.stem + '_standard.onnx')}' and bundle that, or use a TensorRT 10/11 profile"
         )
-    settings = builder_settings(profile, flavour, version, inputs, onnx_precision, fp32_layers=keep_fp32)
+    settings = builder_settings(profile, flavour, version, facts.inputs, facts.precision, fp32_layers=facts.fp32_layers)
     settings_data = settings.for_device(profile)
     if settings.timing_cache:
         settings_data["timing_cache"] = "timing.cache"  # inside the bundle, reused across builds there
-    model_name = str(metadata.get("model", onnx_path.stem))
     engine_name = f"{onnx_path.stem}_{profile.name}_{settings.precision}.engine"
-    prefix, suffix = _result_name_parts(metadata, settings.precision)
+    prefix, suffix = _result_name_parts(record, settings.precision)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -165,13 +148,10 @@ def bundle(
             convert_onnx_to_fp16(onnx_path, staging / onnx_name, plugin_ops)
         else:
             shutil.copy2(onnx_path, staging / onnx_name)
-        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        (staging / "metadata.json").write_text(json.dumps(record.to_metadata(), indent=2, sort_keys=True) + "\n")
         (staging / "profile.toml").write_text(_named_profile_text(profile))
         (staging / "build_settings.json").write_text(json.dumps(settings_data, indent=2) + "\n")
-        shutil.copy2(STANDALONE / "trt_build.py", staging / "build_engine.py")
-        shutil.copy2(STANDALONE / "engine_description.py", staging / "engine_description.py")
-        shutil.copy2(STANDALONE / "plugin_nodes.py", staging / "plugin_nodes.py")
-        shutil.copy2(STANDALONE / "trt_measure.py", staging / "measure_latency.py")
+        shutil.copytree(Path(portable.__file__).parent, staging / "portable", ignore=shutil.ignore_patterns(*PORTABLE_IGNORE))
         if has_plugin_sources:
             shutil.copytree(plugins_dir, staging / "plugins", ignore=shutil.ignore_patterns(*PLUGIN_SOURCE_IGNORE))
         else:
@@ -192,11 +172,11 @@ def bundle(
         created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         readme_values = {
             **values,
-            "MODEL": model_name, "METHOD": str(metadata.get("method", "unknown")),
+            "MODEL": record.model, "METHOD": record.method,
             "DEVICE_NAME": profile.device.name, "CREATED": created, "SOURCE_ONNX": str(onnx_path),
             "PROFILE": profile.name, "ONNX_NOTE": onnx_note, "TENSORRT": f"{flavour} {version}",
             "PRECISION_SOURCE": settings.precision_source,
-            "KEEP_COUNTS": " ".join(str(n) for n in metadata.get("keep_counts") or []) or "unknown",
+            "KEEP_COUNTS": " ".join(str(n) for n in record.keep_counts) or "unknown",
             "REQUIREMENTS": _requirements(profile, flavour),
             "BUNDLE_NAME": out_dir.name,
             "VITPRUNE_FP16": "--fp16 " if settings.precision == "fp16" else "",
@@ -210,7 +190,7 @@ def bundle(
         manifest = {
             "schema": BUNDLE_SCHEMA, "created": created, "vitprune": __version__, "source_onnx": str(onnx_path),
             "onnx": onnx_name, "engine": engine_name, "profile": profile.to_dict(), "builder": settings.to_dict(),
-            "onnx_metadata": metadata, "plugin_ops": plugin_ops, "files": files + ["bundle.json"],
+            "onnx_metadata": record.to_metadata(), "plugin_ops": plugin_ops, "files": files + ["bundle.json"],
         }
         (staging / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)
@@ -234,9 +214,7 @@ def _named_profile_text(profile: DeviceProfile) -> str:
 def _uses_external_data(path: Path) -> bool:
     from onnx import TensorProto
 
-    from .build import _load_onnx
-
-    return any(t.data_location == TensorProto.EXTERNAL for t in _load_onnx(path).graph.initializer)
+    return any(t.data_location == TensorProto.EXTERNAL for t in load_onnx(path).graph.initializer)
 
 
 def _requirements(profile: DeviceProfile, flavour: str) -> str:

@@ -9,7 +9,7 @@ import re
 
 BUILD_SH = r"""#!/usr/bin/env bash
 # Build the vitprune plugin library and the TensorRT engine on this device.
-#   ./build.sh              TensorRT Python API (build_engine.py; python3-libnvinfer on JetPack)
+#   ./build.sh              TensorRT Python API (python3 -m portable.trt_build; python3-libnvinfer on JetPack)
 #   ./build.sh --trtexec    trtexec instead (/usr/src/tensorrt/bin/trtexec on JetPack)
 #   ./build.sh --vitprune   'vitprune build' where vitprune is pip-installed on the device
 #   --with-plugins          build libvitprune_plugins.so even when the ONNX has no plugin nodes
@@ -57,7 +57,7 @@ fi
 echo "== building $ENGINE ($MODE, @PRECISION@)"
 case "$MODE" in
   python)
-    "$PYTHON" build_engine.py --onnx "$ONNX" --settings build_settings.json --output "$ENGINE" \
+    "$PYTHON" -m portable.trt_build --onnx "$ONNX" --settings build_settings.json --output "$ENGINE" \
       --metadata metadata.json ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
     ;;
   trtexec)
@@ -65,7 +65,7 @@ case "$MODE" in
     if [ ! -x "$TRTEXEC" ]; then echo "error: trtexec not found; set TRTEXEC=/path/to/trtexec" >&2; exit 1; fi
     "$TRTEXEC" --onnx="$ONNX" --saveEngine="$ENGINE" @TRTEXEC_FLAGS@ \
       ${PLUGIN_LIB:+--staticPlugins="$PLUGIN_LIB"} --skipInference
-    "$PYTHON" engine_description.py --engine "$ENGINE" --onnx "$ONNX" --settings build_settings.json \
+    "$PYTHON" -m portable.engine_description --engine "$ENGINE" --onnx "$ONNX" --settings build_settings.json \
       --metadata metadata.json --built-with trtexec ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
     ;;
   vitprune)
@@ -100,8 +100,8 @@ if command -v nvpmodel >/dev/null 2>&1; then
   echo "== power mode: $(nvpmodel -q 2>/dev/null | tr '\n' ' ')"
   echo "   (set it and pin the clocks first: see README.md, 'Before measuring')"
 fi
-"$PYTHON" measure_latency.py --engine "$ENGINE" --metadata metadata.json --device "@DEVICE@" \
-  --precision "@PRECISION@" --batch "$BATCH" --warmup "$WARMUP" --iterations "$ITERATIONS" \
+"$PYTHON" -m portable.trt_measure --engine "$ENGINE" --metadata metadata.json --device "@DEVICE@" \
+  --precision "@PRECISION@" --batch "$BATCH" --warm-up "$WARMUP" --iterations "$ITERATIONS" \
   --output "$OUTPUT" ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
 """
 
@@ -114,13 +114,13 @@ vitprune itself need not be installed there.
 | file | what it is |
 | --- | --- |
 | `@ONNX@` | the model (@ONNX_NOTE@) |
-| `metadata.json` | the ONNX's vitprune metadata: model, method, schedule, keep counts, MACs |
+| `metadata.json` | the ONNX's pruning record: model, method, schedule, rate, keep counts, MACs, weights |
 | `profile.toml` | the device profile (build and measurement settings) |
 | `build_settings.json` | the TensorRT builder settings for @TENSORRT@ (@PRECISION_SOURCE@) |
 | `plugins/` | the plugin sources and their CMake (`libvitprune_plugins.so`) |
 | `build.sh` | builds the plugin library, then the engine `@ENGINE@` |
 | `profile.sh` | measures the engine and writes `results/@DEVICE@/….json` |
-| `build_engine.py`, `engine_description.py`, `plugin_nodes.py`, `measure_latency.py` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes); `build_engine.py` writes `@ENGINE@.json` beside the engine, as `vitprune build` does |
+| `portable/` | what the two scripts run (Python 3.10+, numpy, TensorRT; CUDA via ctypes), the same code `vitprune build` and `vitprune profile` use: `python3 -m portable.trt_build` writes `@ENGINE@.json` beside the engine, `python3 -m portable.trt_measure` times it |
 
 Keep counts (tokens after each block): @KEEP_COUNTS@
 
@@ -136,13 +136,13 @@ Requirements: @REQUIREMENTS@
    The engine is written atomically to `@ENGINE@` with `@ENGINE@.json` beside it.
 4. Measure: `./profile.sh` (batch @BATCH@) or `./profile.sh 4`. It runs @WARMUP@ warm-up and
    @ITERATIONS@ timed iterations with CUDA events and prints median, p90 and images/s.
-5. Copy back `results/@DEVICE@/*.json` into the checkout's `profiles/results/@DEVICE@/`;
-   `vitprune compare profiles/results` then shows it beside the other devices.
+5. Copy back `results/@DEVICE@/*.json` into `results/@DEVICE@/` of the folder where you run vitprune;
+   `vitprune compare results` then shows it beside your other devices (`--references` adds the project's).
 
 Where vitprune is pip-installed on the device, the same two steps run there directly:
 `vitprune build @ONNX@ --profile profile.toml --output @ENGINE@` (add `--plugins LIB` for plugin
 nodes), then `vitprune profile @ENGINE@ --backend trt @VITPRUNE_FP16@--device-name @DEVICE@
---warmup @WARMUP@ --iters @ITERATIONS@ --batch @BATCH@`.
+--warm-up @WARMUP@ --iterations @ITERATIONS@ --batch @BATCH@`.
 
 ## Device notes
 @NOTES@

@@ -100,8 +100,8 @@ def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
 
     The library exports ``setLoggerFinder`` and ``getCreators`` (one ``IPluginCreatorV3One``
     per op); TensorRT's ``IPluginRegistry.load_library`` (TensorRT ≥ 10.0) calls them. The
-    three creators (``VitPruneTopKSelect``, ``VitPruneVPA``, ``VitPruneToMeMerge``, version
-    "1", namespace "") must then be in the registry, or this raises.
+    creators of every op in :data:`~vitprune_export.export.ops.spec.OPS` (at its version and
+    namespace) must then be in the registry, or this raises.
     """
     path = Path(path)
     if not path.is_file():
@@ -126,18 +126,19 @@ def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
 
 
 def missing_plugin_creators(trt: TensorRT | None = None) -> list[str]:
-    """Names of the vitprune plugins (``vitprune_export.export.ops.OPS``) with no creator in TensorRT's registry."""
-    from ..export.ops import OPS, PLUGIN_NAMESPACE, PLUGIN_VERSION
+    """Names of the vitprune plugins (:data:`vitprune_export.export.ops.spec.OPS`, each at its version and
+    namespace) with no creator in TensorRT's registry."""
+    from ..export.ops.spec import OPS
 
     trt = trt or import_tensorrt()
     registry = trt.module.get_plugin_registry()
     missing = []
-    for name in OPS:
+    for name, spec in OPS.items():
         try:
             if hasattr(registry, "get_creator"):  # TensorRT ≥ 10: IPluginCreatorV3One and V2 creators
-                creator = registry.get_creator(name, PLUGIN_VERSION, PLUGIN_NAMESPACE)
+                creator = registry.get_creator(name, spec.version, spec.namespace)
             else:
-                creator = registry.get_plugin_creator(name, PLUGIN_VERSION, PLUGIN_NAMESPACE)
+                creator = registry.get_plugin_creator(name, spec.version, spec.namespace)
         except Exception:
             creator = None
         if creator is None:
@@ -146,6 +147,9 @@ def missing_plugin_creators(trt: TensorRT | None = None) -> list[str]:
 
 
 def default_plugin_library() -> Path | None:
-    """``plugins/build/libvitprune_plugins.so`` of this checkout when it exists."""
-    candidate = Path(__file__).resolve().parents[2] / "plugins" / "build" / "libvitprune_plugins.so"
+    """``build/plugins/libvitprune_plugins.so`` under the working directory (where ``vitprune plugins build``
+    puts it) when it exists."""
+    from ..export.ops.plugin_library import DEFAULT_BUILD_DIR, PLUGIN_LIBRARY
+
+    candidate = DEFAULT_BUILD_DIR / PLUGIN_LIBRARY
     return candidate if candidate.is_file() else None

@@ -2,10 +2,10 @@
 
 A profile (``profiles/<name>.toml``) names the backend, the precision, the
 TensorRT builder settings (workspace, optimisation level, min/opt/max batch,
-timing cache) and the measurement protocol (warm-up, timed iterations; the
-DESIGN's protocol is warm-up 20 and at least 100 timed iterations). It is
-given by name (looked up in ``$VITPRUNE_PROFILES`` folders, then in the
-checkout's ``profiles/``) or by path. Validation is strict: an unknown key or
+timing cache) and the measurement protocol (warm-up 20 and at least 100 timed
+iterations). It is given by name (looked up in ``$VITPRUNE_PROFILES`` folders,
+then among the profiles shipped with vitprune, :func:`~vitprune_export.resources.profiles_dir`)
+or by path. Validation is strict: an unknown key or
 a wrong type is a one-line :class:`~vitprune_export.errors.VitPruneError`
 naming the key, with the near misses.
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError, did_you_mean
+from ..resources import profiles_dir
 
 try:  # Python 3.11+
     import tomllib
@@ -131,9 +132,9 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 
 
 def profile_dirs() -> list[Path]:
-    """Folders searched for ``<name>.toml``: ``$VITPRUNE_PROFILES`` (os.pathsep-separated), then ``profiles/``."""
+    """Folders searched for ``<name>.toml``: ``$VITPRUNE_PROFILES`` (os.pathsep-separated), then the shipped ones."""
     folders = [Path(p) for p in os.environ.get(PROFILES_ENV, "").split(os.pathsep) if p]
-    folders.append(Path(__file__).resolve().parents[2] / "profiles")
+    folders.append(profiles_dir())
     return folders
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import VitPruneError
+from .spec import OPS
 from ...pruning.methods.functional import bipartite_split
 
 TENSORRT_TOPK_LIMIT = 3840
@@ -171,8 +172,5 @@ def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix:
     ]
 
 
-DECOMPOSITIONS = {
-    "VitPruneTopKSelect": decompose_topk_select,
-    "VitPruneVPA": decompose_vpa,
-    "VitPruneToMeMerge": decompose_tome_merge,
-}
+#: op name → decomposition, one per :data:`.spec.OPS` entry (``decompose_<step>``)
+DECOMPOSITIONS = {spec.name: globals()[f"decompose_{spec.step}"] for spec in OPS.values()}

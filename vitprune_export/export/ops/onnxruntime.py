@@ -2,7 +2,7 @@
 
 onnxruntime-extensions runs Python functions as custom ops (``onnx_op``): each
 node ``vitprune::VitPrune…`` calls the PyTorch reference of :mod:`.reference`.
-Its limits (see ENVIRONMENT.md): ``op_type`` written ``domain::Name``, scalar
+Its limits: ``op_type`` written ``domain::Name``, scalar
 attributes only, every declared attribute present on the node (the plugin form
 carries them all), IR version ≤ 10. It is slow (Python, values copied as lists):
 for parity, not latency.
@@ -11,7 +11,7 @@ for parity, not latency.
 from __future__ import annotations
 
 from ...errors import MissingDependencyError
-from . import DOMAIN, OPS
+from .spec import DOMAIN, OPS, PLUGIN_ATTRIBUTES
 
 _registered = False
 
@@ -30,7 +30,7 @@ def _declare_ops() -> None:
 
     def make(spec):
         function = REFERENCES[spec.name]
-        attributes = {"plugin_version": PyCustomOpDef.dt_string, "plugin_namespace": PyCustomOpDef.dt_string}
+        attributes = {name: PyCustomOpDef.dt_string for name in PLUGIN_ATTRIBUTES}
         attributes.update({name: attribute_types[kind] for name, kind in spec.attributes.items()})
 
         def run(*inputs, **attrs):

@@ -1,6 +1,9 @@
 """Building ``libvitprune_plugins.so`` (or the kernels-only ``libvitprune_kernels.so``) with CMake.
 
-The sources live in ``plugins/`` (one folder per op, see ``plugins/README.md``). A full
+The sources ship with vitprune (``plugins/`` of the repository, one folder per op,
+see ``plugins/README.md``; :func:`~vitprune_export.resources.plugin_sources_dir`)
+and are never written to: the build goes to ``build/plugins`` under the working
+directory unless ``build_dir`` says otherwise. A full
 build needs ``nvcc``, CMake ≥ 3.18 and TensorRT's headers (``NvInferRuntime.h``: under
 ``--tensorrt-root``/include, ``$TENSORRT_ROOT``, or JetPack 6's
 ``/usr/include/aarch64-linux-gnu``); ``kernels_only`` needs no TensorRT. Every missing
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import MissingDependencyError, VitPruneError
+from ...resources import plugin_sources_dir
 
 DEFAULT_ARCHES = ("87", "89", "90")  # Jetson Orin, Ada (RTX 40xx, L4), Hopper (H100/H200)
 SYSTEM_HEADER_DIRS = (
@@ -28,6 +32,10 @@ SYSTEM_HEADER_DIRS = (
     "/usr/local/tensorrt/include",
 )
 HEADER = "NvInferRuntime.h"
+#: where ``vitprune plugins build`` puts the library, under the working directory
+DEFAULT_BUILD_DIR = Path("build/plugins")
+PLUGIN_LIBRARY = "libvitprune_plugins.so"
+KERNEL_LIBRARY = "libvitprune_kernels.so"
 
 
 @dataclass
@@ -41,8 +49,8 @@ class PluginBuild:
 
 
 def plugin_sources() -> Path:
-    """``plugins/`` of this checkout."""
-    return Path(__file__).resolve().parents[3] / "plugins"
+    """The plugin sources shipped with vitprune."""
+    return plugin_sources_dir()
 
 
 def parse_arches(text: str | None) -> tuple[str, ...]:
@@ -90,8 +98,8 @@ def build_plugin_library(
     started = time.perf_counter()
     source = Path(source_dir) if source_dir else plugin_sources()
     if not (source / "CMakeLists.txt").is_file():
-        raise VitPruneError(f"plugin sources not found in {str(source)!r}; run from a vitprune checkout or bundle")
-    build = Path(build_dir) if build_dir else source / "build"
+        raise VitPruneError(f"plugin sources not found in {str(source)!r}; reinstall vitprune or pass the plugins/ folder")
+    build = Path(build_dir) if build_dir else DEFAULT_BUILD_DIR
     cmake = shutil.which("cmake")
     if cmake is None:
         raise MissingDependencyError("cmake is not installed; install CMake ≥ 3.18 (apt install cmake or pip install cmake)")
@@ -132,7 +140,7 @@ def build_plugin_library(
                 log.flush()
                 tail = [line for line in log_path.read_text().splitlines() if "rror" in line][-1:] or ["see the log"]
                 raise VitPruneError(f"plugin build failed while {stage}: {tail[0].strip()} (full log: {log_path})")
-    library = build / ("libvitprune_kernels.so" if kernels_only else "libvitprune_plugins.so")
+    library = build / (KERNEL_LIBRARY if kernels_only else PLUGIN_LIBRARY)
     if not library.is_file():
         raise VitPruneError(f"the build finished but {library} is missing (full log: {log_path})")
     return PluginBuild(library, build, tuple(arches), kernels_only, include, time.perf_counter() - started)

@@ -3,13 +3,14 @@ standard-op decomposition and the CUDA kernels are tested against.
 
 Each function is the method's own maths (``methods/functional.py``) with the
 scores and keys passed in, so a plugin node computes exactly what the unfused
-method computes (``tests/test_ops.py`` checks ≤ 1e-6).
+method computes (``tests/export/test_ops.py`` checks ≤ 1e-6).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .spec import OPS
 from ...pruning.methods.functional import (
     cosine_similarity_matrix,
     gather_tokens,
@@ -66,4 +67,5 @@ def tome_merge(
     return merge_bipartite(tokens, keys, sizes, num_prefix, merges)
 
 
-REFERENCES = {"VitPruneTopKSelect": topk_select, "VitPruneVPA": vpa, "VitPruneToMeMerge": tome_merge}
+#: op name → reference, one per :data:`.spec.OPS` entry (named after its ``step``)
+REFERENCES = {spec.name: globals()[spec.step] for spec in OPS.values()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 
 from ...errors import VitPruneError, did_you_mean
-from .base import LoadedModel, Runner
+from .base import Runner
 
 # backend name → (module, class); imported on first use
 _BACKENDS: dict[str, tuple[str, str]] = {
@@ -59,4 +59,4 @@ def get_runner(name: str, threads: int | None = None, precision: str = "fp32", *
     return cls(threads=threads, precision=precision, **options)
 
 
-__all__ = ["LoadedModel", "Runner", "TORCH_BACKENDS", "get_runner", "list_backends", "runner_class"]
+__all__ = ["Runner", "TORCH_BACKENDS", "get_runner", "list_backends", "runner_class"]

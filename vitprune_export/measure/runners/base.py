@@ -2,7 +2,10 @@
 
 A runner owns one loaded model (a patched PyTorch module, an ONNX Runtime
 session or a TensorRT execution context) and an input of a fixed batch size.
-:meth:`Runner.infer` runs it once, waits until the result exists (host
+:meth:`Runner.load` returns the model's pruning record
+(:class:`~vitprune_export.record.PruningRecord`: read from the file's metadata,
+or made from the PyTorch model) and remembers what it ran (``source``) and its
+input shape. :meth:`Runner.infer` runs it once, waits until the result exists (host
 timer on the CPU, CUDA events on the GPU) and records the time in
 :attr:`Runner.last_latency_ms`; :mod:`vitprune_export.measure.profile` calls it in a
 loop. The VPA paper's protocol (§4.1, "Latency measures the time to process
@@ -13,26 +16,9 @@ applied by the profiler, not here: a runner times whole queries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-
-@dataclass
-class LoadedModel:
-    """What a runner knows about the model it loaded (fills the results JSON)."""
-
-    model: str
-    method: str
-    method_options: dict[str, Any] = field(default_factory=dict)
-    rate: float | None = None
-    keep_counts: list[int] = field(default_factory=list)
-    schedule: dict[str, Any] | None = None
-    macs: int | None = None
-    baseline_macs: int | None = None
-    weights: str = "unknown"
-    input_shape: tuple[int, ...] = ()
-    source: str = ""
+from ...record import PruningRecord
 
 
 class Runner(ABC):
@@ -47,12 +33,14 @@ class Runner(ABC):
         self.threads = threads
         self.precision = precision
         self.last_latency_ms: float | None = None
-        self.loaded: LoadedModel | None = None
+        self.loaded: PruningRecord | None = None
+        self.source: str = ""
+        self.input_shape: tuple[int, ...] = ()
         self.batch: int = 1
 
     @abstractmethod
-    def load(self, target: Any, batch: int = 1) -> LoadedModel:
-        """Load ``target`` (a path or a patched module) for inputs of ``batch`` images."""
+    def load(self, target: Any, batch: int = 1, model_name: str | None = None) -> PruningRecord:
+        """Load ``target`` (a path or a patched module) for inputs of ``batch`` images; return its record."""
 
     @abstractmethod
     def _run(self) -> float:
@@ -75,48 +63,3 @@ class Runner(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def uniform_rate(schedule: dict[str, Any] | None) -> float | None:
-    """The single rate of a schedule made with ``--rate`` (all per-block rates equal), else None."""
-    rates = (schedule or {}).get("rates")
-    if not rates:
-        return None
-    first = float(rates[0])
-    return first if all(float(r) == first for r in rates) else None
-
-
-def loaded_from_metadata(metadata: dict[str, Any], source: str) -> LoadedModel:
-    """A :class:`LoadedModel` from vitprune's ONNX/engine metadata (``export.read_metadata``)."""
-    schedule = metadata.get("schedule")
-    return LoadedModel(
-        model=str(metadata.get("model", Path(source).stem)),
-        method=str(metadata.get("method", "unknown")),
-        method_options=dict(metadata.get("method_options") or {}),
-        rate=uniform_rate(schedule),
-        keep_counts=[int(n) for n in metadata.get("keep_counts") or []],
-        schedule=schedule,
-        macs=_int_or_none(metadata.get("macs")),
-        baseline_macs=_int_or_none(metadata.get("baseline_macs")),
-        weights=str(metadata.get("weights", "unknown")),
-        input_shape=tuple(int(d) for d in metadata.get("input_size") or ()),
-        source=source,
-    )
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def fill_macs(loaded: LoadedModel, metadata: dict[str, Any]) -> None:
-    """Analytic MACs from the metadata's model, method and schedule when the file does not carry them."""
-    if loaded.macs is not None or not metadata.get("model") or not (metadata.get("schedule") or {}).get("removed"):
-        return
-    try:
-        from .torch_runner import macs_of_spec
-
-        loaded.macs, loaded.baseline_macs = macs_of_spec(
-            metadata["model"], metadata["method"], list(metadata["schedule"]["removed"]), metadata.get("method_options") or {}
-        )
-    except Exception:  # noqa: BLE001 - MACs are informative; a model we cannot rebuild keeps None
-        return

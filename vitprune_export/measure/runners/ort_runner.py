@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MissingDependencyError, VitPruneError
-from .base import LoadedModel, Runner, fill_macs, loaded_from_metadata
+from ...record import PruningRecord
+from .base import Runner
 
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
 
@@ -36,21 +37,18 @@ class OrtCpuRunner(Runner):
 
     note: str = ""
 
-    def load(self, target, batch: int = 1, model_name: str | None = None) -> LoadedModel:
+    def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         import onnxruntime as ort
-
-        from ...export.onnx import read_metadata
 
         path = Path(target) if not hasattr(target, "forward") else None
         if path is None:
             raise VitPruneError("backend 'ort-cpu' runs an ONNX file; export one with 'vitprune export' first")
         if not path.is_file():
             raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export'")
-        metadata = read_metadata(path)
-        self.loaded = loaded_from_metadata(metadata, str(path))
-        fill_macs(self.loaded, metadata)
+        self.loaded = PruningRecord.read(path) or PruningRecord.from_metadata({}, str(path))
+        self.source = str(path)
         if model_name:
-            self.loaded.model = model_name
+            self.loaded = self.loaded.replace(model=model_name)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.threads:
@@ -81,7 +79,7 @@ class OrtCpuRunner(Runner):
         if not all(isinstance(d, int) for d in shape[1:]):
             raise VitPruneError(f"{str(path)!r} has a dynamic image size {shape[1:]}; export it with a static one")
         self.batch = batch
-        self.loaded.input_shape = tuple(shape[1:])
+        self.input_shape = tuple(shape[1:])
         self.input_name = model_input.name
         self.feed = {self.input_name: np.random.default_rng(0).standard_normal((batch, *shape[1:]), dtype=np.float32)}
         self._output = None

@@ -8,40 +8,13 @@ events recorded on the current stream around the forward pass and read after
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 
 from ...errors import VitPruneError
-from .base import LoadedModel, Runner, uniform_rate
-
-
-def describe_module(network: torch.nn.Module, model_name: str | None = None, source: str = "") -> LoadedModel:
-    """Model, method, schedule and analytic MACs (``flops.count_macs``) of a patched model."""
-    from ...export.onnx import input_size_of
-    from ...pruning.flops import count_macs
-    from ...pruning.models import weights_source
-    from ...pruning.patch import apply_method, pruning_info
-
-    info = pruning_info(network)
-    method, schedule = info["method"], info["schedule"]
-    schedule_dict = schedule.to_dict()
-    baseline = apply_method(copy.deepcopy(network), "none")
-    name = model_name or _architecture(network)
-    return LoadedModel(
-        model=name,
-        method=method.name,
-        method_options=method.knob_values(),
-        rate=uniform_rate(schedule_dict),
-        keep_counts=list(schedule.tokens_out),
-        schedule=schedule_dict,
-        macs=count_macs(network).macs,
-        baseline_macs=count_macs(baseline).macs,
-        weights=weights_source(network),
-        input_shape=tuple(input_size_of(network)),
-        source=source or f"{name} ({method.name}, PyTorch)",
-    )
+from ...record import PruningRecord
+from .base import Runner
 
 
 class TorchCpuRunner(Runner):
@@ -56,7 +29,7 @@ class TorchCpuRunner(Runner):
     def _dtype(self) -> torch.dtype:
         return torch.float16 if self.precision == "fp16" else torch.float32
 
-    def load(self, target, batch: int = 1, model_name: str | None = None) -> LoadedModel:
+    def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         if not isinstance(target, torch.nn.Module):
             raise VitPruneError(
                 f"backend {self.backend!r} runs a model spec (--model … --method … --rate …), not a file; "
@@ -64,10 +37,12 @@ class TorchCpuRunner(Runner):
             )
         if self.threads:
             torch.set_num_threads(self.threads)
-        self.loaded = describe_module(target, model_name)
+        self.loaded = PruningRecord.from_model(target, model_name)
+        self.source = f"{self.loaded.model} ({self.loaded.method}, PyTorch)"
+        self.input_shape = tuple(self.loaded.input_size)
         self.batch = batch
         self.network = target.eval().to(self._device(), self._dtype())
-        self.images = torch.randn((batch, *self.loaded.input_shape), device=self._device(), dtype=self._dtype())
+        self.images = torch.randn((batch, *self.input_shape), device=self._device(), dtype=self._dtype())
         self._output = None
         return self.loaded
 
@@ -97,7 +72,7 @@ class TorchCudaRunner(TorchCpuRunner):
     def _device(self) -> torch.device:
         return torch.device("cuda")
 
-    def load(self, target, batch: int = 1, model_name: str | None = None) -> LoadedModel:
+    def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         from ...tensorrt.env import require_cuda_gpu
 
         require_cuda_gpu()
@@ -119,27 +94,3 @@ class TorchCudaRunner(TorchCpuRunner):
         super().close()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _architecture(network: torch.nn.Module) -> str:
-    """timm's model name from the pretrained config, else the (unpatched) class name."""
-    for attr in ("pretrained_cfg", "default_cfg"):
-        cfg = getattr(network, attr, None)
-        if isinstance(cfg, dict) and cfg.get("architecture"):
-            return str(cfg["architecture"])
-    original = getattr(network, "_vitprune_original_class", type(network))
-    return original.__name__
-
-
-def macs_of_spec(model: str, method: str, removed: list[int], method_options: dict) -> tuple[int, int]:
-    """(MACs, unpruned MACs) of ``model`` pruned by ``method`` with the removed counts ``removed``."""
-    import warnings
-
-    from ...pruning.flops import count_macs
-    from ...pruning.patch import apply_method, create_pruned
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        network = create_pruned(model, method, schedule=removed, weights="random", **method_options)
-    baseline = apply_method(copy.deepcopy(network), "none")
-    return count_macs(network).macs, count_macs(baseline).macs

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import VitPruneError
-from .base import LoadedModel, Runner, fill_macs, loaded_from_metadata
+from ...record import PruningRecord
+from .base import Runner
 
 
 def engine_description(path: Path) -> dict:
@@ -60,7 +61,7 @@ class TensorRTRunner(Runner):
         super().__init__(threads, precision)
         self.plugin_library = plugin_library
 
-    def load(self, target, batch: int = 1, model_name: str | None = None) -> LoadedModel:
+    def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         import torch
 
         from ...tensorrt.env import default_plugin_library, import_tensorrt, load_plugin_library, require_cuda_gpu
@@ -87,14 +88,13 @@ class TensorRTRunner(Runner):
                 "or its plugins are not loaded (pass --plugins PATH)"
             )
         self.context = self.engine.create_execution_context()
-        metadata = description.get("onnx_metadata") or {}
-        self.loaded = loaded_from_metadata(metadata, str(path))
+        self.loaded = PruningRecord.from_metadata(description.get("onnx_metadata") or {}, str(path))
+        self.source = str(path)
         if description.get("precision") in self.precisions:
             self.precision = description["precision"]  # what the engine was built with, not a flag
         self.suggested_device = description.get("device")  # the device profile it was built for
-        fill_macs(self.loaded, metadata)
         if model_name:
-            self.loaded.model = model_name
+            self.loaded = self.loaded.replace(model=model_name)
         self.batch = batch
         self.buffers: dict[str, torch.Tensor] = {}
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -110,7 +110,7 @@ class TensorRTRunner(Runner):
             self.context.set_input_shape(name, shape)
             dtype = _torch_dtype(trt, self.engine.get_tensor_dtype(name))
             self.buffers[name] = torch.randn(shape, device="cuda").to(dtype)
-            self.loaded.input_shape = tuple(shape[1:])
+            self.input_shape = tuple(shape[1:])
         for name in names:
             if name in self.buffers:
                 continue

@@ -194,7 +194,7 @@ class TokenReduction:
         """Called once per block when the model is patched (precompute constants)."""
 
     def check_plugins(self, num_prefix: int) -> None:
-        """Raise VitPruneError when these options have no plugin form (``export --plugins``)."""
+        """Raise VitPruneError when these options have no plugin form (``export --plugin-nodes``)."""
 
     def near_tie_hint(self, num_prefix: int) -> str:
         """A sentence for a failed ONNX Runtime parity check when this configuration is known to

@@ -20,13 +20,11 @@ weights, rate 0.06: up to 3 of 12 parity batches off by 0.18–0.24; sorted, all
 
 from __future__ import annotations
 
-import torch
-
 from ...errors import VitPruneError
-from ...export.ops.emit import plugin_mode_active
 from . import register_method
 from .base import Knob, TokenReduction
 from .functional import merge_bipartite
+from .fused import fused_step
 
 
 @register_method
@@ -42,7 +40,7 @@ class ToMe(TokenReduction):
         ),
     )
     tracks_size = True
-    tensorrt = "standard ONNX ops (one-hot MatMul merge); --plugins: one VitPruneToMeMerge node per layer"
+    tensorrt = "standard ONNX ops (one-hot MatMul merge); --plugin-nodes: one VitPruneToMeMerge node per layer"
 
     def validate(self) -> None:
         self.sort_unmerged = bool(self.sort_unmerged)
@@ -51,7 +49,7 @@ class ToMe(TokenReduction):
         if self.sort_unmerged and num_prefix == 0:
             raise VitPruneError(
                 "--sort-unmerged has no plugin form (VitPruneToMeMerge keeps the official similarity order "
-                "in models without a class token); export without --plugins"
+                "in models without a class token); export without --plugin-nodes"
             )
 
     def near_tie_hint(self, num_prefix: int) -> str:
@@ -72,6 +70,7 @@ class ToMe(TokenReduction):
         num_prefix = plan.num_prefix
         if size is None:
             size = x.new_ones(x.shape[:2])
-        if plugin_mode_active():  # one fused VitPruneToMeMerge node (vitprune_export.export.ops)
-            return torch.ops.vitprune.tome_merge(x, attention.mean_key, size, num_prefix, plan.remove)
+        fused = fused_step("tome_merge")
+        if fused is not None:  # one fused VitPruneToMeMerge node
+            return fused(x, attention.mean_key, size, num_prefix, plan.remove)
         return merge_bipartite(x, attention.mean_key, size, num_prefix, plan.remove, self.sort_unmerged)

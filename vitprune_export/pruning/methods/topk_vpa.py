@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from ...export.ops.emit import plugin_mode_active
 from . import register_method
 from .base import Knob, check_positive
 from .functional import (
@@ -22,6 +21,7 @@ from .functional import (
     rank_patch_tokens,
     vpa_spread_sizes,
 )
+from .fused import fused_step
 from .scored import SCORE_KNOB, ScoredTokenReduction
 
 
@@ -32,7 +32,7 @@ class TopKVPA(ScoredTokenReduction):
     summary = "Top-K; removed tokens' sizes spread to similar kept tokens (log s in attention)"
     knobs = (Knob("tau", 0.001, "base temperature τ of Eq. 5 (0.001 for vanilla ViT)"), SCORE_KNOB)
     tracks_size = True
-    tensorrt = "standard ONNX ops; --plugins: one VitPruneVPA node per layer"
+    tensorrt = "standard ONNX ops; --plugin-nodes: one VitPruneVPA node per layer"
 
     def validate(self) -> None:
         check_positive("tau", self.tau)
@@ -42,8 +42,9 @@ class TopKVPA(ScoredTokenReduction):
         keep_patch = plan.tokens_out - num_prefix
         if size is None:
             size = x.new_ones(x.shape[:2])
-        if plugin_mode_active():  # one fused VitPruneVPA node (vitprune_export.export.ops)
-            return torch.ops.vitprune.vpa(
+        fused = fused_step("vpa")
+        if fused is not None:  # one fused VitPruneVPA node
+            return fused(
                 x, self.token_scores(x, attention), attention.mean_key, size, num_prefix, keep_patch, float(self.tau)
             )
         order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
