@@ -166,3 +166,17 @@ def test_cli_compare_bad_json_and_format(tmp_path):
     assert result.exit_code == 2 and "is not valid JSON" in result.output
     result = runner.invoke(app, ["compare", str(broken), "--format", "xlsx"])
     assert result.exit_code == 2 and "unknown --format 'xlsx'" in result.output
+
+
+def test_cli_compare_reads_the_shipped_results_only_when_asked(tmp_path, monkeypatch):
+    """Without arguments compare reads results/ of the working directory (what `vitprune profile` writes); the
+    results shipped with vitprune come in with --references, read where the package keeps them, never written."""
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(app, ["compare"])
+    assert missing.exit_code == 2 and "'results' does not exist" in missing.output and "--references" in missing.output
+    shipped = runner.invoke(app, ["compare", "--references", "--format", "json"])
+    assert shipped.exit_code == 0, shipped.output
+    data = json.loads(shipped.stdout)
+    assert {column["device"] for column in data["columns"]} == {"cpu-2core", "cpu-2core-1thread"}
+    assert {row["method"] for row in data["rows"]} >= {"none", "topk", "tome", "topk-vpa"}
+    assert list(tmp_path.iterdir()) == []

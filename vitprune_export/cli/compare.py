@@ -37,7 +37,10 @@ def compare(
         raise VitPruneError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if output is not None and fmt == "table":
         raise VitPruneError("--output writes text: use it with --format markdown, csv or json")
-    sources = list(results or ([] if references else [DEFAULT_ROOT]))
+    if results:
+        sources = list(results)
+    else:  # results/ of the working directory; with --references only when it exists
+        sources = [DEFAULT_ROOT] if DEFAULT_ROOT.is_dir() or not references else []
     if references:
         sources.append(reference_results())
     comparison = build_comparison(load_results(sources), baseline=baseline, batch=batch)

@@ -42,6 +42,17 @@ def default_engine_path(onnx_path: str | Path, profile: DeviceProfile, precision
     return Path("engines") / f"{Path(onnx_path).stem}_{profile.name}_{precision}.engine"
 
 
+def _engine_profile(profile: str | Path | DeviceProfile, onnx_path: Path) -> DeviceProfile:
+    """The profile, loaded; a one-line error when it builds no engine (an ONNX Runtime profile)."""
+    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+    if not profile.uses_tensorrt:
+        raise VitPruneError(
+            f"profile {profile.name!r} uses backend {profile.build.backend!r}: there is no engine to build; "
+            f"measure the ONNX directly with 'vitprune profile {onnx_path} --backend ort-cpu'"
+        )
+    return profile
+
+
 def describe_build(
     onnx_path: str | Path, profile: str | Path | DeviceProfile, fp16: bool | None = None,
     timing_cache: str | Path | None = None,
@@ -53,7 +64,7 @@ def describe_build(
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
-    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+    profile = _engine_profile(profile, onnx_path)
     try:
         installed = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
         flavour, version, origin = installed.flavour, installed.version, "installed"
@@ -106,12 +117,7 @@ def build_engine(
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
-    profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
-    if not profile.uses_tensorrt:
-        raise VitPruneError(
-            f"profile {profile.name!r} uses backend {profile.build.backend!r}: there is no engine to build; "
-            f"measure the ONNX directly with 'vitprune profile {onnx_path} --backend ort-cpu'"
-        )
+    profile = _engine_profile(profile, onnx_path)
     facts = OnnxFacts.read(onnx_path)
     plugin_ops = facts.plugin_ops
     record = PruningRecord.read(onnx_path)
