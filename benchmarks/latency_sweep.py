@@ -94,20 +94,15 @@ def build_variants(args, console):
 
 def export_variants(variants, args, console, folder: Path):
     from vitprune_export.export.onnx import export_onnx
-    from vitprune_export.pruning.flops import count_macs
 
     paths = {}
-    baseline_macs = count_macs(variants[0][3]).macs
     for key, method, rate, network in variants:
         path = folder / f"{args.model}_{method}_r{rate or 0:g}_b{args.batch}.onnx"
         if not path.is_file():
             started = time.perf_counter()
             try:
                 with console.status(f"exporting {key} …"):
-                    export_onnx(
-                        network, path, batch=args.batch, model_name=args.model, check=False,
-                        extra_metadata={"macs": count_macs(network).macs, "baseline_macs": baseline_macs},
-                    )
+                    export_onnx(network, path, batch=args.batch, model_name=args.model, check=False)  # MACs in the record
             except Exception as error:  # noqa: BLE001 - a method that cannot export is reported, not fatal
                 console.print(f"[yellow]skip[/] {key} on ort-cpu: export failed: {str(error).splitlines()[0]}")
                 continue

@@ -16,7 +16,7 @@ def bundle(
     onnx: Annotated[Path, typer.Argument(help="ONNX file from 'vitprune export' (or 'vitprune rewrite').")],
     profile: Annotated[str, typer.Option("--profile", "-p", help="Device profile: a name (jetson-orin-nano, …) or a .toml path.")] = "jetson-orin-nano",
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must not exist unless --force).")] = Path("bundles/jetson-orin-nano"),
-    plugins_dir: Annotated[Optional[Path], typer.Option("--plugins-dir", help="Plugin sources to include (default: the checkout's plugins/).")] = None,
+    plugins_dir: Annotated[Optional[Path], typer.Option("--plugins-dir", help="Plugin sources to include [default: the ones shipped with vitprune].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
     json: JsonOption = False,
 ) -> None:

@@ -32,10 +32,10 @@ import argparse
 import hashlib
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .files import atomic_write_bytes
+from .results import now_iso
 
 SCHEMA = "vitprune.engine/2"
 READABLE_SCHEMAS = ("vitprune.engine/1", SCHEMA)
@@ -108,7 +108,7 @@ def describe_engine(
         "build_seconds": None if build_seconds is None else round(float(build_seconds), 2),
         "built_with": built_with,
         "vitprune": vitprune,
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "created": now_iso(),
     }
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import portable
 from ..errors import VitPruneError
+from ..portable.results import now_iso
 from ..record import PruningRecord
 from ..resources import plugin_sources_dir
 from .profiles import DeviceProfile, load_profile
@@ -95,8 +96,6 @@ def bundle(
     force: bool = False,
 ) -> BundleResult:
     """Write the bundle folder ``out_dir`` for ``profile``; nothing is left behind on failure."""
-    from datetime import datetime, timezone
-
     from .. import __version__
     from ..export.fp16 import convert_onnx_to_fp16
     from .bundle_templates import BUILD_SH, PROFILE_SH, README, render
@@ -169,7 +168,7 @@ def bundle(
         }
         _write_script(staging / "build.sh", render(BUILD_SH, values))
         _write_script(staging / "profile.sh", render(PROFILE_SH, values))
-        created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        created = now_iso()
         readme_values = {
             **values,
             "MODEL": record.model, "METHOD": record.method,
