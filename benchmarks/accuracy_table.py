@@ -25,8 +25,8 @@ def measure(model_name: str, checkpoint: str, data: str, rates: list[float], met
     import torch
 
     from vitprune_export.accuracy.data import Preprocessing, load_dataset
-    from vitprune_export.errors import VitPruneError
     from vitprune_export.accuracy.evaluate import evaluate
+    from vitprune_export.errors import VitPruneError
     from vitprune_export.pruning.flops import count_macs
     from vitprune_export.pruning.methods import method_class
     from vitprune_export.pruning.models import create_model

@@ -34,8 +34,8 @@ def export_forms(model_name: str, method: str, rate: float, weights: str, folder
     """The plain export and, for methods with a plugin, the plugin export rewritten to standard ops."""
     from vitprune_export.export.onnx import export_onnx
     from vitprune_export.export.ops import PLUGIN_OF_METHOD
-    from vitprune_export.pruning.patch import create_pruned
     from vitprune_export.export.rewrite import rewrite_onnx
+    from vitprune_export.pruning.patch import create_pruned
 
     forms = {}
     model = create_pruned(model_name, method, rate=rate, weights=weights)
@@ -61,7 +61,7 @@ def measure(model_name: str, rate: float, weights: str, methods: list[str], prof
             torch.manual_seed(0)
             try:
                 forms = export_forms(model_name, method, rate, weights, folder)
-            except Exception as error:  # noqa: BLE001 - the row records it
+            except Exception as error:  # the row records it
                 rows.append({"method": method, "form": "plain", "precision": "-", "built": False,
                              "error": f"export: {type(error).__name__}: {str(error).splitlines()[0][:200]}"})
                 continue
@@ -78,7 +78,7 @@ def measure(model_name: str, rate: float, weights: str, methods: list[str], prof
                                    layers=result.description.get("layers"),
                                    keep_counts=result.description["onnx_metadata"].get("keep_counts"))
                         engine.unlink()
-                    except Exception as error:  # noqa: BLE001
+                    except Exception as error:
                         row.update(built=False, seconds=round(time.perf_counter() - started, 1),
                                    error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
                     rows.append(row)

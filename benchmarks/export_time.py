@@ -36,8 +36,8 @@ def main() -> None:
     from vitprune_export.pruning.models import create_model
 
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}")
-    print(f"| model | method | build s | export+check s | size MB | parity | MACs ratio |")
-    print(f"| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| model | method | build s | export+check s | size MB | parity | MACs ratio |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as folder:
         for model_name in args.models:
             started = time.perf_counter()

@@ -95,7 +95,7 @@ def measure(model_name: str, weights: str, methods: list[str], rate: float, data
                 if labels is not None:
                     row["top1_fp32"] = float((reference.argmax(1) == labels).mean())
                     row["top1_fp16"] = float((converted.argmax(1) == labels).mean())
-            except Exception as error:  # noqa: BLE001 - a benchmark row records the failure and goes on
+            except Exception as error:  # a benchmark row records the failure and goes on
                 row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)

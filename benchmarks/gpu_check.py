@@ -76,7 +76,7 @@ def step_environment(args, out: Path) -> dict:
         try:
             module = __import__(name)
             info["tensorrt"][name] = getattr(module, "__version__", "?")
-        except Exception as error:  # noqa: BLE001 - recorded, not fatal
+        except Exception as error:  # recorded, not fatal
             info["tensorrt"][name] = f"not importable ({type(error).__name__})"
     (out / "environment.json").write_text(json.dumps(info, indent=2) + "\n")
     return {"summary": info.get("gpu") or "no CUDA GPU", "details": info}
@@ -120,11 +120,11 @@ def step_plugin_kernels(args, out: Path) -> dict:
 def step_torch_cuda_latency(args, out: Path) -> dict:
     import torch
 
-    from vitprune_export.pruning.methods import list_methods
-    from vitprune_export.pruning.patch import create_pruned
     from vitprune_export.measure.profile import profile
     from vitprune_export.measure.results import default_result_path, write_result
     from vitprune_export.measure.runners import get_runner
+    from vitprune_export.pruning.methods import list_methods
+    from vitprune_export.pruning.patch import create_pruned
 
     if not torch.cuda.is_available() and not args.smoke:
         raise Skip("no CUDA GPU visible")
@@ -143,7 +143,7 @@ def step_torch_cuda_latency(args, out: Path) -> dict:
                     runner = get_runner(backend, precision=precision)
                     result = profile(runner, model, batch=batch, warmup=args.warmup, iterations=args.iterations,
                                      device=args.device_name, model_name=args.model, progress=False)
-                except Exception as error:  # noqa: BLE001 - one failed measurement does not stop the others
+                except Exception as error:  # one failed measurement does not stop the others
                     errors.append(f"{method} {precision} b{batch}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
                     continue
                 finally:
@@ -184,7 +184,7 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
         raise Skip("no CUDA GPU visible: TensorRT for RTX engines can be built here but not run")
     try:
         import tensorrt_rtx as trt
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise Skip(f"TensorRT for RTX is not importable ({type(error).__name__}); pip install tensorrt-rtx") from None
     major, minor = torch.cuda.get_device_capability(0)
     target = f"SM{major}{minor}"
@@ -194,13 +194,13 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
                    f"target ({', '.join(targets)}); its engines cannot run on this GPU")
     import dataclasses
 
-    from vitprune_export.tensorrt.build import build_engine
-    from vitprune_export.tensorrt.profiles import load_profile
     from vitprune_export.export.onnx import export_onnx
-    from vitprune_export.pruning.patch import create_pruned
     from vitprune_export.measure.profile import profile as measure_profile
     from vitprune_export.measure.results import default_result_path, write_result
     from vitprune_export.measure.runners import get_runner
+    from vitprune_export.pruning.patch import create_pruned
+    from vitprune_export.tensorrt.build import build_engine
+    from vitprune_export.tensorrt.profiles import load_profile
 
     base = load_profile("rtx-generic")
     device_profile = dataclasses.replace(base, build=dataclasses.replace(base.build, compute_capabilities=[f"sm_{major}{minor}"]))
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(status="skipped", summary=str(reason))
         except StepFailed as failure:
             entry.update(status="failed", summary=str(failure), details=failure.details)
-        except Exception as error:  # noqa: BLE001 - a failed step is reported, the others still run
+        except Exception as error:  # a failed step is reported, the others still run
             entry.update(status="failed", summary=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             (out / f"{name}.traceback.txt").write_text(traceback.format_exc())
         entry["seconds"] = round(time.perf_counter() - began, 1)

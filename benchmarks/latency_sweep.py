@@ -103,7 +103,7 @@ def export_variants(variants, args, console, folder: Path):
             try:
                 with console.status(f"exporting {key} …"):
                     export_onnx(network, path, batch=args.batch, model_name=args.model, check=False)  # MACs in the record
-            except Exception as error:  # noqa: BLE001 - a method that cannot export is reported, not fatal
+            except Exception as error:  # a method that cannot export is reported, not fatal
                 console.print(f"[yellow]skip[/] {key} on ort-cpu: export failed: {str(error).splitlines()[0]}")
                 continue
             console.print(f"exported {key} → {path.name} ({time.perf_counter() - started:.0f} s)")
@@ -159,7 +159,7 @@ def run_backend(backend: str, variants, onnx_paths, args, console):
     from vitprune_export.measure.runners import get_runner
 
     runners = {}
-    for key, method, rate, network in variants:
+    for key, _method, _rate, network in variants:
         runner = get_runner(backend, threads=args.threads)
         if backend == "ort-cpu":
             if key not in onnx_paths:
@@ -271,9 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from vitprune_export.pruning.flops import count_macs
     from vitprune_export.measure.profile import capture_environment, default_device_name, latency_result
     from vitprune_export.measure.results import default_result_path, write_result
+    from vitprune_export.pruning.flops import count_macs
 
     args = parse_args(argv)
     if args.cpu_time and args.threads != 1:
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             keys = list(onnx_paths)  # one valgrind process per variant, as many at once as there are cores
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 counts = dict(zip(keys, pool.map(lambda key: instructions_per_query(onnx_paths[key], args.batch), keys)))
-        for key, path in onnx_paths.items():
+        for key in onnx_paths:
             if key == "none":
                 continue
             method, rate = key.split("@")

@@ -15,6 +15,7 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 _MISSING_TORCHVISION_OPS = {
@@ -37,10 +38,8 @@ def _declare_missing_torchvision_ops() -> None:
         return
     _shim_library = torch.library.Library("torchvision", "FRAGMENT")
     for schema in _MISSING_TORCHVISION_OPS.values():
-        try:
+        with contextlib.suppress(RuntimeError):  # already declared (the extension loaded that one)
             _shim_library.define(schema)
-        except RuntimeError:  # already declared (the extension loaded that one)
-            pass
 
 
 def import_torchvision():

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from tests.accuracy.test_finetune import TINY, trained_tiny_checkpoint
 from typer.testing import CliRunner
 
+from tests.accuracy.test_finetune import TINY, trained_tiny_checkpoint
 from vitprune_export.accuracy.adjust import (
     AdjustSettings,
     RateAdjuster,
@@ -20,9 +20,9 @@ from vitprune_export.accuracy.adjust import (
     removed_for_rates,
     switch_epochs,
 )
+from vitprune_export.accuracy.finetune import EpochRecord
 from vitprune_export.cli import app
 from vitprune_export.errors import VitPruneError
-from vitprune_export.accuracy.finetune import EpochRecord
 from vitprune_export.pruning.methods import get_method
 
 

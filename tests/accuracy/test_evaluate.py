@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
-from tests.accuracy.test_finetune import TINY, trained_tiny_checkpoint
 from typer.testing import CliRunner
 
-from vitprune_export.cli import app
+from tests.accuracy.test_finetune import TINY, trained_tiny_checkpoint
 from vitprune_export.accuracy.evaluate import agreement, top1
+from vitprune_export.cli import app
 
 # Measured on the fine-tuned tiny ViT (docs/accuracy.md, 93.3 % unpruned): off-the-shelf
 # Top-K at r = 0.1 (65 → 37 tokens) loses about 1 point; at r = 0.5 (65 → 2 tokens) 16 points.

@@ -14,9 +14,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from vitprune_export.accuracy.finetune import TrainingRecipe, paper_max_lr, warmup_cosine_lr
 from vitprune_export.cli import app
 from vitprune_export.errors import VitPruneError
-from vitprune_export.accuracy.finetune import TrainingRecipe, paper_max_lr, warmup_cosine_lr
 
 TINY = "vitprune_tiny_patch4_32"
 # The recipe that takes the tiny ViT from random weights to ≥ 90 % on digits (docs/accuracy.md).

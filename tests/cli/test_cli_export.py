@@ -100,7 +100,7 @@ def test_methods_lists_every_registered_method():
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert [row["name"] for row in rows] == list_methods()
-    assert {"tau": 0.001, "score": "cls-attn"} == next(r for r in rows if r["name"] == "topk-vpa")["knobs"]
+    assert next(r for r in rows if r["name"] == "topk-vpa")["knobs"] == {"tau": 0.001, "score": "cls-attn"}
 
 
 def test_help_needs_no_heavy_imports():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from vitprune_export.export.ops import DOMAIN, OPS, reference
 from vitprune_export.pruning.methods import get_method
 from vitprune_export.pruning.methods.base import AttentionView, LayerPlan
-from vitprune_export.export.ops import DOMAIN, OPS, reference
 
 # (batch, tokens, channels, key dim, prefix, count): count = patch tokens kept (Top-K, VPA) or merges (ToMe)
 SHAPES = [(2, 17, 8, 4, 1, 10), (1, 50, 16, 8, 5, 30), (3, 12, 4, 4, 0, 5), (2, 198, 32, 16, 2, 150)]

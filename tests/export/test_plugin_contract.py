@@ -71,7 +71,7 @@ def test_the_exported_node_is_the_spec(spec):
     assert set(attributes) == set(spec.all_attributes) and set(PLUGIN_ATTRIBUTES) <= set(attributes)
     assert attributes["plugin_version"].s.decode() == spec.version
     assert attributes["plugin_namespace"].s.decode() == spec.namespace
-    assert [name for name in function.attribute] == list(spec.attributes)
+    assert list(function.attribute) == list(spec.attributes)
 
 
 def test_every_table_keyed_by_op_covers_the_spec():

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from vitprune_export.cli import app
 from vitprune_export.export.onnx import parity, read_metadata
 from vitprune_export.export.ops import DOMAIN, OPS, PLUGIN_OF_METHOD
-from vitprune_export.pruning.patch import pruning_info
 from vitprune_export.export.rewrite import forbidden_ops, plugin_attributes, plugin_nodes, rewrite_onnx
+from vitprune_export.pruning.patch import pruning_info
 
 MODELS = ["vit_small_patch16_224", "deit_tiny_patch16_224"]
 PLUGIN_OF = PLUGIN_OF_METHOD

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from vitprune_export.cli import app
+from vitprune_export.errors import VitPruneError
 from vitprune_export.measure.compare import build_comparison, render, render_markdown
 from vitprune_export.measure.plots import plot_comparison
-from vitprune_export.errors import VitPruneError
 from vitprune_export.measure.results import SCHEMA, default_result_path, load_results, write_result
 
 runner = CliRunner()

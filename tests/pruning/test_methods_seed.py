@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.helpers import KEEP_COUNTS_197_AT_006, MATRIX_DEPTH, base_model
 from vitprune_export import apply_method, keep_counts
 from vitprune_export.errors import VitPruneError
 from vitprune_export.pruning.flops import count_macs
@@ -30,11 +31,15 @@ from vitprune_export.pruning.methods.bspf import (
     smoothing_kernel,
     to_blocks,
 )
-from vitprune_export.pruning.methods.ppt import DEFAULT_TAU, choose_pruning, patch_score_variance, pool_branch, prune_branch
+from vitprune_export.pruning.methods.ppt import (
+    DEFAULT_TAU,
+    choose_pruning,
+    patch_score_variance,
+    pool_branch,
+    prune_branch,
+)
 from vitprune_export.pruning.patch import TimmBlockOps
 from vitprune_export.pruning.scores import ats_score
-
-from tests.helpers import KEEP_COUNTS_197_AT_006, MATRIX_DEPTH, base_model
 
 TINY = "vitprune_tiny_patch4_32"
 SEED_METHODS = ("atpvit-topk", "atpvit-evit", "ppt", "bspf")

@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.helpers import base_model
 from vitprune_export.errors import VitPruneError
 from vitprune_export.pruning.methods import get_method
 from vitprune_export.pruning.methods.base import AttentionView
@@ -22,8 +23,6 @@ from vitprune_export.pruning.scores import (
     score_needs_full_attention,
     token_scores,
 )
-
-from tests.helpers import base_model
 
 SCALE = 0.5
 

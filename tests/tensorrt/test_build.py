@@ -11,10 +11,15 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from tests.tensorrt.trt_checks import requires_tensorrt_rtx
 from typer.testing import CliRunner
 
+from tests.tensorrt.trt_checks import requires_tensorrt_rtx
+from vitprune_export.cli import app
+from vitprune_export.errors import VitPruneError
 from vitprune_export.export.fp16 import convert_onnx_to_fp16
+from vitprune_export.portable import plugin_nodes, trt_build
+from vitprune_export.tensorrt.env import tensorrt_available
+from vitprune_export.tensorrt.profiles import load_profile, profile_from_dict
 from vitprune_export.tensorrt.settings import (
     OnnxInput,
     builder_settings,
@@ -23,11 +28,6 @@ from vitprune_export.tensorrt.settings import (
     onnx_plugin_ops,
     shape_profile,
 )
-from vitprune_export.cli import app
-from vitprune_export.tensorrt.profiles import load_profile, profile_from_dict
-from vitprune_export.errors import VitPruneError
-from vitprune_export.portable import plugin_nodes, trt_build
-from vitprune_export.tensorrt.env import tensorrt_available
 
 DYNAMIC = [OnnxInput("images", ("batch", 3, 224, 224))]
 TINY = "vitprune_tiny_patch4_32"

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vitprune_export.tensorrt.bundle import bundle, default_plugins_dir
 from vitprune_export.cli import app
-from vitprune_export.tensorrt.profiles import load_profile
 from vitprune_export.errors import VitPruneError
 from vitprune_export.export.onnx import read_metadata
 from vitprune_export.measure.results import validate_result
 from vitprune_export.portable import trt_measure
+from vitprune_export.tensorrt.bundle import bundle, default_plugins_dir
+from vitprune_export.tensorrt.profiles import load_profile
 
 TINY = "vitprune_tiny_patch4_32"
 EXPECTED_FILES = {
@@ -178,8 +178,8 @@ def test_cli_bundle_refuses_a_cpu_profile_and_an_existing_folder(tiny_onnx, jets
 
 
 def test_strongly_typed_bundle_ships_an_fp16_onnx(tiny_onnx, tmp_path):
-    from vitprune_export.tensorrt.settings import onnx_float_precision
     from vitprune_export.export.fp16 import mixed_type_nodes
+    from vitprune_export.tensorrt.settings import onnx_float_precision
 
     result = bundle(tiny_onnx, "rtx-generic", tmp_path / "rtx")
     assert result.settings["strongly_typed"] and result.settings["convert_onnx_to_fp16"]

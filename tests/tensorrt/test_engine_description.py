@@ -10,16 +10,16 @@ import subprocess
 import sys
 
 import pytest
-from tests.tensorrt.trt_checks import requires_tensorrt_rtx
 from typer.testing import CliRunner
 
-from vitprune_export.tensorrt.build import build_engine
-from vitprune_export.tensorrt.bundle import bundle
+from tests.tensorrt.trt_checks import requires_tensorrt_rtx
 from vitprune_export.cli import app
 from vitprune_export.errors import VitPruneError
 from vitprune_export.measure.results import load_result
 from vitprune_export.measure.runners.trt_runner import engine_description
 from vitprune_export.portable import engine_description as schema
+from vitprune_export.tensorrt.build import build_engine
+from vitprune_export.tensorrt.bundle import bundle
 
 TINY = "vitprune_tiny_patch4_32"
 # what may differ between two builds of one ONNX: where and when, and the bytes TensorRT wrote

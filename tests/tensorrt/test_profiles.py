@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vitprune_export.cli import app
-from vitprune_export.tensorrt.profiles import list_profiles, load_profile, profile_from_dict
 from vitprune_export.errors import VitPruneError
+from vitprune_export.tensorrt.profiles import list_profiles, load_profile, profile_from_dict
 
 REQUIRED_PROFILES = ("rtx4090", "rtx-generic", "jetson-orin-nano", "h100", "cpu")
 

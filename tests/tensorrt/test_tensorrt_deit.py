@@ -5,8 +5,8 @@ fp32, and Top-K·VPA's plugin graph rewritten to standard ops. Checks as in test
 from __future__ import annotations
 
 import pytest
-from tests.tensorrt.trt_checks import REAL_TENSORRT, check_built_engine, standard_form
 
+from tests.tensorrt.trt_checks import REAL_TENSORRT, check_built_engine, standard_form
 from vitprune_export.tensorrt.build import build_engine
 from vitprune_export.tensorrt.profiles import load_profile
 
@@ -25,7 +25,6 @@ def profile():
 def deit_graph(tmp_path_factory):
     """12-block DeiT-Tiny exports (the conftest cache holds 3-block ones), shared by the cases below."""
     from tests.helpers import base_model
-
     from vitprune_export import apply_method, export_onnx
 
     folder = tmp_path_factory.mktemp("deit12")

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.tensorrt.trt_checks import REAL_TENSORRT, check_built_engine, standard_form
 
+from tests.tensorrt.trt_checks import REAL_TENSORRT, check_built_engine, standard_form
 from vitprune_export import list_methods
 from vitprune_export.export.fp16 import convert_onnx_to_fp16
-from vitprune_export.tensorrt.build import build_engine
-from vitprune_export.tensorrt.profiles import load_profile
 from vitprune_export.export.onnx import read_metadata
 from vitprune_export.export.ops import PLUGIN_OF_METHOD
+from vitprune_export.tensorrt.build import build_engine
+from vitprune_export.tensorrt.profiles import load_profile
 
 pytestmark = REAL_TENSORRT
 

@@ -37,11 +37,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import ImageDataset
 from ..errors import VitPruneError
-from .finetune import EpochRecord, TrainingRecipe, finetune
 from ..pruning.methods import TokenReduction
 from ..pruning.schedule import Schedule, build_schedule, save_schedule
+from .data import ImageDataset
+from .finetune import EpochRecord, TrainingRecipe, finetune
 
 ADJUSTABLE_METHODS = ("topk", "topk-vpa", "evit", "etps", "tome")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .data import ImageDataset, data_loader
 from ..errors import VitPruneError
 from ..portable.results import now_iso, record_fields
+from .data import ImageDataset, data_loader
 
 BACKENDS = ("torch-cpu", "ort-cpu")
 REFERENCE_BACKEND = "torch-cpu"

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import ImageDataset, data_loader
 from ..errors import VitPruneError
 from ..files import atomic_output
+from .data import ImageDataset, data_loader
 
 PAPER_BATCH_SIZE = 16
 PAPER_MIN_LR = 1e-6
@@ -219,7 +219,14 @@ def _steps_per_epoch(dataset: ImageDataset, batch_size: int) -> int:
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}[/] epoch {task.fields[epoch]}"),

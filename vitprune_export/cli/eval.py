@@ -53,8 +53,8 @@ def eval_command(
     --data digits --method topk --rate 0.1 --backend ort-cpu
     """
     from ..accuracy.data import Preprocessing, load_dataset
-    from ..errors import VitPruneError
     from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate
+    from ..errors import VitPruneError
     from ..measure.results import write_result
     from ..pruning.patch import keep_counts
     from ..pruning.spec import build_pruned_model

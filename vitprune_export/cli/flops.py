@@ -7,7 +7,15 @@ from typing import Annotated, Any
 import typer
 
 from .app import command, console, print_json
-from .options import DEFAULT_MODEL_NAME, JsonOption, ModelOption, RateOption, RatesOption, ScheduleOption, with_method_knobs
+from .options import (
+    DEFAULT_MODEL_NAME,
+    JsonOption,
+    ModelOption,
+    RateOption,
+    RatesOption,
+    ScheduleOption,
+    with_method_knobs,
+)
 
 
 @command("flops")

@@ -221,7 +221,7 @@ def convert_to_fp16(model, keep_fp32_ops=()):
                 compute[index] = FLOAT
 
     # the type each float activation is stored in
-    stored: dict[str, int] = {name: FLOAT for name in graph_inputs}
+    stored: dict[str, int] = dict.fromkeys(graph_inputs, FLOAT)
     for index, node in enumerate(nodes):
         for output in node.output:
             if _is_float(types, output) and compute[index] is not None:

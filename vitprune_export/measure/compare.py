@@ -16,7 +16,6 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
@@ -96,7 +95,7 @@ def _method_order() -> list[str]:
         from ..pruning.methods import list_methods
 
         return list_methods()
-    except Exception:  # noqa: BLE001 - ordering only
+    except Exception:  # ordering only
         return []
 
 

@@ -7,6 +7,7 @@ leaves its key out) when the fact cannot be read; nothing here raises.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -75,10 +76,8 @@ def package_versions(names) -> dict:
     """Installed versions of the distributions ``names`` (those not installed are left out)."""
     versions = {}
     for name in names:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 

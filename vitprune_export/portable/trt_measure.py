@@ -40,9 +40,8 @@ def time_engine(trt, engine_path: str, batch: int, warmup: int, iterations: int,
     import numpy as np
 
     logger = trt.Logger(trt.Logger.WARNING)
-    if plugins:
-        if trt.get_plugin_registry().load_library(str(Path(plugins).resolve())) is None:
-            raise MeasureError(f"TensorRT could not load plugin library {plugins!r}")
+    if plugins and trt.get_plugin_registry().load_library(str(Path(plugins).resolve())) is None:
+        raise MeasureError(f"TensorRT could not load plugin library {plugins!r}")
     engine = trt.Runtime(logger).deserialize_cuda_engine(Path(engine_path).read_bytes())
     if engine is None:
         raise MeasureError(f"TensorRT could not deserialise {engine_path!r}: built on another TensorRT/GPU, or plugins not loaded")

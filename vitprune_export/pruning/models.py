@@ -47,8 +47,8 @@ def _register_tiny_models() -> None:
         """ViT for 32×32 images: 64 patch tokens + CLS, width 96, 6 blocks, 3 heads."""
         for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's factory passes these
             kwargs.pop(key, None)
-        args = dict(img_size=32, patch_size=4, embed_dim=96, depth=6, num_heads=3, mlp_ratio=3.0, num_classes=10)
-        args.update(kwargs)
+        args = {"img_size": 32, "patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3, "mlp_ratio": 3.0,
+                "num_classes": 10, **kwargs}
         if pretrained:
             raise VitPruneError("vitprune_tiny_patch4_32 has no pretrained weights; use --weights random or a checkpoint")
         return VisionTransformer(**args)

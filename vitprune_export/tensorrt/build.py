@@ -108,10 +108,10 @@ def build_engine(
     from .. import __version__
     from ..export.fp16 import convert_onnx_to_fp16
     from ..files import atomic_output, atomic_write_bytes
-    from ..record import PruningRecord
     from ..portable.engine_description import describe_engine, description_path, encode
     from ..portable.plugin_nodes import BuildError, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
     from ..portable.trt_build import build_serialized_engine
+    from ..record import PruningRecord
     from .env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import VitPruneError
-from .spec import OPS
 from ...pruning.methods.functional import bipartite_split
+from .spec import OPS
 
 TENSORRT_TOPK_LIMIT = 3840
 _END = np.iinfo(np.int64).max

@@ -36,7 +36,9 @@ def translation_table() -> dict:
     """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``."""
     import torch
 
-    from . import custom  # noqa: F401  (registers torch.ops.vitprune.*)
-    from . import onnx_functions
+    from . import (
+        custom,  # noqa: F401  (registers torch.ops.vitprune.*)
+        onnx_functions,
+    )
 
     return {getattr(torch.ops.vitprune, spec.step).default: getattr(onnx_functions, spec.step) for spec in OPS.values()}

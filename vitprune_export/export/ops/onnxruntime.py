@@ -30,7 +30,7 @@ def _declare_ops() -> None:
 
     def make(spec):
         function = REFERENCES[spec.name]
-        attributes = {name: PyCustomOpDef.dt_string for name in PLUGIN_ATTRIBUTES}
+        attributes = dict.fromkeys(PLUGIN_ATTRIBUTES, PyCustomOpDef.dt_string)
         attributes.update({name: attribute_types[kind] for name, kind in spec.attributes.items()})
 
         def run(*inputs, **attrs):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from .spec import OPS
 from ...pruning.methods.functional import (
     cosine_similarity_matrix,
     gather_tokens,
@@ -20,6 +19,7 @@ from ...pruning.methods.functional import (
     split_prefix,
     vpa_spread_sizes,
 )
+from .spec import OPS
 
 
 def topk_select(tokens: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep: int) -> torch.Tensor:

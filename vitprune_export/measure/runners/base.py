@@ -55,7 +55,7 @@ class Runner(ABC):
         """The last output as a numpy array (for parity checks); None when not kept."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: a runner that holds nothing need not override it)
         """Free what the runner holds (sessions, device memory)."""
 
     def __enter__(self):

@@ -9,8 +9,8 @@ attention averaged over heads); prefix tokens are always kept (Alg. 1 line 10).
 from __future__ import annotations
 
 from . import register_method
-from .fused import fused_step
 from .functional import keep_top_tokens
+from .fused import fused_step
 from .scored import ScoredTokenReduction
 
 
