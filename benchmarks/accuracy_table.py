@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 
-def measure(model_name: str, checkpoint: str, data: str, rates: list[float], methods: list[str], batch: int) -> list[dict]:
+def measure(
+    model_name: str, checkpoint: str, data: str, rates: list[float], methods: list[str], batch: int
+) -> list[dict]:
     import torch
 
     from vitprune_export.accuracy.data import Preprocessing, load_dataset

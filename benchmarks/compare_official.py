@@ -139,9 +139,16 @@ def ppt_decisions(base, removed: list[int], tau: float, images) -> str:
 def evit_model(evit_module, base, fuse_token: bool):
     """The official EViT class holding the timm model's weights."""
     model = evit_module.EViT(
-        img_size=224, patch_size=16, embed_dim=base.embed_dim, depth=len(base.blocks),
-        num_heads=base.blocks[0].attn.num_heads, mlp_ratio=4, qkv_bias=True, num_classes=base.num_classes,
-        keep_rate=(1,), fuse_token=fuse_token,
+        img_size=224,
+        patch_size=16,
+        embed_dim=base.embed_dim,
+        depth=len(base.blocks),
+        num_heads=base.blocks[0].attn.num_heads,
+        mlp_ratio=4,
+        qkv_bias=True,
+        num_classes=base.num_classes,
+        keep_rate=(1,),
+        fuse_token=fuse_token,
     )
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
     if missing or unexpected:
@@ -245,8 +252,13 @@ def main() -> None:
     parser.add_argument("--evit-repo", type=Path)
     parser.add_argument("--tps-repo", type=Path)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--ppt-taus", type=float, nargs="+", default=[7e-5, 8.9e-6, 5.6e-5, 1e-30, 1.0],
-                        help="PPT thresholds to compare (1e-30: every image prunes, 1: every image pools)")
+    parser.add_argument(
+        "--ppt-taus",
+        type=float,
+        nargs="+",
+        default=[7e-5, 8.9e-6, 5.6e-5, 1e-30, 1.0],
+        help="PPT thresholds to compare (1e-30: every image prunes, 1: every image pools)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="weights and images")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -269,8 +281,16 @@ def main() -> None:
 
     def report(method, model_name, setting, removed, ours, theirs, note=""):
         difference = float((ours - theirs).abs().max())
-        rows.append({"method": method, "model": model_name, "setting": setting, "removed": removed,
-                     "max_abs_diff_logits": difference, "note": note})
+        rows.append(
+            {
+                "method": method,
+                "model": model_name,
+                "setting": setting,
+                "removed": removed,
+                "max_abs_diff_logits": difference,
+                "note": note,
+            }
+        )
         print(f"| {method} | {model_name} | {setting} | {difference:.1e} | {note} |", flush=True)
 
     print("| method | model | setting | max abs diff logits | note |")
@@ -297,7 +317,10 @@ def main() -> None:
         base = model(vit)
         ppt_readme = [50 if index in (3, 6, 9) else 0 for index in range(12)]  # --r_tokens 50 --pp_loc_list 3 6 9
         _, every_block = schedule_of(base, "ppt", rate=0.06)
-        for setting, requested in (("r = 50 at blocks 3, 6, 9 (PPT's evaluation)", ppt_readme), ("rate 0.06", every_block)):
+        for setting, requested in (
+            ("r = 50 at blocks 3, 6, 9 (PPT's evaluation)", ppt_readme),
+            ("rate 0.06", every_block),
+        ):
             removed = capped_counts(base, "ppt", requested)  # vitprune refuses counts above the cap
             for tau in args.ppt_taus:
                 ours = vitprune_logits(base, "ppt", removed, images, tau=tau)

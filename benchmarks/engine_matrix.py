@@ -49,7 +49,9 @@ def export_forms(model_name: str, method: str, rate: float, weights: str, folder
     return forms
 
 
-def measure(model_name: str, rate: float, weights: str, methods: list[str], profile: str, precisions: list[str]) -> list[dict]:
+def measure(
+    model_name: str, rate: float, weights: str, methods: list[str], profile: str, precisions: list[str]
+) -> list[dict]:
     import torch
 
     from vitprune_export.tensorrt.build import build_engine
@@ -62,8 +64,15 @@ def measure(model_name: str, rate: float, weights: str, methods: list[str], prof
             try:
                 forms = export_forms(model_name, method, rate, weights, folder)
             except Exception as error:  # the row records it
-                rows.append({"method": method, "form": "plain", "precision": "-", "built": False,
-                             "error": f"export: {type(error).__name__}: {str(error).splitlines()[0][:200]}"})
+                rows.append(
+                    {
+                        "method": method,
+                        "form": "plain",
+                        "precision": "-",
+                        "built": False,
+                        "error": f"export: {type(error).__name__}: {str(error).splitlines()[0][:200]}",
+                    }
+                )
                 continue
             for form, onnx_path in forms.items():
                 for precision in precisions:
@@ -73,28 +82,42 @@ def measure(model_name: str, rate: float, weights: str, methods: list[str], prof
                     try:
                         result = build_engine(onnx_path, profile, output=engine, fp16=precision == "fp16")
                         data = engine.read_bytes()
-                        row.update(built=True, seconds=round(result.seconds, 1), mb=round(len(data) / 1e6, 2),
-                                   kernels=embedded_kernels(data), zlib_mb=round(len(zlib.compress(data, 1)) / 1e6, 2),
-                                   layers=result.description.get("layers"),
-                                   keep_counts=result.description["onnx_metadata"].get("keep_counts"))
+                        row.update(
+                            built=True,
+                            seconds=round(result.seconds, 1),
+                            mb=round(len(data) / 1e6, 2),
+                            kernels=embedded_kernels(data),
+                            zlib_mb=round(len(zlib.compress(data, 1)) / 1e6, 2),
+                            layers=result.description.get("layers"),
+                            keep_counts=result.description["onnx_metadata"].get("keep_counts"),
+                        )
                         engine.unlink()
                     except Exception as error:
-                        row.update(built=False, seconds=round(time.perf_counter() - started, 1),
-                                   error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
+                        row.update(
+                            built=False,
+                            seconds=round(time.perf_counter() - started, 1),
+                            error=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
+                        )
                     rows.append(row)
                     print(json.dumps({k: v for k, v in row.items() if k != "keep_counts"}), file=sys.stderr, flush=True)
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | graph | precision | built | seconds | MB | kernels embedded | zlib MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| method | graph | precision | built | seconds | MB | kernels embedded | zlib MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
         if not row.get("built"):
-            lines.append(f"| {row['method']} | {row['form']} | {row['precision']} | **no**: {row.get('error', '')} | | | | |")
+            lines.append(
+                f"| {row['method']} | {row['form']} | {row['precision']} | **no**: {row.get('error', '')} | | | | |"
+            )
             continue
-        lines.append(f"| {row['method']} | {row['form']} | {row['precision']} | yes | {row['seconds']:.1f} | "
-                     f"{row['mb']:.1f} | {row['kernels']} | {row['zlib_mb']:.1f} |")
+        lines.append(
+            f"| {row['method']} | {row['form']} | {row['precision']} | yes | {row['seconds']:.1f} | "
+            f"{row['mb']:.1f} | {row['kernels']} | {row['zlib_mb']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -112,15 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = measure(args.model, args.rate, args.weights, args.methods.split(","), args.profile, args.precisions.split(","))
+    rows = measure(
+        args.model, args.rate, args.weights, args.methods.split(","), args.profile, args.precisions.split(",")
+    )
     table = markdown(rows)
     print(table)
     print(f"{sum(r.get('built', False) for r in rows)}/{len(rows)} built in {time.perf_counter() - started:.0f} s")
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "rate": args.rate, "weights": args.weights,
-                                               "profile": args.profile, "rows": rows}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "rate": args.rate,
+                    "weights": args.weights,
+                    "profile": args.profile,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0 if all(row.get("built") for row in rows) else 1
 
 

@@ -1,6 +1,6 @@
 """MACs ratio of every registered method at one rate (analytic; run by hand).
 
-    python benchmarks/flops_table.py --model vit_small_patch16_224 --rate 0.06
+python benchmarks/flops_table.py --model vit_small_patch16_224 --rate 0.06
 """
 
 from __future__ import annotations

@@ -54,11 +54,12 @@ def _run(path: Path, images, batch: int):
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: images[i:i + batch]})[0] for i in range(0, len(images), batch)])
+    return np.concatenate([session.run(None, {name: images[i : i + batch]})[0] for i in range(0, len(images), batch)])
 
 
-def measure(model_name: str, weights: str, methods: list[str], rate: float, data: str | None, images: int, batch: int,
-            seed: int) -> list[dict]:
+def measure(
+    model_name: str, weights: str, methods: list[str], rate: float, data: str | None, images: int, batch: int, seed: int
+) -> list[dict]:
     import copy
 
     import numpy as np
@@ -86,10 +87,14 @@ def measure(model_name: str, weights: str, methods: list[str], rate: float, data
                 reference, converted = _run(fp32, inputs, batch), _run(fp16, inputs, batch)
                 delta = np.abs(reference - converted)
                 row.update(
-                    images=len(inputs), max_abs_delta=float(delta.max()), mean_abs_delta=float(delta.mean()),
+                    images=len(inputs),
+                    max_abs_delta=float(delta.max()),
+                    mean_abs_delta=float(delta.mean()),
                     max_abs_logit=float(np.abs(reference).max()),
                     top1_agreement=float((reference.argmax(1) == converted.argmax(1)).mean()),
-                    fp32_nodes=report.fp32_nodes, fp16_nodes=report.fp16_nodes, casts=report.casts_added,
+                    fp32_nodes=report.fp32_nodes,
+                    fp16_nodes=report.fp16_nodes,
+                    casts=report.casts_added,
                 )
                 row["relative_max_delta"] = row["max_abs_delta"] / row["max_abs_logit"]
                 if labels is not None:
@@ -116,8 +121,10 @@ def markdown(rows: list[dict], labelled: bool) -> str:
         if "error" in row:
             lines.append(f"| {row['method']} | failed: {row['error']} |")
             continue
-        line = (f"| {row['method']} | {row['max_abs_delta']:.2e} | {100 * row['relative_max_delta']:.2f} % | "
-                f"{row['mean_abs_delta']:.1e} | {100 * row['top1_agreement']:.1f} % ({row['images']}) |")
+        line = (
+            f"| {row['method']} | {row['max_abs_delta']:.2e} | {100 * row['relative_max_delta']:.2f} % | "
+            f"{row['mean_abs_delta']:.1e} | {100 * row['top1_agreement']:.1f} % ({row['images']}) |"
+        )
         if labelled:
             line += f" {100 * row['top1_fp32']:.2f} % | {100 * row['top1_fp16']:.2f} % |"
         line += f" {row['fp32_nodes']} / {row['fp16_nodes']}, {row['casts']} |"
@@ -141,15 +148,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    rows = measure(args.model, args.checkpoint or args.weights, args.methods.split(","), args.rate, args.data,
-                   args.images, args.batch, args.seed)
+    rows = measure(
+        args.model,
+        args.checkpoint or args.weights,
+        args.methods.split(","),
+        args.rate,
+        args.data,
+        args.images,
+        args.batch,
+        args.seed,
+    )
     table = markdown(rows, labelled=args.data is not None)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "weights": args.checkpoint or args.weights,
-                                               "rate": args.rate, "data": args.data, "rows": rows}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "weights": args.checkpoint or args.weights,
+                    "rate": args.rate,
+                    "data": args.data,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 1 if any("error" in row for row in rows) else 0
 
 

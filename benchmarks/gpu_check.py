@@ -60,13 +60,24 @@ class StepFailed(Exception):
 def step_environment(args, out: Path) -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
-            "torch_cuda": torch.version.cuda, "nvcc": None, "tensorrt": {}}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "torch_cuda": torch.version.cuda,
+        "nvcc": None,
+        "tensorrt": {},
+    }
     if torch.cuda.is_available():
         properties = torch.cuda.get_device_properties(0)
-        info.update(gpu=properties.name, compute_capability=f"{properties.major}.{properties.minor}",
-                    memory_gib=round(properties.total_memory / 2**30, 1))
-        smi = _quiet(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"])
+        info.update(
+            gpu=properties.name,
+            compute_capability=f"{properties.major}.{properties.minor}",
+            memory_gib=round(properties.total_memory / 2**30, 1),
+        )
+        smi = _quiet(
+            ["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"]
+        )
         if smi:
             info["nvidia_smi"] = smi.splitlines()[0]
     nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
@@ -88,10 +99,28 @@ def step_gpu_tests(args, out: Path) -> dict:
     if not torch.cuda.is_available() and not args.smoke:
         raise Skip("no CUDA GPU visible (torch.cuda.is_available() is False)")
     report = out / "gpu_tests.xml"
-    command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-rs", f"--junitxml={report}",
-               "tests/test_plugin_kernels.py", "tests/test_runtime.py"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=args.step_timeout,
-                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        f"--junitxml={report}",
+        "tests/test_plugin_kernels.py",
+        "tests/test_runtime.py",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=args.step_timeout,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
     (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
     counts = _junit_counts(report)
     summary = f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
@@ -108,13 +137,29 @@ def step_plugin_kernels(args, out: Path) -> dict:
     if not torch.cuda.is_available():
         raise Skip("no CUDA GPU visible")
     target = out / "plugin_kernels.json"
-    command = [sys.executable, str(ROOT / "benchmarks" / "plugin_kernels.py"), "--model", "vit_small", "--json", str(target)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=args.step_timeout,
-                          env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "plugin_kernels.py"),
+        "--model",
+        "vit_small",
+        "--json",
+        str(target),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=args.step_timeout,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
     (out / "plugin_kernels.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"plugin_kernels.py exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}")
-    return {"summary": "kernel vs PyTorch decomposition, batch 1 and 32 (plugin_kernels.json)", "details": done.stdout[-2000:]}
+    return {
+        "summary": "kernel vs PyTorch decomposition, batch 1 and 32 (plugin_kernels.json)",
+        "details": done.stdout[-2000:],
+    }
 
 
 def step_torch_cuda_latency(args, out: Path) -> dict:
@@ -141,10 +186,20 @@ def step_torch_cuda_latency(args, out: Path) -> dict:
                     torch.manual_seed(0)
                     model = create_pruned(args.model, method, rate=args.rate, weights="random")
                     runner = get_runner(backend, precision=precision)
-                    result = profile(runner, model, batch=batch, warmup=args.warmup, iterations=args.iterations,
-                                     device=args.device_name, model_name=args.model, progress=False)
+                    result = profile(
+                        runner,
+                        model,
+                        batch=batch,
+                        warmup=args.warmup,
+                        iterations=args.iterations,
+                        device=args.device_name,
+                        model_name=args.model,
+                        progress=False,
+                    )
                 except Exception as error:  # one failed measurement does not stop the others
-                    errors.append(f"{method} {precision} b{batch}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+                    errors.append(
+                        f"{method} {precision} b{batch}: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                    )
                     continue
                 finally:
                     model = None
@@ -154,17 +209,30 @@ def step_torch_cuda_latency(args, out: Path) -> dict:
                     rows.setdefault((precision, batch, "none"), {})["median_last"] = result["latency_ms"]["median"]
                     continue
                 write_result(default_result_path(result, out / "results"), result)
-                rows[(precision, batch, method)] = {"median": result["latency_ms"]["median"], "macs": result["macs"],
-                                                    "keep_counts": result["keep_counts"]}
+                rows[(precision, batch, method)] = {
+                    "median": result["latency_ms"]["median"],
+                    "macs": result["macs"],
+                    "keep_counts": result["keep_counts"],
+                }
     table = []
     for (precision, batch, method), row in rows.items():
         baseline = rows.get((precision, batch, "none"), {})
         if "median" not in row or "median" not in baseline:
             continue
-        table.append({"method": method, "precision": precision, "batch": batch, "median_ms": row["median"],
-                      "delta_pct": 100 * (row["median"] / baseline["median"] - 1), "macs": row["macs"],
-                      "macs_delta_pct": None if not baseline["macs"] or row["macs"] is None else 100 * (row["macs"] / baseline["macs"] - 1),
-                      "baseline_drift_pct": 100 * (baseline.get("median_last", baseline["median"]) / baseline["median"] - 1)})
+        table.append(
+            {
+                "method": method,
+                "precision": precision,
+                "batch": batch,
+                "median_ms": row["median"],
+                "delta_pct": 100 * (row["median"] / baseline["median"] - 1),
+                "macs": row["macs"],
+                "macs_delta_pct": None
+                if not baseline["macs"] or row["macs"] is None
+                else 100 * (row["macs"] / baseline["macs"] - 1),
+                "baseline_drift_pct": 100 * (baseline.get("median_last", baseline["median"]) / baseline["median"] - 1),
+            }
+        )
     (out / "torch_latency.json").write_text(json.dumps({"rows": table, "errors": errors}, indent=2) + "\n")
     summary = f"{len(table)} measurements ({backend}, {', '.join(precisions)}, batch {args.batches})"
     if errors:
@@ -190,8 +258,10 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
     target = f"SM{major}{minor}"
     targets = rtx_targets(trt)
     if target not in targets:
-        raise Skip(f"{torch.cuda.get_device_name(0)} is sm_{major}{minor}, which TensorRT for RTX {trt.__version__} does not "
-                   f"target ({', '.join(targets)}); its engines cannot run on this GPU")
+        raise Skip(
+            f"{torch.cuda.get_device_name(0)} is sm_{major}{minor}, which TensorRT for RTX {trt.__version__} does not "
+            f"target ({', '.join(targets)}); its engines cannot run on this GPU"
+        )
     import dataclasses
 
     from vitprune_export.export.onnx import export_onnx
@@ -203,7 +273,9 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
     from vitprune_export.tensorrt.profiles import load_profile
 
     base = load_profile("rtx-generic")
-    device_profile = dataclasses.replace(base, build=dataclasses.replace(base.build, compute_capabilities=[f"sm_{major}{minor}"]))
+    device_profile = dataclasses.replace(
+        base, build=dataclasses.replace(base.build, compute_capabilities=[f"sm_{major}{minor}"])
+    )
     engines = out / "engines"
     engines.mkdir(exist_ok=True)
     rows = []
@@ -213,11 +285,25 @@ def step_tensorrt_rtx(args, out: Path) -> dict:
         export_onnx(model, onnx_path, dynamic_batch=True, model_name=args.model, check=False)
         built = build_engine(onnx_path, device_profile, output=engines / f"{method}_fp16.engine", fp16=True)
         for batch in args.batches:
-            result = measure_profile(get_runner("trt", precision="fp16"), built.path, batch=batch, warmup=args.warmup,
-                                     iterations=args.iterations, device=args.device_name, progress=False)
+            result = measure_profile(
+                get_runner("trt", precision="fp16"),
+                built.path,
+                batch=batch,
+                warmup=args.warmup,
+                iterations=args.iterations,
+                device=args.device_name,
+                progress=False,
+            )
             write_result(default_result_path(result, out / "results"), result)
-            rows.append({"method": method, "batch": batch, "median_ms": result["latency_ms"]["median"],
-                         "engine_mb": built.size_bytes / 1e6, "build_s": built.seconds})
+            rows.append(
+                {
+                    "method": method,
+                    "batch": batch,
+                    "median_ms": result["latency_ms"]["median"],
+                    "engine_mb": built.size_bytes / 1e6,
+                    "build_s": built.seconds,
+                }
+            )
     (out / "tensorrt_rtx.json").write_text(json.dumps(rows, indent=2) + "\n")
     return {"summary": f"{len(rows)} engine measurements on {target}", "details": rows}
 
@@ -260,35 +346,58 @@ def _junit_counts(path: Path) -> dict[str, int]:
 
 
 def report(steps: list[dict], args, out: Path, seconds: float) -> str:
-    lines = [f"# vitprune GPU check ({'SMOKE RUN on the CPU: not GPU numbers' if args.smoke else 'GPU run'})", "",
-             f"`python benchmarks/gpu_check.py {' '.join(sys.argv[1:])}` — {seconds:.0f} s, "
-             f"{datetime.now(timezone.utc).replace(microsecond=0).isoformat()}", "",
-             "| step | status | seconds | what |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"# vitprune GPU check ({'SMOKE RUN on the CPU: not GPU numbers' if args.smoke else 'GPU run'})",
+        "",
+        f"`python benchmarks/gpu_check.py {' '.join(sys.argv[1:])}` — {seconds:.0f} s, "
+        f"{datetime.now(timezone.utc).replace(microsecond=0).isoformat()}",
+        "",
+        "| step | status | seconds | what |",
+        "| --- | --- | --- | --- |",
+    ]
     for step in steps:
         lines.append(f"| {step['name']} | {step['status']} | {step['seconds']:.0f} | {step['summary']} |")
     not_run = [step for step in steps if step["status"] != "passed"]
-    lines += ["", "## Not run or failed", ""] + ([f"- {s['name']}: {s['status']} — {s['summary']}" for s in not_run] or ["- nothing"])
+    lines += ["", "## Not run or failed", ""] + (
+        [f"- {s['name']}: {s['status']} — {s['summary']}" for s in not_run] or ["- nothing"]
+    )
     latency = next((s for s in steps if s["name"] == "torch_cuda_latency" and s.get("details")), None)
     if latency:
-        lines += ["", f"## PyTorch latency, {args.model}, rate {args.rate} (median of {args.iterations}; Δ vs `none` in this run)", "",
-                  "| method | precision | batch | median ms | Δ latency | Δ MACs | baseline drift |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## PyTorch latency, {args.model}, rate {args.rate} (median of {args.iterations}; Δ vs `none` in this run)",
+            "",
+            "| method | precision | batch | median ms | Δ latency | Δ MACs | baseline drift |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for row in latency["details"]:
             macs = "" if row["macs_delta_pct"] is None else f"{row['macs_delta_pct']:+.1f} %"
-            lines.append(f"| {row['method']} | {row['precision']} | {row['batch']} | {row['median_ms']:.3f} | "
-                         f"{row['delta_pct']:+.1f} % | {macs} | {row['baseline_drift_pct']:+.1f} % |")
+            lines.append(
+                f"| {row['method']} | {row['precision']} | {row['batch']} | {row['median_ms']:.3f} | "
+                f"{row['delta_pct']:+.1f} % | {macs} | {row['baseline_drift_pct']:+.1f} % |"
+            )
     engines = next((s for s in steps if s["name"] == "tensorrt_rtx" and s["status"] == "passed"), None)
     if engines:
-        lines += ["", "## TensorRT for RTX engines (fp16)", "", "| method | batch | median ms | engine MB | build s |",
-                  "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['method']} | {r['batch']} | {r['median_ms']:.3f} | {r['engine_mb']:.1f} | {r['build_s']:.1f} |"
-                  for r in engines["details"]]
+        lines += [
+            "",
+            "## TensorRT for RTX engines (fp16)",
+            "",
+            "| method | batch | median ms | engine MB | build s |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['method']} | {r['batch']} | {r['median_ms']:.3f} | {r['engine_mb']:.1f} | {r['build_s']:.1f} |"
+            for r in engines["details"]
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/gpu_check-<UTC time>)")
-    parser.add_argument("--model", default=None, help="default vit_small_patch16_224 (vitprune_tiny_patch4_32 with --smoke)")
+    parser.add_argument(
+        "--model", default=None, help="default vit_small_patch16_224 (vitprune_tiny_patch4_32 with --smoke)"
+    )
     parser.add_argument("--rate", type=float, default=None, help="default 0.06 (0.1 with --smoke)")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--precisions", default="fp32,fp16")
@@ -297,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device-name", default=None, help="device name in the results (default: the GPU's)")
     parser.add_argument("--steps", default=",".join(name for name, _ in STEPS))
     parser.add_argument("--step-timeout", type=int, default=240, help="seconds for each subprocess step")
-    parser.add_argument("--smoke", action="store_true", help="run the steps on the CPU at toy sizes (checks the script)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="run the steps on the CPU at toy sizes (checks the script)"
+    )
     args = parser.parse_args(argv)
     args.model = args.model or ("vitprune_tiny_patch4_32" if args.smoke else "vit_small_patch16_224")
     args.rate = args.rate if args.rate is not None else (0.1 if args.smoke else 0.06)
@@ -325,14 +436,22 @@ def main(argv: list[str] | None = None) -> int:
         except StepFailed as failure:
             entry.update(status="failed", summary=str(failure), details=failure.details)
         except Exception as error:  # a failed step is reported, the others still run
-            entry.update(status="failed", summary=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            entry.update(
+                status="failed", summary=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
             (out / f"{name}.traceback.txt").write_text(traceback.format_exc())
         entry["seconds"] = round(time.perf_counter() - began, 1)
         print(f"   {entry['status']}: {entry['summary']} ({entry['seconds']:.0f} s)", flush=True)
         steps.append(entry)
     seconds = time.perf_counter() - started
-    (out / "summary.json").write_text(json.dumps({"smoke": args.smoke, "model": args.model, "rate": args.rate,
-                                                   "seconds": round(seconds, 1), "steps": steps}, indent=2, default=str) + "\n")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"smoke": args.smoke, "model": args.model, "rate": args.rate, "seconds": round(seconds, 1), "steps": steps},
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     text = report(steps, args, out, seconds)
     (out / "summary.md").write_text(text)
     print(text)

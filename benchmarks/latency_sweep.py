@@ -40,7 +40,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="vit_small_patch16_224")
     parser.add_argument("--methods", default="topk,topk-vpa,evit,tome", help="comma-separated, or 'all'")
     parser.add_argument("--rates", default="0.06", help="comma-separated rates")
@@ -50,14 +52,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="untimed queries per variant before the sweep")
     parser.add_argument("--rounds", type=int, default=20, help="A/B rounds per variant")
     parser.add_argument("--chunk", type=int, default=5, help="timed queries per chunk")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where the ONNX files go (default: a temporary folder)")
-    parser.add_argument("--output-dir", type=Path, default=None, help="write result JSONs here (profiles/results layout)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="where the ONNX files go (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=None, help="write result JSONs here (profiles/results layout)"
+    )
     parser.add_argument("--device-name", default=None)
     parser.add_argument(
-        "--cpu-time", action="store_true",
+        "--cpu-time",
+        action="store_true",
         help="time each query by the CPU time of the calling thread (needs --threads 1): robust on an overloaded machine",
     )
-    parser.add_argument("--callgrind", action="store_true", help="also count instructions with valgrind (ort-cpu, 1 thread)")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="also count instructions with valgrind (ort-cpu, 1 thread)"
+    )
     parser.add_argument("--op-profile", action="store_true", help="also print ONNX Runtime kernel time per op type")
     parser.add_argument("--json", type=Path, default=None, help="write the summary table as JSON")
     return parser.parse_args(argv)
@@ -102,7 +111,9 @@ def export_variants(variants, args, console, folder: Path):
             started = time.perf_counter()
             try:
                 with console.status(f"exporting {key} …"):
-                    export_onnx(network, path, batch=args.batch, model_name=args.model, check=False)  # MACs in the record
+                    export_onnx(
+                        network, path, batch=args.batch, model_name=args.model, check=False
+                    )  # MACs in the record
             except Exception as error:  # a method that cannot export is reported, not fatal
                 console.print(f"[yellow]skip[/] {key} on ort-cpu: export failed: {str(error).splitlines()[0]}")
                 continue
@@ -125,7 +136,9 @@ def interleaved(runners: dict, baseline_key: str, args, console, backend: str):
             runner.infer()
     pruned = [key for key in runners if key != baseline_key]
     total = args.rounds * len(pruned)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    ) as bar:
         task = bar.add_task(f"{backend}: A/B rounds", total=total)
         for _ in range(args.rounds):
             for key in pruned:  # A B A C A D … then the next round
@@ -207,12 +220,26 @@ def instructions_per_query(path: Path, batch: int, runs: int = 2) -> int:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "toggle.c").write_text(TOGGLE_C)
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(folder / "toggle.so"), str(folder / "toggle.c")], check=True)
+        subprocess.run(
+            ["cc", "-O2", "-shared", "-fPIC", "-o", str(folder / "toggle.so"), str(folder / "toggle.c")], check=True
+        )
         (folder / "one.py").write_text(CALLGRIND_SNIPPET)
         completed = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={folder / 'out'}",
-             sys.executable, str(folder / "one.py"), str(path), str(batch), str(folder / "toggle.so"), str(runs)],
-            capture_output=True, text=True, check=False,
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={folder / 'out'}",
+                sys.executable,
+                str(folder / "one.py"),
+                str(path),
+                str(batch),
+                str(folder / "toggle.so"),
+                str(runs),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         match = re.search(r"Collected\s*:\s*(\d+)", completed.stderr)
         if completed.returncode != 0 or not match:
@@ -235,7 +262,9 @@ def op_times(path: Path, batch: int, threads: int | None, runs: int = 20) -> dic
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
-    feed = {model_input.name: np.random.default_rng(0).standard_normal([batch, *model_input.shape[1:]], dtype=np.float32)}
+    feed = {
+        model_input.name: np.random.default_rng(0).standard_normal([batch, *model_input.shape[1:]], dtype=np.float32)
+    }
     for _ in range(runs):  # the first queries (allocation) are averaged in
         session.run(None, feed)
     totals: dict[str, float] = {}
@@ -295,25 +324,36 @@ def main(argv: list[str] | None = None) -> int:
             if key not in runners:
                 continue
             if args.output_dir:
-                result = latency_result(runners[key].loaded, runners[key], samples[key], args.warmup, device, environment)
+                result = latency_result(
+                    runners[key].loaded, runners[key], samples[key], args.warmup, device, environment
+                )
                 timer = "thread CPU time, 1 thread" if args.cpu_time else "wall-clock"
-                result["source"] = f"benchmarks/latency_sweep.py (interleaved, {args.rounds} rounds × {args.chunk}, {timer})"
+                result["source"] = (
+                    f"benchmarks/latency_sweep.py (interleaved, {args.rounds} rounds × {args.chunk}, {timer})"
+                )
                 write_result(default_result_path(result, args.output_dir), result)
             if key == "none":
                 continue
             flops_reduction = 1 - macs[key] / macs["none"]
             latency_ratio = statistics.median(ratios[key])
             latency_reduction = 1 - latency_ratio
-            rows.append({
-                "backend": backend, "method": method, "rate": rate, "threads": environment["threads"],
-                "keep_last": runners[key].loaded.keep_counts[-1],
-                "gmacs": macs[key] / 1e9, "baseline_gmacs": macs["none"] / 1e9,
-                "flops_reduction": flops_reduction,
-                "latency_ms": statistics.median(samples[key]), "baseline_latency_ms": statistics.median(samples["none"]),
-                "latency_reduction": latency_reduction,
-                "ratio": latency_reduction / flops_reduction if flops_reduction > 0 else float("nan"),
-                "paired_ratio_iqr": _iqr(ratios[key]),
-            })
+            rows.append(
+                {
+                    "backend": backend,
+                    "method": method,
+                    "rate": rate,
+                    "threads": environment["threads"],
+                    "keep_last": runners[key].loaded.keep_counts[-1],
+                    "gmacs": macs[key] / 1e9,
+                    "baseline_gmacs": macs["none"] / 1e9,
+                    "flops_reduction": flops_reduction,
+                    "latency_ms": statistics.median(samples[key]),
+                    "baseline_latency_ms": statistics.median(samples["none"]),
+                    "latency_reduction": latency_reduction,
+                    "ratio": latency_reduction / flops_reduction if flops_reduction > 0 else float("nan"),
+                    "paired_ratio_iqr": _iqr(ratios[key]),
+                }
+            )
         for runner in runners.values():
             runner.close()
 
@@ -323,19 +363,31 @@ def main(argv: list[str] | None = None) -> int:
 
             keys = list(onnx_paths)  # one valgrind process per variant, as many at once as there are cores
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                counts = dict(zip(keys, pool.map(lambda key: instructions_per_query(onnx_paths[key], args.batch), keys)))
+                counts = dict(
+                    zip(keys, pool.map(lambda key: instructions_per_query(onnx_paths[key], args.batch), keys))
+                )
         for key in onnx_paths:
             if key == "none":
                 continue
             method, rate = key.split("@")
             flops_reduction = 1 - macs[key] / macs["none"]
             reduction = 1 - counts[key] / counts["none"]
-            rows.append({
-                "backend": "ort-cpu callgrind", "method": method, "rate": float(rate), "threads": 1,
-                "keep_last": None, "gmacs": macs[key] / 1e9, "baseline_gmacs": macs["none"] / 1e9,
-                "flops_reduction": flops_reduction, "instructions": counts[key], "baseline_instructions": counts["none"],
-                "latency_reduction": reduction, "ratio": reduction / flops_reduction,
-            })
+            rows.append(
+                {
+                    "backend": "ort-cpu callgrind",
+                    "method": method,
+                    "rate": float(rate),
+                    "threads": 1,
+                    "keep_last": None,
+                    "gmacs": macs[key] / 1e9,
+                    "baseline_gmacs": macs["none"] / 1e9,
+                    "flops_reduction": flops_reduction,
+                    "instructions": counts[key],
+                    "baseline_instructions": counts["none"],
+                    "latency_reduction": reduction,
+                    "ratio": reduction / flops_reduction,
+                }
+            )
 
     op_table = print_op_table(console, onnx_paths, args) if args.op_profile else None
     table = Table(title=f"{args.model}, batch {args.batch}: latency reduction vs FLOPs reduction (goal: ratio ≥ 0.90)")
@@ -347,15 +399,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             latency = f"{row['baseline_instructions'] / 1e6:.0f}M → {row['instructions'] / 1e6:.0f}M instr"
         table.add_row(
-            row["backend"], row["method"], f"{row['rate']:g}", f"{row['baseline_gmacs']:.2f} → {row['gmacs']:.2f}",
-            f"{100 * row['flops_reduction']:.1f}", latency, f"{100 * row['latency_reduction']:.1f}",
-            f"{row['ratio']:.2f}", "[green]yes[/]" if row["ratio"] >= 0.9 else "[red]no[/]",
+            row["backend"],
+            row["method"],
+            f"{row['rate']:g}",
+            f"{row['baseline_gmacs']:.2f} → {row['gmacs']:.2f}",
+            f"{100 * row['flops_reduction']:.1f}",
+            latency,
+            f"{100 * row['latency_reduction']:.1f}",
+            f"{row['ratio']:.2f}",
+            "[green]yes[/]" if row["ratio"] >= 0.9 else "[red]no[/]",
         )
     console.print(table)
     if args.json:
         from vitprune_export.files import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "op_ms": op_table}, indent=2) + "\n")
+        atomic_write_text(
+            args.json,
+            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "op_ms": op_table}, indent=2)
+            + "\n",
+        )
     return 0
 
 

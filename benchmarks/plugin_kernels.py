@@ -49,7 +49,10 @@ def main() -> int:
     import torch
 
     if not torch.cuda.is_available():
-        print("plugin_kernels.py needs an NVIDIA GPU and a CUDA build of PyTorch (torch.cuda.is_available() is False)", file=sys.stderr)
+        print(
+            "plugin_kernels.py needs an NVIDIA GPU and a CUDA build of PyTorch (torch.cuda.is_available() is False)",
+            file=sys.stderr,
+        )
         return 2
     from vitprune_export.export.ops import reference
     from vitprune_export.export.ops.kernels import KernelABI, build_kernel_library
@@ -71,30 +74,50 @@ def main() -> int:
         keys = torch.randn(batch, tokens, key_dim, device="cuda", generator=generator, dtype=dtype) + 2
         sizes = torch.ones(batch, tokens, device="cuda", dtype=dtype)
         cases = {
-            "VitPruneTopKSelect": (lambda: kernels.topk_select(x, scores, prefix, keep),
-                                   lambda: reference.topk_select(x, scores, prefix, keep)),
-            "VitPruneVPA": (lambda: kernels.vpa(x, scores, keys, sizes, prefix, keep, 0.001),
-                            lambda: reference.vpa(x, scores, keys, sizes, prefix, keep, 0.001)),
-            "VitPruneToMeMerge": (lambda: kernels.tome_merge(x, keys, sizes, prefix, removed),
-                                  lambda: reference.tome_merge(x, keys, sizes, prefix, removed)),
+            "VitPruneTopKSelect": (
+                lambda: kernels.topk_select(x, scores, prefix, keep),
+                lambda: reference.topk_select(x, scores, prefix, keep),
+            ),
+            "VitPruneVPA": (
+                lambda: kernels.vpa(x, scores, keys, sizes, prefix, keep, 0.001),
+                lambda: reference.vpa(x, scores, keys, sizes, prefix, keep, 0.001),
+            ),
+            "VitPruneToMeMerge": (
+                lambda: kernels.tome_merge(x, keys, sizes, prefix, removed),
+                lambda: reference.tome_merge(x, keys, sizes, prefix, removed),
+            ),
         }
         with torch.no_grad():
             for op, (kernel, torch_reference) in cases.items():
                 fused, unfused = time_cuda(kernel, args.iterations), time_cuda(torch_reference, args.iterations)
-                rows.append({"op": op, "batch": batch, "kernel_us": fused["median_us"], "kernel_p90_us": fused["p90_us"],
-                             "pytorch_us": unfused["median_us"], "pytorch_p90_us": unfused["p90_us"],
-                             "speedup": unfused["median_us"] / fused["median_us"]})
+                rows.append(
+                    {
+                        "op": op,
+                        "batch": batch,
+                        "kernel_us": fused["median_us"],
+                        "kernel_p90_us": fused["p90_us"],
+                        "pytorch_us": unfused["median_us"],
+                        "pytorch_p90_us": unfused["p90_us"],
+                        "speedup": unfused["median_us"] / fused["median_us"],
+                    }
+                )
     device = torch.cuda.get_device_name(0)
-    print(f"{device}, {args.model} layer shape N={tokens} C={channels} D={key_dim}, keep {keep} / merge {removed}, {args.dtype}, "
-          f"median of {args.iterations} (CUDA events)\n")
+    print(
+        f"{device}, {args.model} layer shape N={tokens} C={channels} D={key_dim}, keep {keep} / merge {removed}, {args.dtype}, "
+        f"median of {args.iterations} (CUDA events)\n"
+    )
     print("| op | batch | kernel µs | PyTorch reference µs | speed-up |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['op']} | {row['batch']} | {row['kernel_us']:.1f} | {row['pytorch_us']:.1f} | {row['speedup']:.1f}× |")
+        print(
+            f"| {row['op']} | {row['batch']} | {row['kernel_us']:.1f} | {row['pytorch_us']:.1f} | {row['speedup']:.1f}× |"
+        )
     if args.json:
         from vitprune_export.files import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps({"device": device, "model": args.model, "dtype": args.dtype, "rows": rows}, indent=2))
+        atomic_write_text(
+            args.json, json.dumps({"device": device, "model": args.model, "dtype": args.dtype, "rows": rows}, indent=2)
+        )
     return 0
 
 

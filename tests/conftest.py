@@ -20,12 +20,16 @@ def export_cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exports")
     cache: dict[tuple, tuple] = {}
 
-    def get(model_name: str, method: str, rate: float = 0.06, dynamic_batch: bool = True, plugins: bool = False, **knobs):
+    def get(
+        model_name: str, method: str, rate: float = 0.06, dynamic_batch: bool = True, plugins: bool = False, **knobs
+    ):
         key = (model_name, method, rate, dynamic_batch, plugins, tuple(sorted(knobs.items())))
         if key not in cache:
             model = apply_method(base_model(model_name, **MODEL_CASES.get(model_name, {})), method, rate=rate, **knobs)
             path = folder / f"{model_name}-{method}-{rate}-{len(cache)}.onnx"
-            result = export_onnx(model, path, dynamic_batch=dynamic_batch, model_name=model_name, check=False, plugins=plugins)
+            result = export_onnx(
+                model, path, dynamic_batch=dynamic_batch, model_name=model_name, check=False, plugins=plugins
+            )
             cache[key] = (model, result)
         return cache[key]
 

@@ -46,7 +46,9 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names]
+            targets = [
+                f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names
+            ]
         else:
             continue
         found.update(target for target in targets if target == PACKAGE or target.startswith(PACKAGE + "."))
@@ -90,7 +92,9 @@ def find_cycles(edges: dict[str, set[str]]) -> list[str]:
         state[node] = "open"
         for target in sorted(edges.get(node, ())):
             if state.get(target) == "open":
-                cycles.append(" → ".join([*trail[trail.index(target):], node, target] if target in trail else [node, target]))
+                cycles.append(
+                    " → ".join([*trail[trail.index(target) :], node, target] if target in trail else [node, target])
+                )
             elif target not in state:
                 visit(target, [*trail, node])
         state[node] = "done"
@@ -106,8 +110,13 @@ def test_no_stage_imports_a_later_one():
 
 
 def test_the_portable_core_imports_nothing_else_of_vitprune():
-    outside = [f"{name} → {target}" for name, targets in graph().items() if stage_of(name) == "portable"
-               for target in targets if stage_of(target) != "portable"]
+    outside = [
+        f"{name} → {target}"
+        for name, targets in graph().items()
+        if stage_of(name) == "portable"
+        for target in targets
+        if stage_of(target) != "portable"
+    ]
     assert outside == []
 
 

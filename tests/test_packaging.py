@@ -43,7 +43,9 @@ def wheel(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(folder), str(source)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (path,) = folder.glob("vitprune-*.whl")
@@ -74,8 +76,13 @@ def test_an_unpacked_wheel_finds_its_data_through_importlib_resources(wheel, tmp
         "print((resources.plugin_sources_dir() / 'CMakeLists.txt').is_file()); "
         "print(len(list(resources.reference_results_dir().rglob('*.json'))))"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     where, profiles, cmake, results = done.stdout.splitlines()
     assert where.startswith(str(tmp_path / "site"))

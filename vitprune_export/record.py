@@ -195,7 +195,9 @@ class PruningRecord:
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as error:
-            raise VitPruneError(f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it") from None
+            raise VitPruneError(
+                f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it"
+            ) from None
         return cls.from_proto(proto, str(path))
 
     # ---------------------------------------------------------------- back to PyTorch
@@ -211,7 +213,9 @@ class PruningRecord:
         how = {"rate": self.rate} if self.rate is not None else {"schedule": list(self.schedule.removed)}
         network = create_pruned(self.model, self.method, weights=weights, **how, **self.method_options)
         if keep_counts(network) != self.keep_counts:
-            raise VitPruneError(f"rebuilding {source} in PyTorch gave other keep counts than its metadata; re-export it")
+            raise VitPruneError(
+                f"rebuilding {source} in PyTorch gave other keep counts than its metadata; re-export it"
+            )
         return network
 
 

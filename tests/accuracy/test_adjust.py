@@ -122,11 +122,35 @@ def test_adjust_writes_a_schedule_that_export_reproduces(tiny_checkpoint, tmp_pa
 
     path, _ = tiny_checkpoint
     output = tmp_path / "schedule.json"
-    result = CliRunner().invoke(app, [
-        "adjust", "--model", TINY, "--weights", str(path), "--data", "digits", "--method", "topk-vpa",
-        "--epochs", "3", "--layer-loops", "1", "--update-every", "1", "--batch", "64", "--lr", "2e-4",
-        "--rate", "0.1", "-o", str(output), "--json",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "adjust",
+            "--model",
+            TINY,
+            "--weights",
+            str(path),
+            "--data",
+            "digits",
+            "--method",
+            "topk-vpa",
+            "--epochs",
+            "3",
+            "--layer-loops",
+            "1",
+            "--update-every",
+            "1",
+            "--batch",
+            "64",
+            "--lr",
+            "2e-4",
+            "--rate",
+            "0.1",
+            "-o",
+            str(output),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(output.read_text())
     assert len(data["updates"]) == 2 and len(data["curve"]) == 3 and len(data["rates"]) == 6
@@ -151,8 +175,21 @@ def test_adjust_writes_a_schedule_that_export_reproduces(tiny_checkpoint, tmp_pa
 )
 def test_cli_adjust_bad_input_exits_2(tmp_path, arguments, fragment):
     result = CliRunner().invoke(
-        app, ["adjust", "--model", TINY, "--weights", "random", "--data", "digits", "--epochs", "1",
-              "-o", str(tmp_path / "s.json"), *arguments],
+        app,
+        [
+            "adjust",
+            "--model",
+            TINY,
+            "--weights",
+            "random",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "-o",
+            str(tmp_path / "s.json"),
+            *arguments,
+        ],
     )
     assert result.exit_code == 2
     assert fragment in result.output

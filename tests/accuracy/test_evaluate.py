@@ -76,8 +76,10 @@ def test_accuracy_falls_at_a_high_rate(digits_model):
     moderate = _top1(digits_model, "topk", TOPK_MODERATE_RATE)
     high = _top1(digits_model, "topk", HIGH_RATE)
     random = _top1(digits_model, "random", HIGH_RATE)
-    print(f"\nbaseline {baseline:.4f}, topk@{TOPK_MODERATE_RATE} {moderate:.4f}, topk@{HIGH_RATE} {high:.4f}, "
-          f"random@{HIGH_RATE} {random:.4f}")
+    print(
+        f"\nbaseline {baseline:.4f}, topk@{TOPK_MODERATE_RATE} {moderate:.4f}, topk@{HIGH_RATE} {high:.4f}, "
+        f"random@{HIGH_RATE} {random:.4f}"
+    )
     assert high <= baseline - HIGH_RATE_MIN_DROP and high < moderate, (baseline, moderate, high)
     assert random < baseline - 0.02, (baseline, random)
 
@@ -86,21 +88,44 @@ def test_random_tokens_fall_clearly_below_topk_where_the_choice_matters(canvas_m
     baseline = _top1(canvas_model, "none", None)
     topk = _top1(canvas_model, "topk", HIGH_RATE)
     randoms = [_top1(canvas_model, "random", HIGH_RATE, seed=seed) for seed in (0, 1)]
-    print(f"\ndigits-canvas: baseline {baseline:.4f}, topk@{HIGH_RATE} {topk:.4f}, random@{HIGH_RATE} (seeds 0, 1) {randoms}")
+    print(
+        f"\ndigits-canvas: baseline {baseline:.4f}, topk@{HIGH_RATE} {topk:.4f}, random@{HIGH_RATE} (seeds 0, 1) {randoms}"
+    )
     assert baseline >= 0.90
     assert max(randoms) <= topk - RANDOM_BELOW_TOPK, (topk, randoms)
 
 
 def test_cli_eval_on_onnxruntime_agrees_with_pytorch_and_writes_results(tiny_checkpoint, tmp_path):
     output = tmp_path / "accuracy.json"
-    result = CliRunner().invoke(app, [
-        "eval", "--model", TINY, "--checkpoint", str(tiny_checkpoint[0]), "--data", "digits",
-        "--method", "topk", "--rate", str(TOPK_MODERATE_RATE), "--backend", "ort-cpu", "-o", str(output),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            TINY,
+            "--checkpoint",
+            str(tiny_checkpoint[0]),
+            "--data",
+            "digits",
+            "--method",
+            "topk",
+            "--rate",
+            str(TOPK_MODERATE_RATE),
+            "--backend",
+            "ort-cpu",
+            "-o",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(output.read_text())
     assert data["schema"] == "vitprune.result/1" and data["kind"] == "accuracy"
-    assert (data["model"], data["method"], data["rate"], data["backend"]) == (TINY, "topk", TOPK_MODERATE_RATE, "ort-cpu")
+    assert (data["model"], data["method"], data["rate"], data["backend"]) == (
+        TINY,
+        "topk",
+        TOPK_MODERATE_RATE,
+        "ort-cpu",
+    )
     assert data["keep_counts"] == [59, 54, 49, 45, 41, 37]
     assert 0 < data["macs"] < data["baseline_macs"] and data["precision"] == "fp32"
     accuracy = data["accuracy"]
@@ -118,7 +143,10 @@ def test_cli_eval_on_onnxruntime_agrees_with_pytorch_and_writes_results(tiny_che
         (["--onnx", "model.onnx"], "--onnx is read only with --backend ort-cpu"),
         (["--checkpoint", "a.pt", "--weights", "b.pt"], "give either --checkpoint or --weights"),
         (["--checkpoint", "missing.pt"], "checkpoint 'missing.pt' does not exist"),
-        (["--data", "no/such/folder", "--weights", "random"], "neither 'digits', 'digits-canvas' nor an existing folder"),
+        (
+            ["--data", "no/such/folder", "--weights", "random"],
+            "neither 'digits', 'digits-canvas' nor an existing folder",
+        ),
     ],
 )
 def test_cli_eval_bad_input_exits_2(arguments, fragment):

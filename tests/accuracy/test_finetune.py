@@ -57,8 +57,10 @@ def _train_tiny(data: str) -> dict:
     preprocessing = Preprocessing.for_model(model)
     train, test = load_dataset(data, "train", preprocessing), load_dataset(data, "test", preprocessing)
     result = finetune(model, train, test, TINY_RECIPE, progress=False)
-    print(f"\ntiny ViT on {data}: test top-1 {result.accuracy:.4f} after {result.epochs} epochs, {result.seconds:.0f} s; "
-          f"losses {[round(r.train_loss, 3) for r in result.history]}")
+    print(
+        f"\ntiny ViT on {data}: test top-1 {result.accuracy:.4f} after {result.epochs} epochs, {result.seconds:.0f} s; "
+        f"losses {[round(r.train_loss, 3) for r in result.history]}"
+    )
     return checkpoint_dict(model, TINY, {}, epoch=result.epochs, accuracy=result.accuracy)
 
 
@@ -135,10 +137,31 @@ def test_cli_finetune_on_an_image_folder_resizes_the_head(tmp_path):
         for index in range(5):
             Image.new("RGB", (8, 8), colour).save(tmp_path / "data" / f"class{label}" / f"{index}.png")
     output = tmp_path / "ckpt.pt"
-    result = CliRunner().invoke(app, [
-        "finetune", "--model", TINY, "--weights", "random", "--data", str(tmp_path / "data"), "--epochs", "2",
-        "--batch", "4", "--lr", "1e-3", "--method", "topk", "--rate", "0.1", "-o", str(output), "--json",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--model",
+            TINY,
+            "--weights",
+            "random",
+            "--data",
+            str(tmp_path / "data"),
+            "--epochs",
+            "2",
+            "--batch",
+            "4",
+            "--lr",
+            "1e-3",
+            "--method",
+            "topk",
+            "--rate",
+            "0.1",
+            "-o",
+            str(output),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     checkpoint = load_checkpoint(output)
     assert checkpoint["model_kwargs"] == {"num_classes": 3}
@@ -156,7 +179,8 @@ def test_cli_finetune_on_an_image_folder_resizes_the_head(tmp_path):
 )
 def test_cli_finetune_bad_input_exits_2(tmp_path, arguments, fragment):
     result = CliRunner().invoke(
-        app, ["finetune", "--model", TINY, "--weights", "random", "--epochs", "1", "-o", str(tmp_path / "x.pt"), *arguments]
+        app,
+        ["finetune", "--model", TINY, "--weights", "random", "--epochs", "1", "-o", str(tmp_path / "x.pt"), *arguments],
     )
     assert result.exit_code == 2
     assert fragment in result.output

@@ -18,7 +18,20 @@ def invoke(*args):
 
 def test_export_writes_checked_onnx_with_metadata(tmp_path):
     target = tmp_path / "tiny.onnx"
-    result = invoke("export", "--method", "topk-vpa", "--rate", "0.1", *TINY, "--dynamic-batch", "--tau", "0.01", "-o", str(target), "--json")
+    result = invoke(
+        "export",
+        "--method",
+        "topk-vpa",
+        "--rate",
+        "0.1",
+        *TINY,
+        "--dynamic-batch",
+        "--tau",
+        "0.01",
+        "-o",
+        str(target),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["keep_counts"] == [59, 54, 49, 45, 41, 37]
@@ -62,7 +75,9 @@ def test_export_from_schedule_file(tmp_path):
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, args, message):
     target = tmp_path / "never.onnx"
-    result = invoke("export", *TINY[:2], *args, *(["--weights", "random"] if "--weights" not in args else []), "-o", str(target))
+    result = invoke(
+        "export", *TINY[:2], *args, *(["--weights", "random"] if "--weights" not in args else []), "-o", str(target)
+    )
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
@@ -70,7 +85,9 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, args, message):
 
 
 def test_unknown_model_suggests_near_miss(tmp_path):
-    result = invoke("export", "--model", "vit_smal_patch16_224", "--method", "topk", "--rate", "0.1", "-o", str(tmp_path / "x.onnx"))
+    result = invoke(
+        "export", "--model", "vit_smal_patch16_224", "--method", "topk", "--rate", "0.1", "-o", str(tmp_path / "x.onnx")
+    )
     assert result.exit_code == 2
     assert "did you mean 'vit_small_patch16_224'" in result.output
 

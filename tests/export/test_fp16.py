@@ -43,10 +43,16 @@ def one_hot_merge_graph():
         helper.make_node("Div", ["summed", "sizes"], ["merged"], name="merge_divide"),
         helper.make_node("LayerNormalization", ["merged", "gamma", "beta"], ["y"], name="norm", axis=-1),
     ]
-    initialisers = [weight, arange, numpy_helper.from_array(np.array([1], dtype=np.int64), "axis"),
-                    numpy_helper.from_array(np.ones(4, np.float32), "gamma"),
-                    numpy_helper.from_array(np.zeros(4, np.float32), "beta")]
-    return _model(nodes, [_info("x", [5, 4]), _info("index", [5], TensorProto.INT64)], [_info("y", [3, 4])], initialisers)
+    initialisers = [
+        weight,
+        arange,
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis"),
+        numpy_helper.from_array(np.ones(4, np.float32), "gamma"),
+        numpy_helper.from_array(np.zeros(4, np.float32), "beta"),
+    ]
+    return _model(
+        nodes, [_info("x", [5, 4]), _info("index", [5], TensorProto.INT64)], [_info("y", [3, 4])], initialisers
+    )
 
 
 def test_cast_to_float_feeding_a_matmul_is_converted_to_one_type():
@@ -71,8 +77,10 @@ def test_conversion_matches_fp32_in_onnxruntime():
 
     model = one_hot_merge_graph()
     converted, _ = convert_to_fp16(model)
-    feeds = {"x": np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32),
-             "index": np.array([0, 2, 1, 2, 0], dtype=np.int64)}
+    feeds = {
+        "x": np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32),
+        "index": np.array([0, 2, 1, 2, 0], dtype=np.int64),
+    }
     reference = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
     result = ort.InferenceSession(converted.SerializeToString()).run(None, feeds)[0]
     assert result.dtype == np.float32
@@ -95,11 +103,19 @@ def test_a_weight_read_in_fp32_and_fp16_is_stored_twice_and_large_values_clamp()
 
 def test_plugin_nodes_stay_fp32_behind_casts():
     node = helper.make_node("VitPruneTopKSelect", ["t", "s"], ["kept"], name="plugin", domain="vitprune", keep=2)
-    nodes = [helper.make_node("Relu", ["x"], ["t"], name="relu"), helper.make_node("Relu", ["x"], ["s0"], name="relu2"),
-             helper.make_node("ReduceMean", ["s0", "axis"], ["s"], name="mean", keepdims=0), node,
-             helper.make_node("Relu", ["kept"], ["y"], name="after")]
-    model = _model(nodes, [_info("x", [1, 4, 3])], [_info("y", [1, 3, 3])],
-                   [numpy_helper.from_array(np.array([-1], np.int64), "axis")])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["t"], name="relu"),
+        helper.make_node("Relu", ["x"], ["s0"], name="relu2"),
+        helper.make_node("ReduceMean", ["s0", "axis"], ["s"], name="mean", keepdims=0),
+        node,
+        helper.make_node("Relu", ["kept"], ["y"], name="after"),
+    ]
+    model = _model(
+        nodes,
+        [_info("x", [1, 4, 3])],
+        [_info("y", [1, 3, 3])],
+        [numpy_helper.from_array(np.array([-1], np.int64), "axis")],
+    )
     model.opset_import.append(helper.make_opsetid("vitprune", 1))
     model.graph.value_info.extend([_info("kept", [1, 3, 3])])
     converted, _ = convert_to_fp16(model, ["VitPruneTopKSelect"])

@@ -31,8 +31,7 @@ def test_every_kernel_compiles_for_orin_ada_hopper(tmp_path):
     def compile_for(arch: str):
         folder = tmp_path / f"sm_{arch}"
         folder.mkdir()
-        command = [str(NVCC), "-c", "-std=c++17", f"-arch=sm_{arch}",
-                   "-I", str(plugin_sources()), *map(str, KERNELS)]
+        command = [str(NVCC), "-c", "-std=c++17", f"-arch=sm_{arch}", "-I", str(plugin_sources()), *map(str, KERNELS)]
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
         return arch, done.returncode, done.stderr
 
@@ -49,7 +48,9 @@ def test_every_kernel_compiles_for_orin_ada_hopper(tmp_path):
 def test_cli_builds_the_kernels_only_library(tmp_path):
     from vitprune_export.cli import app
 
-    run = CliRunner().invoke(app, ["plugins", "build", "--kernels-only", "--arch", "87", "--build-dir", str(tmp_path), "--json"])
+    run = CliRunner().invoke(
+        app, ["plugins", "build", "--kernels-only", "--arch", "87", "--build-dir", str(tmp_path), "--json"]
+    )
     assert run.exit_code == 0, run.output
     library = tmp_path / "libvitprune_kernels.so"
     assert library.is_file()
@@ -74,7 +75,7 @@ TENSORRT_ROOT = os.environ.get("TENSORRT_ROOT")
 requires_tensorrt_headers = pytest.mark.skipif(
     not (TENSORRT_ROOT and (Path(TENSORRT_ROOT) / "include" / "NvInferRuntime.h").is_file()) or NVCC is None,
     reason="needs TensorRT headers: set TENSORRT_ROOT to a folder with include/NvInferRuntime.h (e.g. NVIDIA/TensorRT "
-           "at tag v10.3.0 or v11.1; docs/plugins.md) and nvcc",
+    "at tag v10.3.0 or v11.1; docs/plugins.md) and nvcc",
 )
 
 
@@ -91,10 +92,14 @@ def test_plugin_library_compiles_against_tensorrt_headers_without_warnings(plugi
     """libvitprune_plugins.so for sm_87/89/90 with -Wall -Wextra -Wpedantic …; TensorRT's headers are -isystem."""
     log = (plugin_library.build_dir / "vitprune-build.log").read_text()
     assert [line for line in log.splitlines() if "warning" in line.lower()] == []
-    symbols = subprocess.run(["nm", "-D", "--defined-only", str(plugin_library.library)], capture_output=True, text=True).stdout
+    symbols = subprocess.run(
+        ["nm", "-D", "--defined-only", str(plugin_library.library)], capture_output=True, text=True
+    ).stdout
     for name in ("getCreators", "setLoggerFinder"):
         assert f" T {name}\n" in symbols
-    undefined = subprocess.run(["nm", "-D", "--undefined-only", str(plugin_library.library)], capture_output=True, text=True).stdout
+    undefined = subprocess.run(
+        ["nm", "-D", "--undefined-only", str(plugin_library.library)], capture_output=True, text=True
+    ).stdout
     assert "nvinfer" not in undefined.lower()  # TensorRT reaches the plugins through vtables only
 
 
@@ -117,8 +122,9 @@ def test_the_creators_register_with_a_real_plugin_registry(plugin_library):
     ABI), which finds the three creators by name, their versions (ToMe's 2, the others 1) and namespace "" and
     lists their fields."""
     pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX (pip install -e '.[dev]')")
-    run = subprocess.run([sys.executable, "-c", REGISTRY_CHECK, str(plugin_library.library)], capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", REGISTRY_CHECK, str(plugin_library.library)], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
     assert lines["VitPruneTopKSelect"] == "1 '' keep,num_prefix"
@@ -133,18 +139,44 @@ def test_a_loaded_plugin_library_no_longer_aborts_tensorrt_rtx(plugin_library, e
     pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX (pip install -e '.[dev]')")
     _, exported = export_cache("vitprune_tiny_patch4_32", "topk", rate=0.1, plugins=True)
     build = subprocess.run(
-        [sys.executable, "-c", "from vitprune_export.cli import main; main()", "build", str(exported.path),
-         "--profile", "rtx-generic", "--plugins", str(plugin_library.library), "-o", str(tmp_path / "x.engine")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from vitprune_export.cli import main; main()",
+            "build",
+            str(exported.path),
+            "--profile",
+            "rtx-generic",
+            "--plugins",
+            str(plugin_library.library),
+            "-o",
+            str(tmp_path / "x.engine"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 2, build.stdout + build.stderr
     assert "TensorRT for RTX has no plugin layers" in build.stderr and "--to standard" in build.stderr
     settings = tmp_path / "settings.json"
     settings.write_text('{"flavour": "tensorrt_rtx", "strongly_typed": true, "workspace_bytes": 268435456}')
     script = subprocess.run(
-        [sys.executable, "-m", "vitprune_export.portable.trt_build", "--onnx", str(exported.path), "--settings", str(settings),
-         "--plugins", str(plugin_library.library), "--output", str(tmp_path / "y.engine")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "vitprune_export.portable.trt_build",
+            "--onnx",
+            str(exported.path),
+            "--settings",
+            str(settings),
+            "--plugins",
+            str(plugin_library.library),
+            "--output",
+            str(tmp_path / "y.engine"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert script.returncode == 2 and script.stderr.startswith("error: ") and "no plugin layers" in script.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]

@@ -15,8 +15,15 @@ from vitprune_export.pruning.methods.base import AttentionView, LayerPlan
 SHAPES = [(2, 17, 8, 4, 1, 10), (1, 50, 16, 8, 5, 30), (3, 12, 4, 4, 0, 5), (2, 198, 32, 16, 2, 150)]
 # ToMe: class token (odd and even N), distillation token, registers (odd P ≥ 3), no prefix (odd and even N)
 TOME_SHAPES = [
-    (2, 17, 8, 4, 1, 8), (1, 50, 16, 8, 5, 7), (3, 12, 4, 4, 0, 6), (2, 197, 32, 16, 1, 11), (1, 9, 4, 4, 1, 1),
-    (2, 20, 8, 4, 2, 9), (1, 23, 8, 4, 3, 10), (2, 15, 4, 4, 0, 7), (2, 198, 16, 8, 2, 13),
+    (2, 17, 8, 4, 1, 8),
+    (1, 50, 16, 8, 5, 7),
+    (3, 12, 4, 4, 0, 6),
+    (2, 197, 32, 16, 1, 11),
+    (1, 9, 4, 4, 1, 1),
+    (2, 20, 8, 4, 2, 9),
+    (1, 23, 8, 4, 3, 10),
+    (2, 15, 4, 4, 0, 7),
+    (2, 198, 16, 8, 2, 13),
 ]
 
 
@@ -95,19 +102,26 @@ def _node_model(op: str, shape, tau: float = 0.001):
     x, scores, keys, sizes = _inputs(batch, tokens, channels, key_dim)
     spec = OPS[op]
     all_inputs = {
-        "tokens": (x, [ "batch", tokens, channels]), "scores": (scores, ["batch", tokens]),
-        "keys": (keys, ["batch", tokens, key_dim]), "sizes": (sizes, ["batch", tokens]),
+        "tokens": (x, ["batch", tokens, channels]),
+        "scores": (scores, ["batch", tokens]),
+        "keys": (keys, ["batch", tokens, key_dim]),
+        "sizes": (sizes, ["batch", tokens]),
     }
     out_tokens = tokens - count if op == "VitPruneToMeMerge" else prefix + count
-    out_shapes = {"kept_tokens": ["batch", out_tokens, channels], "merged_tokens": ["batch", out_tokens, channels],
-                  "kept_sizes": ["batch", out_tokens], "merged_sizes": ["batch", out_tokens]}
+    out_shapes = {
+        "kept_tokens": ["batch", out_tokens, channels],
+        "merged_tokens": ["batch", out_tokens, channels],
+        "kept_sizes": ["batch", out_tokens],
+        "merged_sizes": ["batch", out_tokens],
+    }
     count_name = "merges" if op == "VitPruneToMeMerge" else "keep"
     attributes = {"num_prefix": prefix, count_name: count, **spec.plugin_attributes}
     if "tau" in spec.attributes:
         attributes["tau"] = tau
     node = helper.make_node(op, list(spec.inputs), list(spec.outputs), name=f"{op}_0", domain=DOMAIN, **attributes)
     graph = helper.make_graph(
-        [node], "one_node",
+        [node],
+        "one_node",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, all_inputs[name][1]) for name in spec.inputs],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, out_shapes[name]) for name in spec.outputs],
     )

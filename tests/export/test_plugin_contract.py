@@ -86,8 +86,9 @@ def test_every_table_keyed_by_op_covers_the_spec():
 def test_docs_and_plugin_readme_list_every_op_with_its_version_and_attributes():
     plugins_md = (data_path("plugins") / "README.md").read_text()
     docs = ROOT / "docs" / "plugins.md"
-    rows = {line.split("|")[1].strip(" `"): line for line in docs.read_text().splitlines()
-            if line.startswith("| `VitPrune")}
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in docs.read_text().splitlines() if line.startswith("| `VitPrune")
+    }
     for spec in SPECS:
         cells = [cell.strip() for cell in rows[spec.name].split("|")]
         assert cells[2] == spec.version, rows[spec.name]

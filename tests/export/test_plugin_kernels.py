@@ -18,10 +18,22 @@ pytestmark = [
 ]
 
 # (batch, tokens, channels, key dim, prefix, count): ViT-S/16 and DeiT-T layer shapes, registers, odd counts
-SHAPES = [(1, 197, 384, 64, 1, 184), (32, 197, 192, 64, 1, 150), (4, 201, 384, 64, 5, 100), (3, 50, 64, 32, 0, 17), (2, 9, 8, 8, 1, 1)]
+SHAPES = [
+    (1, 197, 384, 64, 1, 184),
+    (32, 197, 192, 64, 1, 150),
+    (4, 201, 384, 64, 5, 100),
+    (3, 50, 64, 32, 0, 17),
+    (2, 9, 8, 8, 1, 1),
+]
 # ToMe: class token (odd and even N), registers, no prefix, distillation token (P = 2), smallest case
-TOME_SHAPES = [(1, 197, 384, 64, 1, 13), (32, 186, 192, 64, 1, 12), (4, 201, 384, 64, 5, 98), (3, 51, 64, 32, 0, 25),
-               (2, 198, 384, 64, 2, 13), (2, 4, 8, 8, 1, 1)]
+TOME_SHAPES = [
+    (1, 197, 384, 64, 1, 13),
+    (32, 186, 192, 64, 1, 12),
+    (4, 201, 384, 64, 5, 98),
+    (3, 51, 64, 32, 0, 25),
+    (2, 198, 384, 64, 2, 13),
+    (2, 4, 8, 8, 1, 1),
+]
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2}
 
 

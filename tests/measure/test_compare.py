@@ -24,12 +24,35 @@ def latency(method, median, rate=0.06, device="cpu-2core", backend="ort-cpu", ba
     if method == "none":
         rate, macs = None, BASE_MACS
     return {
-        "schema": SCHEMA, "kind": "latency", "model": model, "method": method, "method_options": {}, "rate": rate,
-        "keep_counts": [], "macs": macs, "baseline_macs": BASE_MACS, "weights": "random", "device": device,
-        "backend": backend, "precision": "fp32", "batch": batch,
-        "latency_ms": {"median": median, "mean": median, "p90": median, "p99": median, "std": 0.0, "min": median, "max": median},
-        "images_per_s": batch * 1000 / median, "warmup": 20, "iterations": 100, "environment": {},
-        "created": "2026-11-21T00:00:00+00:00", "source": "hand-made",
+        "schema": SCHEMA,
+        "kind": "latency",
+        "model": model,
+        "method": method,
+        "method_options": {},
+        "rate": rate,
+        "keep_counts": [],
+        "macs": macs,
+        "baseline_macs": BASE_MACS,
+        "weights": "random",
+        "device": device,
+        "backend": backend,
+        "precision": "fp32",
+        "batch": batch,
+        "latency_ms": {
+            "median": median,
+            "mean": median,
+            "p90": median,
+            "p99": median,
+            "std": 0.0,
+            "min": median,
+            "max": median,
+        },
+        "images_per_s": batch * 1000 / median,
+        "warmup": 20,
+        "iterations": 100,
+        "environment": {},
+        "created": "2026-11-21T00:00:00+00:00",
+        "source": "hand-made",
     }
 
 
@@ -37,7 +60,11 @@ def accuracy(method, top1, rate=0.06, model="vit_s"):
     result = latency(method, 1.0, rate=rate, model=model)
     for key in ("latency_ms", "images_per_s", "warmup", "iterations"):
         result.pop(key)
-    result.update(kind="accuracy", backend="torch-cpu", accuracy={"top1": top1, "dataset": "digits", "images": 360, "agreement": None, "reference_backend": None})
+    result.update(
+        kind="accuracy",
+        backend="torch-cpu",
+        accuracy={"top1": top1, "dataset": "digits", "images": 360, "agreement": None, "reference_backend": None},
+    )
     return result
 
 
@@ -45,10 +72,13 @@ def accuracy(method, top1, rate=0.06, model="vit_s"):
 def table3(tmp_path):
     """Two devices, three methods (the shape of the VPA paper's Table 3), plus accuracies."""
     results = [
-        latency("none", 46.51), latency("topk", 29.76, macs=2_300_000_000), latency("tome", 30.08, macs=2_300_000_000),
+        latency("none", 46.51),
+        latency("topk", 29.76, macs=2_300_000_000),
+        latency("tome", 30.08, macs=2_300_000_000),
         latency("none", 8.35, device="h100", backend="torch-cuda"),
         latency("topk", 4.53, device="h100", backend="torch-cuda", macs=2_300_000_000),
-        accuracy("none", 0.8432), accuracy("topk", 0.8015),
+        accuracy("none", 0.8432),
+        accuracy("topk", 0.8015),
     ]
     folder = tmp_path / "results"
     for result in results:
@@ -98,7 +128,10 @@ def test_another_baseline(table3):
 
 def test_mixed_batch_sizes_in_one_column(tmp_path):
     results = [latency("none", 10.0), latency("topk", 7.0), latency("none", 300.0, batch=64)]
-    with pytest.raises(VitPruneError, match="column 'cpu-2core ort-cpu fp32' mixes batch sizes 1, 64; compare one at a time with --batch N"):
+    with pytest.raises(
+        VitPruneError,
+        match="column 'cpu-2core ort-cpu fp32' mixes batch sizes 1, 64; compare one at a time with --batch N",
+    ):
         build_comparison(results)
     comparison = build_comparison(results, batch=1)
     assert comparison.columns[0].batch == 1 and len(comparison.rows) == 2
@@ -147,7 +180,10 @@ def _write(folder, *results):
     ("make", "message"),
     [
         (lambda d: [str(d / "missing.json")], "does not exist"),
-        (lambda d: [str(_write(d, latency("none", 10.0), latency("topk", 7.0), latency("topk", 70.0, batch=8)))], "mixes batch sizes 1, 8"),
+        (
+            lambda d: [str(_write(d, latency("none", 10.0), latency("topk", 7.0), latency("topk", 70.0, batch=8)))],
+            "mixes batch sizes 1, 8",
+        ),
         (lambda d: [str(_write(d, latency("topk", 7.0)))], "no baseline"),
         (lambda d: [str(d)], "holds no vitprune result JSON"),
         (lambda d: [str(_write(d, {**latency("none", 1.0), "batch": "one"}) / "0.json")], "field 'batch' has type str"),

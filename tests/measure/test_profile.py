@@ -28,7 +28,12 @@ def check_latency_result(result: dict, batch: int, iterations: int) -> None:
     assert stats["min"] <= stats["median"] <= stats["p90"] <= stats["p99"] <= stats["max"]
     assert stats["min"] <= stats["mean"] <= stats["max"] and stats["std"] >= 0
     assert result["images_per_s"] == pytest.approx(batch * 1000 / stats["median"])
-    assert (result["batch"], result["iterations"], result["schema"], result["kind"]) == (batch, iterations, SCHEMA, "latency")
+    assert (result["batch"], result["iterations"], result["schema"], result["kind"]) == (
+        batch,
+        iterations,
+        SCHEMA,
+        "latency",
+    )
     environment = result["environment"]
     assert environment["cpu_cores"] >= 1 and environment["threads"] >= 1 and environment["cpu"]
     assert "torch" in environment["libraries"] and "onnxruntime" in environment["libraries"]
@@ -53,10 +58,28 @@ def test_profile_torch_cpu_result_is_consistent():
 
 def test_cli_profile_model_spec_writes_the_result(tmp_path):
     output = tmp_path / "r.json"
-    result = runner.invoke(app, [
-        "profile", "--backend", "torch-cpu", "--model", TINY, "--method", "topk", "--rate", "0.1",
-        "--warmup", "1", "--iters", "5", "--device-name", "ci", "--output", str(output),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "profile",
+            "--backend",
+            "torch-cpu",
+            "--model",
+            TINY,
+            "--method",
+            "topk",
+            "--rate",
+            "0.1",
+            "--warmup",
+            "1",
+            "--iters",
+            "5",
+            "--device-name",
+            "ci",
+            "--output",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "next: vitprune compare" in result.output
     data = load_result(output)
@@ -69,17 +92,35 @@ def test_old_flag_spellings_stay_as_hidden_aliases():
     shown = runner.invoke(app, ["profile", "--help"], terminal_width=200).output
     assert "--warm-up" in shown and "--iterations" in shown
     assert "--warmup" not in shown and "--iters " not in shown
-    result = runner.invoke(app, ["profile", "--backend", "torch-cpu", "--model", TINY, "--iterations", "3", "--iters", "4"])
+    result = runner.invoke(
+        app, ["profile", "--backend", "torch-cpu", "--model", TINY, "--iterations", "3", "--iters", "4"]
+    )
     assert result.exit_code == 2 and "--iterations and --iters are the same option" in " ".join(result.output.split())
 
 
 def test_cli_profile_onnx_on_ort_cpu_default_path(export_cache, tmp_path, monkeypatch):
     _, exported = export_cache(TINY, "topk", rate=0.1)
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, [
-        "profile", str(exported.path), "--backend", "ort-cpu", "--batch", "2", "--warm-up", "1", "--iterations", "4",
-        "--threads", "1", "--device-name", "ci box", "--json",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "profile",
+            str(exported.path),
+            "--backend",
+            "ort-cpu",
+            "--batch",
+            "2",
+            "--warm-up",
+            "1",
+            "--iterations",
+            "4",
+            "--threads",
+            "1",
+            "--device-name",
+            "ci box",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     expected = tmp_path / "results/ci-box/vitprune_tiny_patch4_32_topk_r0.1_ort-cpu_b2.json"
@@ -92,19 +133,56 @@ def test_cli_profile_onnx_on_ort_cpu_default_path(export_cache, tmp_path, monkey
 def test_cli_profile_onnx_on_torch_cpu_rebuilds_from_metadata(export_cache, tmp_path):
     _, exported = export_cache(TINY, "topk", rate=0.1)
     output = tmp_path / "t.json"
-    result = runner.invoke(app, ["profile", str(exported.path), "--backend", "torch-cpu", "--warm-up", "0", "--iterations", "2", "-o", str(output)])
+    result = runner.invoke(
+        app,
+        [
+            "profile",
+            str(exported.path),
+            "--backend",
+            "torch-cpu",
+            "--warm-up",
+            "0",
+            "--iterations",
+            "2",
+            "-o",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = load_result(output)
-    assert (data["model"], data["method"], data["rate"], data["keep_counts"]) == (TINY, "topk", 0.1, exported.keep_counts)
+    assert (data["model"], data["method"], data["rate"], data["keep_counts"]) == (
+        TINY,
+        "topk",
+        0.1,
+        exported.keep_counts,
+    )
 
 
 def test_cli_profile_model_spec_on_ort_cpu_exports_it_first(tmp_path):
     """The baseline for `compare` on ONNX Runtime needs no separate export: the spec becomes a temporary ONNX file."""
     output = tmp_path / "none.json"
-    result = runner.invoke(app, [
-        "profile", "--backend", "ort-cpu", "--model", TINY, "--method", "none", "--warm-up", "1", "--iterations", "3",
-        "--threads", "1", "--device-name", "ci", "-o", str(output),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "profile",
+            "--backend",
+            "ort-cpu",
+            "--model",
+            TINY,
+            "--method",
+            "none",
+            "--warm-up",
+            "1",
+            "--iterations",
+            "3",
+            "--threads",
+            "1",
+            "--device-name",
+            "ci",
+            "-o",
+            str(output),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = load_result(output)
     check_latency_result(data, batch=1, iterations=3)
@@ -142,11 +220,27 @@ def test_cli_profile_file_and_spec_together_exit_2(tmp_path):
 
 def _valid_result() -> dict:
     return {
-        "schema": SCHEMA, "kind": "latency", "model": "m", "method": "none", "method_options": {}, "rate": None,
-        "keep_counts": [], "macs": 10, "baseline_macs": 10, "weights": "random", "device": "d", "backend": "ort-cpu",
-        "precision": "fp32", "batch": 1,
+        "schema": SCHEMA,
+        "kind": "latency",
+        "model": "m",
+        "method": "none",
+        "method_options": {},
+        "rate": None,
+        "keep_counts": [],
+        "macs": 10,
+        "baseline_macs": 10,
+        "weights": "random",
+        "device": "d",
+        "backend": "ort-cpu",
+        "precision": "fp32",
+        "batch": 1,
         "latency_ms": {"median": 2.0, "mean": 2.0, "p90": 2.5, "p99": 3.0, "std": 0.1, "min": 1.0, "max": 3.0},
-        "images_per_s": 500.0, "warmup": 1, "iterations": 5, "environment": {}, "created": "2026-01-01T00:00:00+00:00", "source": "t",
+        "images_per_s": 500.0,
+        "warmup": 1,
+        "iterations": 5,
+        "environment": {},
+        "created": "2026-01-01T00:00:00+00:00",
+        "source": "t",
     }
 
 
@@ -158,7 +252,10 @@ def _valid_result() -> dict:
         (lambda r: r.update(backend="gpu"), "backend 'gpu' is not one of"),
         (lambda r: r["latency_ms"].update(median=9.0), "min ≤ median ≤ max fails"),
         (lambda r: r.update(batch=0), "batch must be ≥ 1"),
-        (lambda r: r.update(kind="accuracy", accuracy={"top1": 80.1, "dataset": "d", "images": 5}), "fraction in [0, 1]"),
+        (
+            lambda r: r.update(kind="accuracy", accuracy={"top1": 80.1, "dataset": "d", "images": 5}),
+            "fraction in [0, 1]",
+        ),
     ],
 )
 def test_validate_result_names_the_problem(change, message):

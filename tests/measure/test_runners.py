@@ -74,7 +74,9 @@ def test_ort_cpu_static_batch_mismatch_is_a_clear_error(export_cache, tmp_path):
     proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # as a static-batch export declares it
     static = tmp_path / "static.onnx"
     onnx.save(proto, str(static))
-    with pytest.raises(VitPruneError, match="static batch of 1, not 4; pass --batch 1 or re-export with --dynamic-batch"):
+    with pytest.raises(
+        VitPruneError, match="static batch of 1, not 4; pass --batch 1 or re-export with --dynamic-batch"
+    ):
         get_runner("ort-cpu").load(static, batch=4)
 
 
@@ -112,8 +114,15 @@ def test_trt_reads_the_engine_json_beside_the_engine(tmp_path):
     engine.write_bytes(b"\0")
     assert engine_description(engine) == {}
     settings = {"device": "rtx4090", "precision": "fp16", "precision_source": "x", "flavour": "tensorrt_rtx"}
-    written = describe_engine(engine, b"\0", "m.onnx", {"model": "vit_s"}, settings,
-                              {"flavour": "tensorrt_rtx", "version": "1.7"}, "vitprune build")
+    written = describe_engine(
+        engine,
+        b"\0",
+        "m.onnx",
+        {"model": "vit_s"},
+        settings,
+        {"flavour": "tensorrt_rtx", "version": "1.7"},
+        "vitprune build",
+    )
     write_engine_description(engine, written)
     read = engine_description(engine)
     assert read["onnx_metadata"] == {"model": "vit_s"} and (read["device"], read["precision"]) == ("rtx4090", "fp16")

@@ -65,7 +65,12 @@ def test_registry_has_the_seed_methods_with_their_knobs():
     assert all(name in names for name in SEED_METHODS)
     assert get_method("ppt").knob_values() == {"tau": DEFAULT_TAU, "sort_pruned": False}
     assert DEFAULT_TAU == 7e-5  # the official PPT evaluation command: --threshold 7e-5
-    assert get_method("bspf").knob_values() == {"block_size": 16, "keep_ratio": 0.5, "smoothing": "uniform", "shared_qk": False}
+    assert get_method("bspf").knob_values() == {
+        "block_size": 16,
+        "keep_ratio": 0.5,
+        "smoothing": "uniform",
+        "shared_qk": False,
+    }
     assert get_method("atpvit-evit").knob_values() == {"score": "cls-attn"}
 
 
@@ -112,8 +117,12 @@ def test_atpvit_evit_block_is_kept_full_attention_rows_plus_their_eq5_fusion(tin
         kept, removed = order[:, :53], order[:, 53:]
         weights = scores.gather(1, removed)
         weights = weights / weights.sum(dim=1, keepdim=True)
-        fused = (weights.unsqueeze(-1) * after_attention.gather(1, removed[..., None].expand(-1, -1, 96))).sum(1, keepdim=True)
-        rows = torch.cat([after_attention[:, :1], after_attention.gather(1, kept[..., None].expand(-1, -1, 96)), fused], 1)
+        fused = (weights.unsqueeze(-1) * after_attention.gather(1, removed[..., None].expand(-1, -1, 96))).sum(
+            1, keepdim=True
+        )
+        rows = torch.cat(
+            [after_attention[:, :1], after_attention.gather(1, kept[..., None].expand(-1, -1, 96)), fused], 1
+        )
         expected = ops.mlp_residual(rows)
     assert pruned.shape == (2, 55, 96)
     torch.testing.assert_close(pruned, expected, atol=1e-5, rtol=0)
@@ -156,7 +165,9 @@ def test_flops_cli_reports_the_atpvit_saving():
     runner = CliRunner()
     ratios = {}
     for method in ("topk", "atpvit-topk"):
-        result = runner.invoke(app, ["flops", "--method", method, "--rate", "0.06", "--model", "deit_tiny_patch16_224", "--json"])
+        result = runner.invoke(
+            app, ["flops", "--method", method, "--rate", "0.06", "--model", "deit_tiny_patch16_224", "--json"]
+        )
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         assert data["keep_counts"][-1] == 98  # the VPA paper's schedule for r = 0.06: 197 → … → 98
@@ -279,7 +290,9 @@ def test_bspf_smoothing_is_eq_3_with_a_zero_border():
 
 def random_qk(tokens: int, heads: int = 2, depth: int = 8, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(2, heads, tokens, depth, generator=generator), torch.randn(2, heads, tokens, depth, generator=generator)
+    return torch.randn(2, heads, tokens, depth, generator=generator), torch.randn(
+        2, heads, tokens, depth, generator=generator
+    )
 
 
 def test_bspf_keeps_exactly_the_top_half_of_every_block_and_rows_sum_to_one():
@@ -367,7 +380,9 @@ def test_bspf_changes_no_token_count_and_no_mac_count(tiny, images):
     assert count_macs(model).macs == count_macs(model, unpruned=True).macs
     assert torch.isfinite(run(model, images)).all()
     dense = apply_method(copy.deepcopy(tiny), "bspf", keep_ratio=1.0)  # keeping every entry is the dense model
-    torch.testing.assert_close(run(dense, images), run(apply_method(copy.deepcopy(tiny), "none"), images), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        run(dense, images), run(apply_method(copy.deepcopy(tiny), "none"), images), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.parametrize(

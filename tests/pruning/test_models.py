@@ -30,7 +30,10 @@ def test_seeded_random_weights_repeat_and_leave_the_global_generator_alone():
     torch.manual_seed(123)
     first = create_model("vitprune_tiny_patch4_32", "random", seed=0)
     assert torch.equal(torch.rand(3), expected_next)  # the caller's RNG stream is untouched
-    again, other = create_model("vitprune_tiny_patch4_32", "random", seed=0), create_model("vitprune_tiny_patch4_32", "random", seed=1)
+    again, other = (
+        create_model("vitprune_tiny_patch4_32", "random", seed=0),
+        create_model("vitprune_tiny_patch4_32", "random", seed=1),
+    )
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
     assert not torch.equal(first.state_dict()["head.weight"], other.state_dict()["head.weight"])
     assert weights_source(first) == "random (seed 0)"
@@ -47,11 +50,29 @@ def test_cli_random_weights_are_seeded_and_recorded(tmp_path):
     outputs = []
     for name in ("a", "b"):
         target = tmp_path / f"{name}.onnx"
-        result = CliRunner().invoke(app, ["export", "--model", "vitprune_tiny_patch4_32", "--weights", "random", "--method", "topk", "--rate", "0.1", "-o", str(target), "--json"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "export",
+                "--model",
+                "vitprune_tiny_patch4_32",
+                "--weights",
+                "random",
+                "--method",
+                "topk",
+                "--rate",
+                "0.1",
+                "-o",
+                str(target),
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs.append(json.loads(result.stdout))
         assert outputs[-1]["weights"] == "random (seed 0)"
-    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()  # the same command writes the same model
+    assert (tmp_path / "a.onnx").read_bytes() == (
+        tmp_path / "b.onnx"
+    ).read_bytes()  # the same command writes the same model
 
 
 def test_checkpoint_round_trip(tmp_path):

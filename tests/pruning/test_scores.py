@@ -54,10 +54,18 @@ def test_registry_lists_all_five_scores_with_their_needs():
     assert list_scores()[:2] == ["cls-attn", "magnitude"]  # existing order unchanged
     assert set(list_scores()) == {"cls-attn", "magnitude", "ats", "entropy", "mean-attn"}
     assert [score_needs_class_token(s) for s in ("cls-attn", "magnitude", "ats", "entropy", "mean-attn")] == [
-        True, False, True, False, False,
+        True,
+        False,
+        True,
+        False,
+        False,
     ]
     assert [score_needs_full_attention(s) for s in ("cls-attn", "magnitude", "ats", "entropy", "mean-attn")] == [
-        False, False, False, True, True,
+        False,
+        False,
+        False,
+        True,
+        True,
     ]
 
 
@@ -94,7 +102,9 @@ def test_ats_sum_over_heads_equals_mean_over_heads():
     """The ATS reference sums per-head products over heads; the normalisation makes it the same score."""
     view = hand_made_view(heads=3)
     per_head = (explicit_attention(view)[:, :, 0] * explicit_value_norm(view)[:, None]).sum(dim=1)
-    torch.testing.assert_close(token_scores("ats", torch.zeros(2, 6, 8), view), per_head / per_head[:, 1:].sum(1, keepdim=True))
+    torch.testing.assert_close(
+        token_scores("ats", torch.zeros(2, 6, 8), view), per_head / per_head[:, 1:].sum(1, keepdim=True)
+    )
 
 
 def test_entropy_of_uniform_rows_is_log_n_and_scores_follow_value_norms():
@@ -176,10 +186,18 @@ def test_cli_rejects_score_for_a_method_without_one_and_a_bad_score():
 SCORED_METHODS = ("topk", "topk-vpa", "evit", "etps", "atpvit-topk", "atpvit-evit")
 NON_DEFAULT_SCORES = ("ats", "entropy", "mean-attn", "magnitude")
 EXPORTED_PAIRS = {
-    ("ats", "topk"), ("ats", "evit"), ("ats", "atpvit-topk"),
-    ("entropy", "topk-vpa"), ("entropy", "etps"), ("entropy", "atpvit-evit"),
-    ("mean-attn", "topk"), ("mean-attn", "topk-vpa"), ("mean-attn", "atpvit-evit"),
-    ("magnitude", "evit"), ("magnitude", "etps"), ("magnitude", "atpvit-topk"),
+    ("ats", "topk"),
+    ("ats", "evit"),
+    ("ats", "atpvit-topk"),
+    ("entropy", "topk-vpa"),
+    ("entropy", "etps"),
+    ("entropy", "atpvit-evit"),
+    ("mean-attn", "topk"),
+    ("mean-attn", "topk-vpa"),
+    ("mean-attn", "atpvit-evit"),
+    ("magnitude", "evit"),
+    ("magnitude", "etps"),
+    ("magnitude", "atpvit-topk"),
 }
 FULL_MATRIX = os.environ.get("VITPRUNE_FULL_MATRIX", "") not in ("", "0")
 

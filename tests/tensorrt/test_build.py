@@ -56,14 +56,16 @@ def test_tensorrt_10_3_is_weakly_typed_with_the_fp16_flag():
 
 
 def test_fp32_override_drops_the_flag():
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False,
-                                fp32_layers=["node_layer_norm"])
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False, fp32_layers=["node_layer_norm"]
+    )
     assert settings.builder_flags == [] and settings.precision == "fp32" and settings.fp32_layers == []
 
 
 def test_weak_typing_fp16_constrains_the_fragile_layers():
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
-                                fp32_layers=["node_layer_norm", "node_Softmax_3"])
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp32_layers=["node_layer_norm", "node_Softmax_3"]
+    )
     assert settings.builder_flags == ["FP16", "PREFER_PRECISION_CONSTRAINTS"]
     assert settings.fp32_layers == ["node_layer_norm", "node_Softmax_3"]
     assert "2 layers constrained to fp32" in settings.precision_source
@@ -134,14 +136,17 @@ class _Recorder:
     def __getattr__(self, attribute):
         def call(*args, **kwargs):
             self._calls.append((f"{self._name}.{attribute}", args, kwargs))
-            return {"create_network": _Recorder(self._calls, "network"),
-                    "create_builder_config": _Recorder(self._calls, "config"),
-                    "create_optimization_profile": _Recorder(self._calls, "profile"),
-                    "create_timing_cache": _Recorder(self._calls, "cache"),
-                    "build_serialized_network": b"ENGINE",
-                    "serialize": b"CACHE",
-                    "parse_from_file": True,
-                    "set_timing_cache": True}.get(attribute)
+            return {
+                "create_network": _Recorder(self._calls, "network"),
+                "create_builder_config": _Recorder(self._calls, "config"),
+                "create_optimization_profile": _Recorder(self._calls, "profile"),
+                "create_timing_cache": _Recorder(self._calls, "cache"),
+                "build_serialized_network": b"ENGINE",
+                "serialize": b"CACHE",
+                "parse_from_file": True,
+                "set_timing_cache": True,
+            }.get(attribute)
+
         return call
 
     def __setattr__(self, attribute, value):
@@ -193,8 +198,13 @@ def fake_tensorrt(calls, layers=(), creators=("VitPruneTopKSelect",)):
 
     def builder(logger):
         recorder = _Recorder(calls, "builder")
-        object.__setattr__(recorder, "create_network", lambda flags: (calls.append(("builder.create_network", (flags,), {})),
-                                                                      _FakeNetwork(calls, network_layers))[1])
+        object.__setattr__(
+            recorder,
+            "create_network",
+            lambda flags: (calls.append(("builder.create_network", (flags,), {})), _FakeNetwork(calls, network_layers))[
+                1
+            ],
+        )
         return recorder
 
     registry = types.SimpleNamespace(
@@ -224,16 +234,21 @@ def small_onnx(tmp_path_factory):
     """A plain ONNX file (no plugin nodes) for the stand-in builds, which read the file before parsing."""
     path = tmp_path_factory.mktemp("small") / "m.onnx"
     node = helper.make_node("Relu", ["images"], ["logits"], name="relu")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+    )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
 
 def test_weakly_typed_settings_become_fp16_flag_profile_and_timing_cache(tmp_path, small_onnx):
     calls = []
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
-                                timing_cache=tmp_path / "t.cache").for_trt_build()
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, timing_cache=tmp_path / "t.cache"
+    ).for_trt_build()
     built = trt_build.build_serialized_engine(fake_tensorrt(calls), small_onnx, settings)
     names = [c[0] for c in calls]
     assert (built.engine, built.timing_cache) == (b"ENGINE", b"CACHE")
@@ -257,8 +272,13 @@ def test_weak_typing_fp16_puts_fp32_precision_constraints_on_the_fragile_layers(
         ("node_sort", None, ["float32-type", "int32-type"]),  # no metadata: matched by name
         ("node_linear", "[ONNX Layer: node_linear]", ["float32-type"]),
     ]
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC,
-                                fp32_layers=["node_layer_norm", "node_norm", "node_sort"]).for_trt_build()
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"),
+        "tensorrt",
+        "10.3",
+        DYNAMIC,
+        fp32_layers=["node_layer_norm", "node_norm", "node_sort"],
+    ).for_trt_build()
     settings["timing_cache"] = None
     built = trt_build.build_serialized_engine(fake_tensorrt(calls, layers), small_onnx, settings)
     assert built.fp32_layers == 4
@@ -296,8 +316,12 @@ def test_strongly_typed_rtx_settings_set_the_flag_and_capabilities_and_no_cache(
 
 
 def test_parser_errors_name_the_node_and_hint_at_the_plugin_library():
-    error = types.SimpleNamespace(node_name=lambda: "/blocks.0/topk", node_operator=lambda: "VitPruneTopKSelect",
-                                  desc=lambda: "Plugin not found", node=lambda: 7)
+    error = types.SimpleNamespace(
+        node_name=lambda: "/blocks.0/topk",
+        node_operator=lambda: "VitPruneTopKSelect",
+        desc=lambda: "Plugin not found",
+        node=lambda: 7,
+    )
     parser = types.SimpleNamespace(num_errors=1, get_error=lambda i: error)
     [line] = trt_build.parser_errors(parser)
     assert line.startswith("node '/blocks.0/topk' (VitPruneTopKSelect): Plugin not found")
@@ -315,7 +339,9 @@ def test_a_failed_build_raises_build_error(small_onnx):
         return recorder
 
     module.Builder = builder
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False).for_trt_build()
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False
+    ).for_trt_build()
     settings["timing_cache"] = None
     with pytest.raises(trt_build.BuildError, match="could not build the engine"):
         trt_build.build_serialized_engine(module, small_onnx, settings)
@@ -347,14 +373,26 @@ def test_fp16_conversion_keeps_fp32_io_and_stays_close(tiny_onnx, tmp_path):
 
 
 def plugin_onnx(path: Path) -> Path:
-    node = helper.make_node("VitPruneTopKSelect", ["images"], ["logits"], name="topk0", domain="vitprune", keep=4,
-                            plugin_version="1", plugin_namespace="")
+    node = helper.make_node(
+        "VitPruneTopKSelect",
+        ["images"],
+        ["logits"],
+        name="topk0",
+        domain="vitprune",
+        keep=4,
+        plugin_version="1",
+        plugin_namespace="",
+    )
     graph = helper.make_graph(
-        [node], "g",
+        [node],
+        "g",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 32, 32])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
     )
-    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vitprune", 1)]), str(path))
+    onnx.save_model(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vitprune", 1)]),
+        str(path),
+    )
     return path
 
 
@@ -365,8 +403,11 @@ def test_plugin_nodes_are_read_without_the_onnx_package(tmp_path, export_cache):
     assert [n.op_type for n in plugin_nodes.onnx_plugin_nodes(path)] == ["VitPruneTopKSelect"]
     _, exported = export_cache(TINY, "tome", rate=0.1, plugins=True)
     proto = onnx.load(str(exported.path), load_external_data=False)
-    expected = [(n.name, n.op_type, next(a.s.decode() for a in n.attribute if a.name == "plugin_version"))
-                for n in proto.graph.node if n.op_type.startswith("VitPrune")]
+    expected = [
+        (n.name, n.op_type, next(a.s.decode() for a in n.attribute if a.name == "plugin_version"))
+        for n in proto.graph.node
+        if n.op_type.startswith("VitPrune")
+    ]
     found = [(n.name, n.op_type, n.version) for n in plugin_nodes.onnx_plugin_nodes(exported.path)]
     assert found == expected and len(found) == 6
     assert plugin_nodes.onnx_plugin_nodes(small_onnx_path(tmp_path)) == []
@@ -378,8 +419,12 @@ def test_plugin_nodes_are_read_without_the_onnx_package(tmp_path, export_cache):
 def small_onnx_path(folder: Path) -> Path:
     path = folder / "plain.onnx"
     node = helper.make_node("Relu", ["images"], ["logits"], name="relu")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+    )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     return path
 
@@ -390,7 +435,9 @@ def test_a_missing_creator_is_named_with_its_node_before_parsing(tmp_path):
     calls = []
     path = plugin_onnx(tmp_path / "plugins.onnx")
     module = fake_tensorrt(calls, creators=())
-    settings = builder_settings(load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False).for_trt_build()
+    settings = builder_settings(
+        load_profile("jetson-orin-nano"), "tensorrt", "10.3", DYNAMIC, fp16=False
+    ).for_trt_build()
     with pytest.raises(trt_build.BuildError) as error:
         trt_build.build_serialized_engine(module, path, settings, library="/opt/libvitprune_plugins.so")
     message = str(error.value)
@@ -408,8 +455,12 @@ def test_plugin_graph_on_tensorrt_10_without_a_library_is_one_line(tmp_path, mon
 
     path = plugin_onnx(tmp_path / "plugins.onnx")
     monkeypatch.setattr(trt_env, "default_plugin_library", lambda: None)
-    monkeypatch.setattr(trt_env, "import_tensorrt", lambda prefer=None: trt_env.TensorRT(fake_tensorrt([]), "tensorrt", "10.3.0"))
-    result = CliRunner().invoke(app, ["build", str(path), "--profile", "jetson-orin-nano", "-o", str(tmp_path / "x.engine")])
+    monkeypatch.setattr(
+        trt_env, "import_tensorrt", lambda prefer=None: trt_env.TensorRT(fake_tensorrt([]), "tensorrt", "10.3.0")
+    )
+    result = CliRunner().invoke(
+        app, ["build", str(path), "--profile", "jetson-orin-nano", "-o", str(tmp_path / "x.engine")]
+    )
     assert result.exit_code == 2
     assert "plugin nodes (VitPruneTopKSelect)" in result.output and "--plugins" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plugins.onnx"]
@@ -433,9 +484,22 @@ def test_plugin_graph_on_tensorrt_rtx_is_one_line_and_exit_2_before_parsing(tmp_
 
     path = plugin_onnx(tmp_path / "plugins.onnx")
     run = subprocess.run(
-        [sys.executable, "-c", "from vitprune_export.cli import main; main()", "build", str(path), "--profile",
-         "rtx-generic", "--plugins", str(tmp_path / "libvitprune_plugins.so"), "-o", str(tmp_path / "x.engine")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from vitprune_export.cli import main; main()",
+            "build",
+            str(path),
+            "--profile",
+            "rtx-generic",
+            "--plugins",
+            str(tmp_path / "libvitprune_plugins.so"),
+            "-o",
+            str(tmp_path / "x.engine"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 2, run.stdout + run.stderr
     lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
@@ -454,8 +518,9 @@ def test_plugin_graph_on_tensorrt_rtx_is_one_line_and_exit_2_before_parsing(tmp_
 def test_build_without_tensorrt_exits_2_and_leaves_nothing(tiny_onnx, tmp_path):
     engine = tmp_path / "out" / "tiny.engine"
     cache = tmp_path / "t.cache"
-    result = CliRunner().invoke(app, ["build", str(tiny_onnx), "--profile", "jetson-orin-nano", "-o", str(engine),
-                                      "--timing-cache", str(cache)])
+    result = CliRunner().invoke(
+        app, ["build", str(tiny_onnx), "--profile", "jetson-orin-nano", "-o", str(engine), "--timing-cache", str(cache)]
+    )
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[0].startswith("error: TensorRT is not available")
@@ -470,7 +535,11 @@ def test_build_dry_run_prints_the_settings_without_tensorrt(tiny_onnx):
     settings = json.loads(result.stdout)
     assert settings["shape_profile"] == {"images": [[1, 3, 32, 32], [1, 3, 32, 32], [8, 3, 32, 32]]}
     if not tensorrt_available():
-        assert (settings["flavour"], settings["tensorrt_version"], settings["builder_flags"]) == ("tensorrt", "10.3", ["FP16"])
+        assert (settings["flavour"], settings["tensorrt_version"], settings["builder_flags"]) == (
+            "tensorrt",
+            "10.3",
+            ["FP16"],
+        )
 
 
 def test_dry_run_for_jetpack6_lists_the_fp32_layers(tiny_onnx, monkeypatch):
@@ -522,7 +591,9 @@ def test_real_build_writes_engine_json_and_timing_cache(tiny_onnx, tmp_path):
     assert description["tensorrt"]["flavour"] == flavour and description["gpu"]
     if flavour == "tensorrt":
         assert (tmp_path / "t.cache").stat().st_size > 0
-        again = build_engine(tiny_onnx, profile, output=tmp_path / "again.engine", fp16=False, timing_cache=tmp_path / "t.cache")
+        again = build_engine(
+            tiny_onnx, profile, output=tmp_path / "again.engine", fp16=False, timing_cache=tmp_path / "t.cache"
+        )
         assert again.size_bytes > 0
     assert result.settings.precision == "fp32"
 
@@ -582,7 +653,9 @@ def test_a_plugin_library_that_does_not_load_is_one_line(tmp_path):
 
     bad = tmp_path / "libvitprune_plugins.so"
     bad.write_bytes(b"not a shared library")
-    with pytest.raises(VitPruneError, match="TensorRT could not load plugin library .*built for another TensorRT or CUDA"):
+    with pytest.raises(
+        VitPruneError, match="TensorRT could not load plugin library .*built for another TensorRT or CUDA"
+    ):
         load_plugin_library(bad, TensorRT(tensorrt_rtx, "tensorrt_rtx", tensorrt_rtx.__version__))
     with pytest.raises(trt_build.BuildError, match="TensorRT could not load plugin library"):
         trt_build.load_plugins(tensorrt_rtx, str(bad))

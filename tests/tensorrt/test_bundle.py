@@ -22,11 +22,27 @@ from vitprune_export.tensorrt.profiles import load_profile
 
 TINY = "vitprune_tiny_patch4_32"
 EXPECTED_FILES = {
-    "README.md", "build.sh", "profile.sh", "build_settings.json", "metadata.json", "profile.toml", "bundle.json",
+    "README.md",
+    "build.sh",
+    "profile.sh",
+    "build_settings.json",
+    "metadata.json",
+    "profile.toml",
+    "bundle.json",
 }
 #: the portable package the scripts run, shipped as it is
-PORTABLE = ("__init__.py", "cuda.py", "engine_description.py", "environment.py", "files.py", "plugin_nodes.py",
-            "results.py", "stats.py", "trt_build.py", "trt_measure.py")
+PORTABLE = (
+    "__init__.py",
+    "cuda.py",
+    "engine_description.py",
+    "environment.py",
+    "files.py",
+    "plugin_nodes.py",
+    "results.py",
+    "stats.py",
+    "trt_build.py",
+    "trt_measure.py",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +64,9 @@ def test_bundle_contains_every_file(jetson_bundle, tiny_onnx):
     assert EXPECTED_FILES | {tiny_onnx.name, "plugins", "portable"} <= names
     assert sorted(p.name for p in (jetson_bundle / "portable").iterdir()) == sorted(PORTABLE)
     for name in PORTABLE:  # verbatim
-        assert (jetson_bundle / "portable" / name).read_bytes() == (Path(trt_measure.__file__).parent / name).read_bytes()
+        assert (jetson_bundle / "portable" / name).read_bytes() == (
+            Path(trt_measure.__file__).parent / name
+        ).read_bytes()
     manifest = json.loads((jetson_bundle / "bundle.json").read_text())
     listed = set(manifest["files"])
     on_disk = {str(p.relative_to(jetson_bundle)) for p in jetson_bundle.rglob("*") if p.is_file()}
@@ -80,9 +98,17 @@ def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
     assert settings["timing_cache"] == "timing.cache"
     build_sh = (jetson_bundle / "build.sh").read_text()
     assert 'CUDA_ARCH="${CUDA_ARCH:-87}"' in build_sh
-    for flag in ("--fp16", "--minShapes=images:1x3x32x32", "--maxShapes=images:8x3x32x32",
-                 "--memPoolSize=workspace:1024M", "--builderOptimizationLevel=3", "--timingCacheFile=timing.cache",
-                 "--staticPlugins=", "--precisionConstraints=prefer", f"--layerPrecisions={kept[0]}:fp32,"):
+    for flag in (
+        "--fp16",
+        "--minShapes=images:1x3x32x32",
+        "--maxShapes=images:8x3x32x32",
+        "--memPoolSize=workspace:1024M",
+        "--builderOptimizationLevel=3",
+        "--timingCacheFile=timing.cache",
+        "--staticPlugins=",
+        "--precisionConstraints=prefer",
+        f"--layerPrecisions={kept[0]}:fp32,",
+    ):
         assert flag in build_sh
 
 
@@ -100,9 +126,17 @@ def test_profile_copy_keeps_the_device_name(jetson_bundle):
 
 def test_readme_gives_the_exact_steps(jetson_bundle):
     readme = (jetson_bundle / "README.md").read_text()
-    for fragment in ("sudo nvpmodel", "sudo jetson_clocks", "./build.sh", "./build.sh --trtexec", "./profile.sh",
-                     "into `results/jetson-orin-nano/` of the folder where you run vitprune", "vitprune compare results",
-                     "--warm-up 20 --iterations 200", "59 54 49 45 41 37"):
+    for fragment in (
+        "sudo nvpmodel",
+        "sudo jetson_clocks",
+        "./build.sh",
+        "./build.sh --trtexec",
+        "./profile.sh",
+        "into `results/jetson-orin-nano/` of the folder where you run vitprune",
+        "vitprune compare results",
+        "--warm-up 20 --iterations 200",
+        "59 54 49 45 41 37",
+    ):
         assert fragment in readme
 
 
@@ -111,7 +145,11 @@ def test_plugin_sources_are_copied_verbatim(jetson_bundle):
     if not (source / "CMakeLists.txt").is_file():
         pytest.skip("plugins/CMakeLists.txt is not in this checkout yet")
     for path in source.rglob("*"):
-        if path.is_file() and not any(part.startswith("build") for part in path.relative_to(source).parts) and path.suffix != ".so":
+        if (
+            path.is_file()
+            and not any(part.startswith("build") for part in path.relative_to(source).parts)
+            and path.suffix != ".so"
+        ):
             copied = jetson_bundle / "plugins" / path.relative_to(source)
             assert copied.read_bytes() == path.read_bytes(), copied
 
@@ -123,9 +161,17 @@ def test_bundled_cmake_configures_the_kernels_only_target(jetson_bundle, tmp_pat
     if shutil.which("nvcc") is None:
         pytest.skip("needs nvcc (the CUDA toolkit) for CMake's CUDA language")
     configure = subprocess.run(
-        ["cmake", "-S", str(jetson_bundle / "plugins"), "-B", str(tmp_path / "build"), "-DVITPRUNE_KERNELS_ONLY=ON",
-         "-DCMAKE_CUDA_ARCHITECTURES=87"],
-        capture_output=True, text=True,
+        [
+            "cmake",
+            "-S",
+            str(jetson_bundle / "plugins"),
+            "-B",
+            str(tmp_path / "build"),
+            "-DVITPRUNE_KERNELS_ONLY=ON",
+            "-DCMAKE_CUDA_ARCHITECTURES=87",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert configure.returncode == 0, configure.stdout[-2000:] + configure.stderr[-2000:]
     assert (tmp_path / "build" / "Makefile").is_file() or (tmp_path / "build" / "build.ninja").is_file()
@@ -158,10 +204,17 @@ def test_a_failed_bundle_leaves_nothing(tmp_path):
     from onnx import TensorProto, helper
 
     node = helper.make_node("VitPruneTopKSelect", ["images"], ["logits"], domain="vitprune", keep=4)
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+    )
     model = tmp_path / "plugins.onnx"
-    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vitprune", 1)]), str(model))
+    onnx.save_model(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("vitprune", 1)]),
+        str(model),
+    )
     empty = tmp_path / "no-plugins"
     empty.mkdir()
     with pytest.raises(VitPruneError, match=r"plugin nodes \(VitPruneTopKSelect\) but .* has no CMakeLists.txt"):
@@ -198,8 +251,16 @@ def test_strongly_typed_bundle_ships_an_fp16_onnx(tiny_onnx, tmp_path):
 def test_measure_script_result_passes_the_results_schema(jetson_bundle):
     metadata = json.loads((jetson_bundle / "metadata.json").read_text())
     samples = [1.0 + 0.01 * i for i in range(100)]
-    result = trt_measure.latency_result(metadata, samples, batch=2, warmup=20, device="jetson-orin-nano",
-                                        precision="fp16", env={"gpu": {}}, source="x.engine")
+    result = trt_measure.latency_result(
+        metadata,
+        samples,
+        batch=2,
+        warmup=20,
+        device="jetson-orin-nano",
+        precision="fp16",
+        env={"gpu": {}},
+        source="x.engine",
+    )
     validate_result(result)
     assert result["keep_counts"] == [59, 54, 49, 45, 41, 37] and result["rate"] == 0.1
     assert result["latency_ms"]["median"] == pytest.approx(1.495)
@@ -211,9 +272,26 @@ def test_measure_script_result_passes_the_results_schema(jetson_bundle):
 
 def test_measure_script_refuses_fewer_than_100_iterations(jetson_bundle):
     done = subprocess.run(
-        [sys.executable, "-m", "portable.trt_measure", "--engine", "x", "--metadata", "metadata.json",
-         "--device", "d", "--precision", "fp16", "--output", "r.json", "--iterations", "50"],
-        capture_output=True, text=True, cwd=jetson_bundle,
+        [
+            sys.executable,
+            "-m",
+            "portable.trt_measure",
+            "--engine",
+            "x",
+            "--metadata",
+            "metadata.json",
+            "--device",
+            "d",
+            "--precision",
+            "fp16",
+            "--output",
+            "r.json",
+            "--iterations",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=jetson_bundle,
     )
     assert done.returncode == 2 and "--iterations ≥ 100" in done.stderr
     assert not (jetson_bundle / "r.json").exists()
@@ -226,9 +304,20 @@ def test_build_script_standalone_without_tensorrt_exits_2(jetson_bundle, tmp_pat
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT (tensorrt) is installed")
     done = subprocess.run(
-        [sys.executable, "-m", "portable.trt_build", "--onnx", "x.onnx", "--settings", "build_settings.json",
-         "--output", str(tmp_path / "x.engine")],
-        capture_output=True, text=True, cwd=jetson_bundle,
+        [
+            sys.executable,
+            "-m",
+            "portable.trt_build",
+            "--onnx",
+            "x.onnx",
+            "--settings",
+            "build_settings.json",
+            "--output",
+            str(tmp_path / "x.engine"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=jetson_bundle,
     )
     assert done.returncode == 2 and done.stderr.startswith("error: TensorRT Python bindings are not importable")
     assert not (tmp_path / "x.engine").exists()
@@ -236,7 +325,9 @@ def test_build_script_standalone_without_tensorrt_exits_2(jetson_bundle, tmp_pat
 
 def test_a_plugin_graph_for_tensorrt_rtx_is_refused_at_bundle_time(tmp_path, export_cache):
     _, exported = export_cache(TINY, "topk", rate=0.1, plugins=True)
-    result = CliRunner().invoke(app, ["bundle", str(exported.path), "--profile", "rtx-generic", "-o", str(tmp_path / "b")])
+    result = CliRunner().invoke(
+        app, ["bundle", str(exported.path), "--profile", "rtx-generic", "-o", str(tmp_path / "b")]
+    )
     assert result.exit_code == 2
     assert "TensorRT for RTX, which has no plugin layers" in result.output and "--to standard" in result.output
     assert not (tmp_path / "b").exists()

@@ -38,8 +38,9 @@ def both_engines(tiny_onnx, tmp_path_factory):
     built = build_engine(tiny_onnx, "rtx-generic", output=folder / "cli.engine")
     bundled = bundle(tiny_onnx, "rtx-generic", folder / "bundle")
     environment = {**os.environ, "PYTHON": sys.executable}
-    run = subprocess.run(["bash", "build.sh"], cwd=bundled.path, capture_output=True, text=True, env=environment,
-                         timeout=600)
+    run = subprocess.run(
+        ["bash", "build.sh"], cwd=bundled.path, capture_output=True, text=True, env=environment, timeout=600
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     engine_name = json.loads((bundled.path / "bundle.json").read_text())["engine"]
     return built.path, bundled.path / engine_name
@@ -56,8 +57,10 @@ def test_vitprune_build_and_the_bundle_write_the_same_description(both_engines):
     assert (from_cli["built_with"], from_bundle["built_with"]) == ("vitprune build", "portable.trt_build")
     same = {key: from_cli[key] for key in from_cli if key not in PER_BUILD | {"builder"}}
     assert same == {key: from_bundle[key] for key in same}
-    assert from_cli["io"] == [{"name": "images", "mode": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]},
-                              {"name": "logits", "mode": "output", "dtype": "float32", "shape": [-1, 10]}]
+    assert from_cli["io"] == [
+        {"name": "images", "mode": "input", "dtype": "float32", "shape": [-1, 3, 32, 32]},
+        {"name": "logits", "mode": "output", "dtype": "float32", "shape": [-1, 10]},
+    ]
     assert from_cli["precision"] == "fp16" and from_cli["device"] == "rtx-generic"
     assert from_cli["onnx_metadata"]["keep_counts"] == [59, 54, 49, 45, 41, 37]
     # the builder settings agree but for the TensorRT version they were made for: the installed one, or the profile's
@@ -85,14 +88,32 @@ def test_trtexec_builds_are_described_by_the_same_writer(tmp_path):
     """A bundle's `build.sh --trtexec` has no Python builder: engine_description.py describes trtexec's engine."""
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"ENGINE BYTES")
-    settings = {"device": "jetson-orin-nano", "profile": None, "flavour": "tensorrt", "tensorrt_version": "10.3",
-                "precision": "fp16", "precision_source": "weakly typed network, FP16 builder flag"}
+    settings = {
+        "device": "jetson-orin-nano",
+        "profile": None,
+        "flavour": "tensorrt",
+        "tensorrt_version": "10.3",
+        "precision": "fp16",
+        "precision_source": "weakly typed network, FP16 builder flag",
+    }
     (tmp_path / "build_settings.json").write_text(json.dumps(settings))
     (tmp_path / "metadata.json").write_text(json.dumps({"model": "deit_tiny_patch16_224", "keep_counts": [186]}))
     run = subprocess.run(
-        [sys.executable, "-m", "vitprune_export.portable.engine_description", "--engine", str(engine), "--onnx", "model.onnx",
-         "--settings", str(tmp_path / "build_settings.json"), "--metadata", str(tmp_path / "metadata.json")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vitprune_export.portable.engine_description",
+            "--engine",
+            str(engine),
+            "--onnx",
+            "model.onnx",
+            "--settings",
+            str(tmp_path / "build_settings.json"),
+            "--metadata",
+            str(tmp_path / "metadata.json"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
     description = engine_description(engine)
@@ -109,7 +130,9 @@ def test_a_description_from_a_newer_vitprune_or_a_broken_file_is_one_line(tmp_pa
     with pytest.raises(schema.EngineDescriptionError, match="is not valid JSON"):
         schema.read_engine_description(engine)
     schema.description_path(engine).write_text(json.dumps({"schema": "vitprune.engine/1", "engine": "m.engine"}))
-    with pytest.raises(schema.EngineDescriptionError, match="lacks onnx_metadata, device, precision, builder, tensorrt"):
+    with pytest.raises(
+        schema.EngineDescriptionError, match="lacks onnx_metadata, device, precision, builder, tensorrt"
+    ):
         schema.read_engine_description(engine)
     with pytest.raises(schema.EngineDescriptionError, match="does not exist"):
         schema.read_engine_description(tmp_path / "other.engine", required=True)

@@ -82,7 +82,9 @@ def test_wrong_values_name_the_key(data, fragment):
 
 
 def test_unknown_name_suggests_the_near_miss():
-    with pytest.raises(VitPruneError, match=r"unknown device profile 'jetson-orin' \(did you mean 'jetson-orin-nano'\?\)"):
+    with pytest.raises(
+        VitPruneError, match=r"unknown device profile 'jetson-orin' \(did you mean 'jetson-orin-nano'\?\)"
+    ):
         load_profile("jetson-orin")
 
 

@@ -13,7 +13,12 @@ from vitprune_export.tensorrt.profiles import load_profile
 pytestmark = REAL_TENSORRT
 
 DEIT = "deit_tiny_patch16_224"
-DEIT_CASES = [("tome", "plain", "fp32"), ("tome", "plain", "fp16"), ("bspf", "plain", "fp16"), ("topk-vpa", "standard", "fp16")]
+DEIT_CASES = [
+    ("tome", "plain", "fp32"),
+    ("tome", "plain", "fp16"),
+    ("bspf", "plain", "fp16"),
+    ("topk-vpa", "standard", "fp16"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,6 @@ def deit_graph(tmp_path_factory):
         return cache[key]
 
     return get
-
 
 
 @pytest.mark.slow

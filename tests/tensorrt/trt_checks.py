@@ -20,7 +20,8 @@ def tensorrt_rtx_importable() -> bool:
 
 
 requires_tensorrt_rtx = pytest.mark.skipif(
-    not tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install -e '.[dev]' installs it)")
+    not tensorrt_rtx_importable(), reason="needs TensorRT for RTX (pip install -e '.[dev]' installs it)"
+)
 REAL_TENSORRT = [pytest.mark.tensorrt, requires_tensorrt_rtx]
 
 
@@ -50,7 +51,8 @@ def check_built_engine(result, onnx_path, precision: str, image: int, classes: i
         {"name": "logits", "mode": "output", "dtype": "float32", "shape": [-1, classes]},
     ]
     assert description["builder"]["shape_profile"] == {
-        "images": [[1, 3, image, image], [1, 3, image, image], [max_batch, 3, image, image]]}
+        "images": [[1, 3, image, image], [1, 3, image, image], [max_batch, 3, image, image]]
+    }
     metadata = read_metadata(onnx_path)
     assert description["onnx_metadata"] == metadata and description["onnx_metadata"]["keep_counts"]
     kept = set(description["builder"]["fp32_layers"])

@@ -135,7 +135,9 @@ class AdjustSettings:
         if not 0 < self.max_rate < 1:
             raise VitPruneError(f"--max-rate must be in (0, 1), got {self.max_rate}")
         if not 0 <= self.initial_rate <= self.max_rate:
-            raise VitPruneError(f"--rate (the initial rate) must be in [0, --max-rate={self.max_rate}], got {self.initial_rate}")
+            raise VitPruneError(
+                f"--rate (the initial rate) must be in [0, --max-rate={self.max_rate}], got {self.initial_rate}"
+            )
 
 
 @dataclass
@@ -266,7 +268,9 @@ class RateAdjuster:
         scale = gas_scale(gradients_current, gradients_temp)  # Eq. 9
         self.rates[layer] = _clip(gas_update(rate_current, step, scale), settings.max_rate)  # Eq. 10
         self.apply(self.rates)
-        self.updates.append(RateUpdate(epoch, layer, loss_previous, loss_current, step, change, scale, rate_current, self.rates[layer]))
+        self.updates.append(
+            RateUpdate(epoch, layer, loss_previous, loss_current, step, change, scale, rate_current, self.rates[layer])
+        )
 
     def schedule(self) -> Schedule:
         removed = removed_for_rates(self.num_tokens, self.num_prefix, self.rates, self.method)
@@ -299,7 +303,9 @@ def adjust_rates(
         model, method, train_set, recipe.epochs, settings, settings.sample_batch or recipe.batch_size, seed=recipe.seed
     )
     started = time.perf_counter()
-    trained = finetune(model, train_set, test_set, recipe, progress=progress, on_epoch_end=adjuster, description="adjusting")
+    trained = finetune(
+        model, train_set, test_set, recipe, progress=progress, on_epoch_end=adjuster, description="adjusting"
+    )
     accuracy = trained.accuracy
     if test_set is not None:  # the last update may have changed the schedule after the last evaluation
         from .evaluate import predict_torch, top1
@@ -325,7 +331,19 @@ def save_adjusted_schedule(path: str | Path, result: AdjustResult, **extra: Any)
 
 
 __all__ = [
-    "ADJUSTABLE_METHODS", "AdjustResult", "check_adjustable", "AdjustSettings", "RateAdjuster", "RateUpdate", "adjust_rates",
-    "gas_scale", "gas_update", "gradient_change", "mlp_gradients", "phi", "removed_for_rates",
-    "save_adjusted_schedule", "switch_epochs",
+    "ADJUSTABLE_METHODS",
+    "AdjustResult",
+    "check_adjustable",
+    "AdjustSettings",
+    "RateAdjuster",
+    "RateUpdate",
+    "adjust_rates",
+    "gas_scale",
+    "gas_update",
+    "gradient_change",
+    "mlp_gradients",
+    "phi",
+    "removed_for_rates",
+    "save_adjusted_schedule",
+    "switch_epochs",
 ]

@@ -152,7 +152,9 @@ def load_digits(split: Split, preprocessing: Preprocessing, canvas: bool = False
     images = place_on_canvas(images, height, width) if canvas else _resize(images, height, width)
     images = preprocessing.normalise(images.expand(-1, channels, -1, -1)).contiguous()
     name = DIGITS_CANVAS if canvas else DIGITS
-    return TensorImageDataset(f"{name}/{split}", images, torch.tensor([labels[i] for i in chosen]), [str(d) for d in range(10)])
+    return TensorImageDataset(
+        f"{name}/{split}", images, torch.tensor([labels[i] for i in chosen]), [str(d) for d in range(10)]
+    )
 
 
 def _resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -204,7 +206,9 @@ def load_folder(root: Path, split: Split, preprocessing: Preprocessing) -> Folde
             train, classes = _images_by_class(named[0])
             test, test_classes = _images_by_class(named[1])
             if test_classes != classes:
-                raise VitPruneError(f"{str(named[0])!r} and {str(named[1])!r} have different class folders; make them match")
+                raise VitPruneError(
+                    f"{str(named[0])!r} and {str(named[1])!r} have different class folders; make them match"
+                )
             return FolderImageDataset(f"{root.name}/all", train + test, classes, preprocessing)
         samples, classes = _images_by_class(folder)
         return FolderImageDataset(f"{root.name}/{folder.name}", samples, classes, preprocessing)
@@ -231,7 +235,9 @@ def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing) -
             f"{did_you_mean(str(data), (DIGITS, DIGITS_CANVAS))}; give an ImageFolder tree"
         )
     if not root.is_dir():
-        raise VitPruneError(f"--data {str(data)!r} is a file; give 'digits', 'digits-canvas' or a folder DIR/<class>/<image>")
+        raise VitPruneError(
+            f"--data {str(data)!r} is a file; give 'digits', 'digits-canvas' or a folder DIR/<class>/<image>"
+        )
     dataset = load_folder(root, split, preprocessing)
     if len(dataset) == 0:
         raise VitPruneError(f"the {split} split of {str(data)!r} holds no images; add images or use another folder")
@@ -248,12 +254,25 @@ def check_classes(dataset: ImageDataset, model: torch.nn.Module) -> None:
         )
 
 
-def data_loader(dataset: ImageDataset, batch_size: int, shuffle: bool = False, seed: int = 0) -> torch.utils.data.DataLoader:
+def data_loader(
+    dataset: ImageDataset, batch_size: int, shuffle: bool = False, seed: int = 0
+) -> torch.utils.data.DataLoader:
     """A single-process loader (a seeded shuffle when asked)."""
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0
+    )
 
 
 __all__ = [
-    "DIGITS", "DIGITS_CANVAS", "ImageDataset", "Preprocessing", "check_classes", "data_loader", "load_dataset", "load_digits", "load_folder", "place_on_canvas",
+    "DIGITS",
+    "DIGITS_CANVAS",
+    "ImageDataset",
+    "Preprocessing",
+    "check_classes",
+    "data_loader",
+    "load_dataset",
+    "load_digits",
+    "load_folder",
+    "place_on_canvas",
 ]

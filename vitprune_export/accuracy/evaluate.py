@@ -46,8 +46,12 @@ def _progress(enabled: bool, description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn(f"[bold]{description}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-        TimeElapsedColumn(), disable=not enabled,
+        TextColumn(f"[bold]{description}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeElapsedColumn(),
+        disable=not enabled,
     )
 
 
@@ -87,7 +91,9 @@ def predict_onnxruntime(
         for images, _ in data_loader(dataset, fixed_batch or batch_size):
             if fixed_batch is not None and images.shape[0] != fixed_batch:  # pad the last batch of a static graph
                 padding = images[:1].expand(fixed_batch - images.shape[0], *images.shape[1:])
-                logits = session.run(None, {input_meta.name: torch.cat([images, padding]).numpy()})[0][: images.shape[0]]
+                logits = session.run(None, {input_meta.name: torch.cat([images, padding]).numpy()})[0][
+                    : images.shape[0]
+                ]
             else:
                 logits = session.run(None, {input_meta.name: images.numpy()})[0]
             predictions.append(torch.from_numpy(logits).argmax(dim=-1))
@@ -136,14 +142,18 @@ def evaluate(
     if backend not in BACKENDS:
         from ..errors import did_you_mean
 
-        raise VitPruneError(f"unknown --backend {backend!r}{did_you_mean(backend, BACKENDS)}; choose one of {', '.join(BACKENDS)}")
+        raise VitPruneError(
+            f"unknown --backend {backend!r}{did_you_mean(backend, BACKENDS)}; choose one of {', '.join(BACKENDS)}"
+        )
     if batch_size < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {batch_size}")
     check_classes(dataset, model)
     started = time.perf_counter()
     reference, labels = predict_torch(model, dataset, batch_size, progress)
     if backend == REFERENCE_BACKEND:
-        return EvalResult(top1(reference, labels), len(labels), backend, None, None, None, time.perf_counter() - started)
+        return EvalResult(
+            top1(reference, labels), len(labels), backend, None, None, None, time.perf_counter() - started
+        )
     with tempfile.TemporaryDirectory(prefix="vitprune-eval-") as folder:
         path = Path(onnx_path) if onnx_path is not None else Path(folder) / "model.onnx"
         if onnx_path is None:
@@ -151,7 +161,13 @@ def evaluate(
 
             with _status(progress, "exporting the pruned model to ONNX for ONNX Runtime…"):
                 export_onnx(
-                    model, path, batch=min(batch_size, 2), dynamic_batch=True, check=False, model_name=model_name, plugins=plugins
+                    model,
+                    path,
+                    batch=min(batch_size, 2),
+                    dynamic_batch=True,
+                    check=False,
+                    model_name=model_name,
+                    plugins=plugins,
                 )
         elif not path.is_file():
             raise VitPruneError(f"--onnx {str(path)!r} does not exist; export it with 'vitprune export'")
@@ -206,6 +222,12 @@ def accuracy_result(
 
 
 __all__ = [
-    "BACKENDS", "EvalResult", "accuracy_result", "agreement", "evaluate", "predict_onnxruntime", "predict_torch",
+    "BACKENDS",
+    "EvalResult",
+    "accuracy_result",
+    "agreement",
+    "evaluate",
+    "predict_onnxruntime",
+    "predict_torch",
     "top1",
 ]

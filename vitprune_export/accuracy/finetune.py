@@ -76,7 +76,9 @@ class TrainingRecipe:
         if not (self.max_lr > 0 and math.isfinite(self.max_lr)):
             raise VitPruneError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.warmup < self.epochs:
-            raise VitPruneError(f"--warmup-epochs must be in [0, --epochs), got {self.warmup:g} for {self.epochs} epochs")
+            raise VitPruneError(
+                f"--warmup-epochs must be in [0, --epochs), got {self.warmup:g} for {self.epochs} epochs"
+            )
 
 
 def warmup_cosine_lr(epoch: float, recipe: TrainingRecipe) -> float:
@@ -177,8 +179,11 @@ def finetune(
     accuracy = None
     with _progress(progress) as bar:
         task = bar.add_task(
-            description, total=recipe.epochs * _steps_per_epoch(train_set, recipe.batch_size),
-            epoch=f"1/{recipe.epochs}", loss=float("nan"), acc="—",
+            description,
+            total=recipe.epochs * _steps_per_epoch(train_set, recipe.batch_size),
+            epoch=f"1/{recipe.epochs}",
+            loss=float("nan"),
+            acc="—",
         )
         for epoch in range(recipe.epochs):
             epoch_started = time.perf_counter()
@@ -239,7 +244,9 @@ def _progress(enabled: bool):
     )
 
 
-def prepare_training(model: str, weights: str, data: str) -> tuple[torch.nn.Module, dict[str, Any], ImageDataset, ImageDataset]:
+def prepare_training(
+    model: str, weights: str, data: str
+) -> tuple[torch.nn.Module, dict[str, Any], ImageDataset, ImageDataset]:
     """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
     from ..pruning.models import check_model_name, create_model
     from .data import Preprocessing, load_dataset
@@ -297,6 +304,15 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
 
 
 __all__ = [
-    "EpochRecord", "FinetuneResult", "TrainingRecipe", "checkpoint_dict", "finetune", "make_optimizer",
-    "paper_max_lr", "prepare_training", "save_checkpoint", "train_one_epoch", "warmup_cosine_lr",
+    "EpochRecord",
+    "FinetuneResult",
+    "TrainingRecipe",
+    "checkpoint_dict",
+    "finetune",
+    "make_optimizer",
+    "paper_max_lr",
+    "prepare_training",
+    "save_checkpoint",
+    "train_one_epoch",
+    "warmup_cosine_lr",
 ]

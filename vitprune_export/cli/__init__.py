@@ -8,8 +8,18 @@ from .app import app
 
 # One module per command, in the order `vitprune --help` lists them; importing one registers it.
 _COMMAND_MODULES = (
-    "methods", "export", "flops", "rewrite", "plugins", "build", "bundle",
-    "profile", "compare", "eval", "finetune", "adjust",
+    "methods",
+    "export",
+    "flops",
+    "rewrite",
+    "plugins",
+    "build",
+    "bundle",
+    "profile",
+    "compare",
+    "eval",
+    "finetune",
+    "adjust",
 )
 
 for _module in _COMMAND_MODULES:

@@ -14,12 +14,33 @@ from .options import JsonOption
 @command("build", no_args_is_help=True)
 def build(
     onnx: Annotated[Path, typer.Argument(help="ONNX file from 'vitprune export' (or 'vitprune rewrite').")],
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Device profile: a shipped name (rtx4090, rtx-generic, h100, jetson-orin-nano) or a .toml path.")],
-    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="Plugin library (libvitprune_plugins.so) for ONNX files with plugin nodes.")] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Device profile: a shipped name (rtx4090, rtx-generic, h100, jetson-orin-nano) or a .toml path.",
+        ),
+    ],
+    plugins: Annotated[
+        Optional[Path],
+        typer.Option("--plugins", help="Plugin library (libvitprune_plugins.so) for ONNX files with plugin nodes."),
+    ] = None,
     fp16: Annotated[Optional[bool], typer.Option("--fp16/--fp32", help="Override the profile's precision.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Engine file (default: engines/<onnx>_<profile>_<precision>.engine).")] = None,
-    timing_cache: Annotated[Optional[Path], typer.Option("--timing-cache", help="Timing cache file, read and updated (default: the profile's).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the builder settings for the installed TensorRT (or the profile's) and stop.")] = False,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Engine file (default: engines/<onnx>_<profile>_<precision>.engine)."),
+    ] = None,
+    timing_cache: Annotated[
+        Optional[Path],
+        typer.Option("--timing-cache", help="Timing cache file, read and updated (default: the profile's)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the builder settings for the installed TensorRT (or the profile's) and stop."
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
     json: JsonOption = False,
 ) -> None:
@@ -33,13 +54,21 @@ def build(
     from ..tensorrt.build import build_engine
 
     with console.status(f"building a TensorRT engine from {onnx} for profile {profile} (this takes minutes)…"):
-        result = build_engine(onnx, profile, output=output, plugins=plugins, fp16=fp16, timing_cache=timing_cache, verbose=verbose)
+        result = build_engine(
+            onnx, profile, output=output, plugins=plugins, fp16=fp16, timing_cache=timing_cache, verbose=verbose
+        )
     summary = {
-        "engine": str(result.path), "json": str(result.json_path), "size_mb": result.size_bytes / 1e6,
-        "seconds": result.seconds, "gpu": result.gpu, "precision": result.settings.precision,
+        "engine": str(result.path),
+        "json": str(result.json_path),
+        "size_mb": result.size_bytes / 1e6,
+        "seconds": result.seconds,
+        "gpu": result.gpu,
+        "precision": result.settings.precision,
         "precision_source": result.settings.precision_source,
         "tensorrt": f"{result.settings.flavour} {result.settings.tensorrt_version}",
-        "plugin_library": result.plugin_library, "timing_cache": result.timing_cache, "notes": result.settings.notes,
+        "plugin_library": result.plugin_library,
+        "timing_cache": result.timing_cache,
+        "notes": result.settings.notes,
     }
     if json:
         print_json(summary)
@@ -48,7 +77,9 @@ def build(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"[bold]TensorRT[/] {summary['tensorrt']} on {result.gpu or 'no GPU (ahead-of-time build)'}")
     console.print(f"[bold]precision[/] {result.settings.precision}: {result.settings.precision_source}")
-    console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) and {result.json_path} in {result.seconds:.1f} s")
+    console.print(
+        f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) and {result.json_path} in {result.seconds:.1f} s"
+    )
     console.print(f"next: vitprune profile {result.path} --backend trt")
 
 
@@ -61,7 +92,9 @@ def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Pat
         return
     from rich.table import Table
 
-    table = Table(title=f"builder settings: {onnx.name} · {profile.name} · {settings.flavour} {settings.tensorrt_version} ({origin})")
+    table = Table(
+        title=f"builder settings: {onnx.name} · {profile.name} · {settings.flavour} {settings.tensorrt_version} ({origin})"
+    )
     table.add_column("setting")
     table.add_column("value")
     for key, value in settings.to_dict().items():

@@ -14,9 +14,16 @@ from .options import JsonOption
 @command("bundle", no_args_is_help=True)
 def bundle(
     onnx: Annotated[Path, typer.Argument(help="ONNX file from 'vitprune export' (or 'vitprune rewrite').")],
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Device profile: a name (jetson-orin-nano, …) or a .toml path.")] = "jetson-orin-nano",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must not exist unless --force).")] = Path("bundles/jetson-orin-nano"),
-    plugins_dir: Annotated[Optional[Path], typer.Option("--plugins-dir", help="Plugin sources to include [default: the ones shipped with vitprune].")] = None,
+    profile: Annotated[
+        str, typer.Option("--profile", "-p", help="Device profile: a name (jetson-orin-nano, …) or a .toml path.")
+    ] = "jetson-orin-nano",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write (must not exist unless --force).")
+    ] = Path("bundles/jetson-orin-nano"),
+    plugins_dir: Annotated[
+        Optional[Path],
+        typer.Option("--plugins-dir", help="Plugin sources to include [default: the ones shipped with vitprune]."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
     json: JsonOption = False,
 ) -> None:
@@ -29,12 +36,22 @@ def bundle(
     with console.status(f"assembling the {profile} bundle…"):
         result = make_bundle(onnx, profile, output, plugins_dir=plugins_dir, force=force)
     if json:
-        print_json({"path": str(result.path), "files": result.files, "builder": result.settings,
-                    "plugin_sources": result.plugin_sources})
+        print_json(
+            {
+                "path": str(result.path),
+                "files": result.files,
+                "builder": result.settings,
+                "plugin_sources": result.plugin_sources,
+            }
+        )
         return
-    console.print(f"[bold]builder[/] {result.settings['flavour']} {result.settings['tensorrt_version']}: "
-                  f"{result.settings['precision']} ({result.settings['precision_source']})")
+    console.print(
+        f"[bold]builder[/] {result.settings['flavour']} {result.settings['tensorrt_version']}: "
+        f"{result.settings['precision']} ({result.settings['precision_source']})"
+    )
     if not result.plugin_sources:
         console.print("[yellow]note:[/] no plugin sources were found; the bundle builds the ONNX without plugins")
     console.print(f"[green]wrote[/] {result.path}/ ({len(result.files)} files)")
-    console.print(f"next: copy {result.path} to the device and follow {result.path}/README.md (./build.sh, then ./profile.sh)")
+    console.print(
+        f"next: copy {result.path} to the device and follow {result.path}/README.md (./build.sh, then ./profile.sh)"
+    )

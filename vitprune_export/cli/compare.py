@@ -14,14 +14,26 @@ from .app import command, console, err_console
 @command("compare")
 def compare(
     results: Annotated[
-        Optional[list[Path]], typer.Argument(help="Result JSON files and/or folders [default: results/, where 'vitprune profile' writes].")
+        Optional[list[Path]],
+        typer.Argument(help="Result JSON files and/or folders [default: results/, where 'vitprune profile' writes]."),
     ] = None,
-    references: Annotated[bool, typer.Option("--references", help="Also read the results the project measured (shipped with vitprune).")] = False,
-    baseline: Annotated[str, typer.Option("--baseline", help="Method every Δ% is measured against, per model and device.")] = "none",
+    references: Annotated[
+        bool, typer.Option("--references", help="Also read the results the project measured (shipped with vitprune).")
+    ] = False,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="Method every Δ% is measured against, per model and device.")
+    ] = "none",
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | json.")] = "table",
-    batch: Annotated[Optional[int], typer.Option("--batch", "-b", min=1, help="Keep only latency results of this batch size.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw latency vs FLOPs (and accuracy vs latency) to this PNG.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the markdown/csv/json text to this file instead of stdout.")] = None,
+    batch: Annotated[
+        Optional[int], typer.Option("--batch", "-b", min=1, help="Keep only latency results of this batch size.")
+    ] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Also draw latency vs FLOPs (and accuracy vs latency) to this PNG.")
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the markdown/csv/json text to this file instead of stdout."),
+    ] = None,
 ) -> None:
     """Rows = method (+ rate), columns = device/backend; each cell the median latency and its Δ% vs the baseline.
 

@@ -32,18 +32,28 @@ def eval_command(
     rates: RatesOption = None,
     schedule: ScheduleOption = None,
     checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="Checkpoint from 'vitprune finetune' (same as --weights PATH).")
+        Optional[Path],
+        typer.Option("--checkpoint", help="Checkpoint from 'vitprune finetune' (same as --weights PATH)."),
     ] = None,
     weights: WeightsOption = "auto",
     split: Annotated[str, typer.Option("--split", help="test (held-out images), train or all.")] = "test",
     backend: Annotated[
-        str, typer.Option("--backend", help="torch-cpu, or ort-cpu: export to ONNX, run ONNX Runtime, report agreement with PyTorch.")
+        str,
+        typer.Option(
+            "--backend", help="torch-cpu, or ort-cpu: export to ONNX, run ONNX Runtime, report agreement with PyTorch."
+        ),
     ] = "torch-cpu",
     onnx: Annotated[
-        Optional[Path], typer.Option("--onnx", help="With --backend ort-cpu: an ONNX file exported from this model (else exported now).")
+        Optional[Path],
+        typer.Option(
+            "--onnx", help="With --backend ort-cpu: an ONNX file exported from this model (else exported now)."
+        ),
     ] = None,
     batch: BatchOption = 64,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write a results JSON (kind: accuracy) for 'vitprune compare'.")] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write a results JSON (kind: accuracy) for 'vitprune compare'."),
+    ] = None,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -71,16 +81,25 @@ def eval_command(
     with console.status("loading the model and the data…"):
         network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
         dataset = load_dataset(data, split, Preprocessing.for_model(network))
-    result = evaluate(network, dataset, backend=backend, batch_size=batch, onnx_path=onnx, model_name=model, progress=not json)
+    result = evaluate(
+        network, dataset, backend=backend, batch_size=batch, onnx_path=onnx, model_name=model, progress=not json
+    )
     record = accuracy_result(
-        network, result, model_name=model, dataset=dataset.name, batch_size=batch, source="vitprune eval",
+        network,
+        result,
+        model_name=model,
+        dataset=dataset.name,
+        batch_size=batch,
+        source="vitprune eval",
     )
     if output is not None:
         write_result(output, record)
     if json:
         print_json(record)
         return
-    console.print(f"tokens after each block: {' '.join(map(str, keep_counts(network)))}  (weights: {record['weights']})")
+    console.print(
+        f"tokens after each block: {' '.join(map(str, keep_counts(network)))}  (weights: {record['weights']})"
+    )
     console.print(
         f"[bold]top-1[/] {result.top1:.2%} on {result.images} images of {dataset.name} "
         f"({model} / {method}, {backend}); MACs ratio {record['macs'] / record['baseline_macs']:.3f}"

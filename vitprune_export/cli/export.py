@@ -25,19 +25,30 @@ from .options import (
 @command("export")
 @with_method_knobs
 def export(
-    method: Annotated[str, typer.Option("--method", help="Token-reduction method (see 'vitprune methods').")] = "topk-vpa",
+    method: Annotated[
+        str, typer.Option("--method", help="Token-reduction method (see 'vitprune methods').")
+    ] = "topk-vpa",
     model: ModelOption = DEFAULT_MODEL_NAME,
     rate: RateOption = None,
     rates: RatesOption = None,
     schedule: ScheduleOption = None,
     weights: WeightsOption = "auto",
     batch: BatchOption = 1,
-    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Keep the batch axis dynamic (token axes stay static).")] = False,
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch", help="Keep the batch axis dynamic (token axes stay static).")
+    ] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: engines/MODEL_METHOD_rRATE.onnx].")] = None,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")] = True,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="ONNX file to write [default: engines/MODEL_METHOD_rRATE.onnx]."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")
+    ] = True,
     atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
-    plugin_nodes: Annotated[bool, typer.Option("--plugin-nodes", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")] = False,
+    plugin_nodes: Annotated[
+        bool, typer.Option("--plugin-nodes", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")
+    ] = False,
     plugins: Annotated[bool, typer.Option("--plugins", hidden=True)] = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
@@ -54,8 +65,15 @@ def export(
         network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
     with console.status(f"exporting {model} / {method} to ONNX and checking it in ONNX Runtime…"):
         result = export_onnx(
-            network, output, batch=batch, dynamic_batch=dynamic_batch, opset=opset, check=check,
-            tolerance=atol, model_name=model, plugins=plugin_nodes or plugins,
+            network,
+            output,
+            batch=batch,
+            dynamic_batch=dynamic_batch,
+            opset=opset,
+            check=check,
+            tolerance=atol,
+            model_name=model,
+            plugins=plugin_nodes or plugins,
         )
     record = result.record
     summary = {
@@ -86,4 +104,3 @@ def export(
     console.print(f"[bold]weights[/] {record.weights}")
     console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) in {summary['seconds']:.1f} s")
     console.print(f"next: vitprune profile {result.path} --backend ort-cpu")
-

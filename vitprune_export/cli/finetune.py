@@ -19,7 +19,14 @@ from .options import (
     with_method_knobs,
 )
 
-DataOption = Annotated[str, typer.Option("--data", "-d", help="'digits' (scikit-learn's 8×8 digits, resized), 'digits-canvas' (the digits small and centred on a black canvas, where the choice of tokens matters) or an ImageFolder DIR.")]
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="'digits' (scikit-learn's 8×8 digits, resized), 'digits-canvas' (the digits small and centred on a black canvas, where the choice of tokens matters) or an ImageFolder DIR.",
+    ),
+]
 EpochsOption = Annotated[int, typer.Option("--epochs", "-e", min=1, help="Training epochs (T).")]
 TrainBatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Training batch size (the paper uses 16).")]
 LrOption = Annotated[
@@ -27,7 +34,8 @@ LrOption = Annotated[
 ]
 MinLrOption = Annotated[float, typer.Option("--min-lr", help="Final learning rate (lr_min of Eq. 11).")]
 WarmupOption = Annotated[
-    Optional[float], typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) [default: min(5, epochs/10)].")
+    Optional[float],
+    typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) [default: min(5, epochs/10)]."),
 ]
 WeightDecayOption = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the initialisation, shuffling and GAS sampling.")]
@@ -38,7 +46,9 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the initialisat
 def finetune(
     data: DataOption,
     epochs: EpochsOption,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.pt); --weights/--checkpoint read it.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Checkpoint to write (.pt); --weights/--checkpoint read it.")
+    ],
     model: ModelOption = DEFAULT_MODEL_NAME,
     method: MethodOption = "none",
     rate: RateOption = None,
@@ -68,8 +78,13 @@ def finetune(
 
     started = time.perf_counter()
     recipe = TrainingRecipe(
-        epochs=epochs, batch_size=batch, lr=lr, min_lr=min_lr, warmup_epochs=warmup_epochs,
-        weight_decay=weight_decay, seed=seed,
+        epochs=epochs,
+        batch_size=batch,
+        lr=lr,
+        min_lr=min_lr,
+        warmup_epochs=warmup_epochs,
+        weight_decay=weight_decay,
+        seed=seed,
     )
     recipe.validate()
     resolved = resolve_method(method, knobs or {})
@@ -84,7 +99,9 @@ def finetune(
             f"lr {recipe.max_lr:.3g}, warm-up {recipe.warmup:g} epochs"
         )
     result = run_finetune(network, train_set, test_set, recipe, progress=not json)
-    save_checkpoint(output, checkpoint_dict(network, model, model_kwargs, epoch=result.epochs, accuracy=result.accuracy))
+    save_checkpoint(
+        output, checkpoint_dict(network, model, model_kwargs, epoch=result.epochs, accuracy=result.accuracy)
+    )
     summary = {
         "checkpoint": str(output),
         "model": model,

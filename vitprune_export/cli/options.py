@@ -21,10 +21,14 @@ RatesOption = Annotated[
     Optional[str], typer.Option("--rates", help="One rate per block, comma-separated: 0.1,0.1,0.05,…")
 ]
 ScheduleOption = Annotated[
-    Optional[Path], typer.Option("--schedule", help="JSON file with the tokens removed per block (as 'vitprune adjust' writes).")
+    Optional[Path],
+    typer.Option("--schedule", help="JSON file with the tokens removed per block (as 'vitprune adjust' writes)."),
 ]
 WeightsOption = Annotated[
-    str, typer.Option("--weights", help="auto (pretrained if reachable, else random, loudly), random, or a checkpoint PATH.")
+    str,
+    typer.Option(
+        "--weights", help="auto (pretrained if reachable, else random, loudly), random, or a checkpoint PATH."
+    ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
@@ -51,7 +55,9 @@ def _knob_parameters() -> list[inspect.Parameter]:
             if not any(text.split("] ", 1)[1] == seen.split("] ", 1)[1] for seen in helps.get(knob.name, [])):
                 helps.setdefault(knob.name, []).append(text)
             else:  # same meaning: list the method on the existing line
-                index = next(i for i, seen in enumerate(helps[knob.name]) if seen.split("] ", 1)[1] == text.split("] ", 1)[1])
+                index = next(
+                    i for i, seen in enumerate(helps[knob.name]) if seen.split("] ", 1)[1] == text.split("] ", 1)[1]
+                )
                 tag, rest = helps[knob.name][index].split("] ", 1)
                 helps[knob.name][index] = f"{tag}, {name}] {rest}"
     parameters = []
@@ -64,7 +70,10 @@ def _knob_parameters() -> list[inspect.Parameter]:
             option = typer.Option(knob.flag, help=help_text)
         parameters.append(
             inspect.Parameter(
-                f"knob__{knob_name}", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[kind], option]
+                f"knob__{knob_name}",
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[Optional[kind], option],
             )
         )
     return parameters
@@ -75,17 +84,15 @@ def with_method_knobs(fn):
     signature = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)  # resolve `from __future__ import annotations`
     parameters = [
-        p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values() if p.name != "knobs"
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+        if p.name != "knobs"
     ]
     extra = _knob_parameters()
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
-        knobs = {
-            key[len("knob__"):]: kwargs.pop(key)
-            for key in list(kwargs)
-            if key.startswith("knob__")
-        }
+        knobs = {key[len("knob__") :]: kwargs.pop(key) for key in list(kwargs) if key.startswith("knob__")}
         knobs = {key: value for key, value in knobs.items() if value is not None}
         return fn(*args, knobs=knobs, **kwargs)
 

@@ -29,10 +29,22 @@ def _user_errors_exit_2(fn):
 @plugins_app.command("build")
 @_user_errors_exit_2
 def build(
-    arch: Annotated[Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated [default: 87,89,90].")] = None,
-    tensorrt_root: Annotated[Optional[Path], typer.Option("--tensorrt-root", help="TensorRT install folder (with include/NvInferRuntime.h).")] = None,
-    kernels_only: Annotated[bool, typer.Option("--kernels-only", help="Build only the CUDA kernels (libvitprune_kernels.so); no TensorRT needed.")] = False,
-    build_dir: Annotated[Optional[Path], typer.Option("--build-dir", help="CMake build folder [default: build/plugins under the working directory].")] = None,
+    arch: Annotated[
+        Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated [default: 87,89,90].")
+    ] = None,
+    tensorrt_root: Annotated[
+        Optional[Path], typer.Option("--tensorrt-root", help="TensorRT install folder (with include/NvInferRuntime.h).")
+    ] = None,
+    kernels_only: Annotated[
+        bool,
+        typer.Option(
+            "--kernels-only", help="Build only the CUDA kernels (libvitprune_kernels.so); no TensorRT needed."
+        ),
+    ] = False,
+    build_dir: Annotated[
+        Optional[Path],
+        typer.Option("--build-dir", help="CMake build folder [default: build/plugins under the working directory]."),
+    ] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
@@ -45,12 +57,19 @@ def build(
     arches = parse_arches(arch)
     with console.status("building the plugins…") as status:
         result = build_plugin_library(
-            build_dir=build_dir, arches=arches, tensorrt_root=tensorrt_root, kernels_only=kernels_only, jobs=jobs,
+            build_dir=build_dir,
+            arches=arches,
+            tensorrt_root=tensorrt_root,
+            kernels_only=kernels_only,
+            jobs=jobs,
             on_stage=lambda stage: status.update(f"{stage}…"),
         )
     summary = {
-        "library": str(result.library), "arches": list(result.arches), "kernels_only": result.kernels_only,
-        "tensorrt_include": str(result.tensorrt_include) if result.tensorrt_include else None, "seconds": result.seconds,
+        "library": str(result.library),
+        "arches": list(result.arches),
+        "kernels_only": result.kernels_only,
+        "tensorrt_include": str(result.tensorrt_include) if result.tensorrt_include else None,
+        "seconds": result.seconds,
     }
     if json:
         print_json(summary)

@@ -25,25 +25,59 @@ from .options import (
 def profile(
     target: Annotated[
         Optional[Path],
-        typer.Argument(help="ONNX file (ort-cpu, or torch-* rebuilt from its metadata), engine (trt); leave out for --model …"),
+        typer.Argument(
+            help="ONNX file (ort-cpu, or torch-* rebuilt from its metadata), engine (trt); leave out for --model …"
+        ),
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="torch-cpu | torch-cuda | ort-cpu | trt.")] = "ort-cpu",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="timm model name (model spec; on ort-cpu it is exported to a temporary ONNX file first).")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="Token-reduction method of the model spec (default: none).")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            "-m",
+            help="timm model name (model spec; on ort-cpu it is exported to a temporary ONNX file first).",
+        ),
+    ] = None,
+    method: Annotated[
+        Optional[str], typer.Option("--method", help="Token-reduction method of the model spec (default: none).")
+    ] = None,
     rate: RateOption = None,
     rates: RatesOption = None,
     schedule: ScheduleOption = None,
     weights: WeightsOption = "random",
     batch: BatchOption = 1,
-    warm_up: Annotated[Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first [default: 20].")] = None,
+    warm_up: Annotated[
+        Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first [default: 20].")
+    ] = None,
     warmup: Annotated[Optional[int], typer.Option("--warmup", min=0, hidden=True)] = None,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Timed queries [default: 100].")] = None,
+    iterations: Annotated[
+        Optional[int], typer.Option("--iterations", min=1, help="Timed queries [default: 100].")
+    ] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", min=1, hidden=True)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads (intra-op) [default: the runtime's].")] = None,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Half precision (torch-cuda; trt: label of an fp16 engine).")] = False,
-    plugins: Annotated[Optional[Path], typer.Option("--plugins", help="TensorRT plugin library [default: build/plugins/libvitprune_plugins.so].")] = None,
-    device_name: Annotated[Optional[str], typer.Option("--device-name", help="Folder/column name [default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano].")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Result JSON [default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", min=1, help="CPU threads (intra-op) [default: the runtime's].")
+    ] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Half precision (torch-cuda; trt: label of an fp16 engine).")
+    ] = False,
+    plugins: Annotated[
+        Optional[Path],
+        typer.Option("--plugins", help="TensorRT plugin library [default: build/plugins/libvitprune_plugins.so]."),
+    ] = None,
+    device_name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device-name", help="Folder/column name [default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano]."
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            "-o",
+            help="Result JSON [default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
+        ),
+    ] = None,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -60,8 +94,18 @@ def profile(
     iterations = either(iterations, iters, "--iterations", "--iters", 100)
     spec = ModelSpec(model, method, rate, rates, schedule, weights, dict(knobs or {}))
     result = profile_target(
-        backend, target, spec, batch=batch, warmup=warm_up, iterations=iterations, threads=threads, fp16=fp16,
-        plugins=plugins, device=device_name, progress=not json, status=console.status,
+        backend,
+        target,
+        spec,
+        batch=batch,
+        warmup=warm_up,
+        iterations=iterations,
+        threads=threads,
+        fp16=fp16,
+        plugins=plugins,
+        device=device_name,
+        progress=not json,
+        status=console.status,
     )
     path = output or default_result_path(result)
     write_result(path, result)
@@ -80,7 +124,10 @@ def profile(
         f"over {iterations} queries after {warm_up} warm-up; {result['images_per_s']:.1f} images/s"
     )
     if result.get("macs"):
-        console.print(f"[bold]MACs[/] {result['macs'] / 1e9:.3f} G" + (f" (unpruned {result['baseline_macs'] / 1e9:.3f} G)" if result.get("baseline_macs") else ""))
+        console.print(
+            f"[bold]MACs[/] {result['macs'] / 1e9:.3f} G"
+            + (f" (unpruned {result['baseline_macs'] / 1e9:.3f} G)" if result.get("baseline_macs") else "")
+        )
     if result.get("note"):
         console.print(f"[yellow]note:[/] {result['note']}")
     console.print(f"[green]wrote[/] {path}")

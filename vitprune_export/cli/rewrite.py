@@ -13,10 +13,19 @@ from .options import JsonOption
 
 @command("rewrite", no_args_is_help=True)
 def rewrite(
-    input_path: Annotated[Path, typer.Argument(metavar="IN.onnx", help="ONNX file from 'vitprune export --plugin-nodes' (or a rewrite).")],
-    to: Annotated[str, typer.Option("--to", help="plugins: TensorRT plugin nodes; standard: plain ONNX ops, no plugins needed.")] = "standard",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: IN_<to>.onnx].")] = None,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="onnx.checker, forbidden ops, and ONNX Runtime parity of IN vs OUT.")] = True,
+    input_path: Annotated[
+        Path, typer.Argument(metavar="IN.onnx", help="ONNX file from 'vitprune export --plugin-nodes' (or a rewrite).")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="plugins: TensorRT plugin nodes; standard: plain ONNX ops, no plugins needed.")
+    ] = "standard",
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: IN_<to>.onnx].")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check/--no-check", help="onnx.checker, forbidden ops, and ONNX Runtime parity of IN vs OUT."),
+    ] = True,
     atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
     json: JsonOption = False,
 ) -> None:
@@ -32,14 +41,20 @@ def rewrite(
     with console.status(f"rewriting {input_path} to {to} nodes and checking it…"):
         result = rewrite_onnx(input_path, output, to, check=check, atol=atol)
     summary = {
-        "path": str(result.path), "to": to, "plugin_nodes_in": result.plugin_nodes_in,
-        "plugin_nodes_out": result.plugin_nodes_out, "nodes": result.nodes_out,
-        "parity_max_abs_diff": result.parity_max_abs_diff, "seconds": result.seconds,
+        "path": str(result.path),
+        "to": to,
+        "plugin_nodes_in": result.plugin_nodes_in,
+        "plugin_nodes_out": result.plugin_nodes_out,
+        "nodes": result.nodes_out,
+        "parity_max_abs_diff": result.parity_max_abs_diff,
+        "seconds": result.seconds,
     }
     if json:
         print_json(summary)
         return
-    console.print(f"[bold]plugin nodes[/] {result.plugin_nodes_in} → {result.plugin_nodes_out} ({result.nodes_out} nodes in all)")
+    console.print(
+        f"[bold]plugin nodes[/] {result.plugin_nodes_in} → {result.plugin_nodes_out} ({result.nodes_out} nodes in all)"
+    )
     if result.parity_max_abs_diff is not None:
         console.print(f"[bold]parity[/] max |IN − OUT| in ONNX Runtime = {result.parity_max_abs_diff:.2e}")
     console.print(f"[green]wrote[/] {result.path} in {result.seconds:.1f} s")

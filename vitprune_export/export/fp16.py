@@ -47,20 +47,52 @@ FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
 FP16_MAX = 65504.0
 
 #: kept fp32 on their own, inputs cast up
-FP32_OP_TYPES = frozenset({"LayerNormalization", "GroupNormalization", "InstanceNormalization", "Softmax", "LogSoftmax"})
+FP32_OP_TYPES = frozenset(
+    {"LayerNormalization", "GroupNormalization", "InstanceNormalization", "Softmax", "LogSoftmax"}
+)
 #: kept fp32 together with what feeds them (the walk below)
 SELECTION_OP_TYPES = frozenset({"TopK", "ArgMax", "ArgMin"})
 NORM_OP_TYPES = frozenset({"ReduceL2", "ReduceSumSquare", "LpNormalization", "Sqrt", "Pow", "Reciprocal"})
 #: what the walk back from a division, norm or selection passes through
-WALK_THROUGH_OP_TYPES = frozenset({
-    "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "LpNormalization",
-    "Mul", "Div", "Sub", "Neg", "Abs", "Sqrt", "Pow", "Reciprocal", "Exp", "Log", "Clip", "Max", "Min",
-    "Slice", "Gather", "GatherElements", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Flatten", "Expand",
-    "Identity", "Where",
-})
+WALK_THROUGH_OP_TYPES = frozenset(
+    {
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceL2",
+        "ReduceSumSquare",
+        "LpNormalization",
+        "Mul",
+        "Div",
+        "Sub",
+        "Neg",
+        "Abs",
+        "Sqrt",
+        "Pow",
+        "Reciprocal",
+        "Exp",
+        "Log",
+        "Clip",
+        "Max",
+        "Min",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "Squeeze",
+        "Unsqueeze",
+        "Reshape",
+        "Transpose",
+        "Flatten",
+        "Expand",
+        "Identity",
+        "Where",
+    }
+)
 #: float producers whose output type is an attribute the conversion does not rewrite: left fp32
-ATTRIBUTE_TYPED_OP_TYPES = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                                      "EyeLike", "Bernoulli", "Multinomial"})
+ATTRIBUTE_TYPED_OP_TYPES = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "EyeLike", "Bernoulli", "Multinomial"}
+)
 #: nodes whose float inputs may have any type (no Cast in front of them)
 ANY_INPUT_TYPE_OP_TYPES = frozenset({"Cast", "Shape", "Size", "CastLike"})
 #: float inputs that stay fp32 whatever the node computes in (op type → input positions)
@@ -130,8 +162,11 @@ def _fp32_node_indices(model, keep_fp32_ops=(), types: dict[str, int] | None = N
     keep_ops = set(keep_fp32_ops)
 
     def is_weight(name: str) -> bool:
-        return name in constants or (name in producer and nodes[producer[name]].op_type in ("Cast", "Identity")
-                                     and all(i in constants for i in nodes[producer[name]].input if i))
+        return name in constants or (
+            name in producer
+            and nodes[producer[name]].op_type in ("Cast", "Identity")
+            and all(i in constants for i in nodes[producer[name]].input if i)
+        )
 
     def activation_matmul(node) -> bool:
         return node.op_type == "MatMul" and not any(is_weight(name) for name in node.input)
@@ -184,8 +219,11 @@ def convert_to_fp16(model, keep_fp32_ops=()):
     import onnx
     from onnx import helper, numpy_helper
 
-    if any(attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-           for node in model.graph.node for attribute in node.attribute):
+    if any(
+        attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for node in model.graph.node
+        for attribute in node.attribute
+    ):
         raise ValueError("graphs with subgraphs (If/Loop/Scan) are not supported by the fp16 conversion")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -214,7 +252,8 @@ def convert_to_fp16(model, keep_fp32_ops=()):
             readers[name].append(index)
     for index, node in enumerate(nodes):
         makes_float = node.op_type == "ConstantOfShape" or (
-            node.op_type == "Cast" and not any(_is_float(types, name) for name in node.input))
+            node.op_type == "Cast" and not any(_is_float(types, name) for name in node.input)
+        )
         if makes_float and compute[index] == FLOAT16:
             kinds = {compute[reader] for output in node.output for reader in readers[output]}
             if kinds == {FLOAT}:
@@ -306,9 +345,12 @@ def convert_to_fp16(model, keep_fp32_ops=()):
     if problems:
         raise ValueError(f"nodes left with fp32 and fp16 inputs: {', '.join(problems[:5])}")
     report = Fp16Report(
-        fp32_nodes=sum(1 for k in compute.values() if k == FLOAT), fp16_nodes=sum(1 for k in compute.values() if k == FLOAT16),
-        casts_added=len(new_nodes), initialisers_fp16=fp16_count,
-        initialisers_fp32=sum(1 for t in graph.initializer if t.data_type == FLOAT), clamped_values=clamped,
+        fp32_nodes=sum(1 for k in compute.values() if k == FLOAT),
+        fp16_nodes=sum(1 for k in compute.values() if k == FLOAT16),
+        casts_added=len(new_nodes),
+        initialisers_fp16=fp16_count,
+        initialisers_fp32=sum(1 for t in graph.initializer if t.data_type == FLOAT),
+        clamped_values=clamped,
     )
     return model, report
 
@@ -385,6 +427,11 @@ def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: 
 
 
 __all__ = [
-    "FP32_OP_TYPES", "Fp16Report", "convert_onnx_to_fp16", "convert_to_fp16", "fp32_nodes", "mixed_type_nodes",
+    "FP32_OP_TYPES",
+    "Fp16Report",
+    "convert_onnx_to_fp16",
+    "convert_to_fp16",
+    "fp32_nodes",
+    "mixed_type_nodes",
     "tensor_types",
 ]

@@ -161,7 +161,9 @@ def export_onnx(
             except VitPruneError:
                 raise
             except Exception as error:
-                raise VitPruneError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+                raise VitPruneError(
+                    f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                ) from error
         proto = program.model_proto
         record.write_into(proto)
         if plugins:  # onnxruntime-extensions and TensorRT 10.3's parser read IR ≤ 10
@@ -234,6 +236,14 @@ def token_dimensions(path: str | Path) -> list[list[int | str]]:
 
 
 __all__ = [
-    "ExportResult", "default_onnx_path", "export_onnx", "input_size_of", "library_versions", "num_tokens_of", "parity",
-    "read_metadata", "run_onnxruntime", "token_dimensions",
+    "ExportResult",
+    "default_onnx_path",
+    "export_onnx",
+    "input_size_of",
+    "library_versions",
+    "num_tokens_of",
+    "parity",
+    "read_metadata",
+    "run_onnxruntime",
+    "token_dimensions",
 ]

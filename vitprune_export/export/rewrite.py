@@ -50,7 +50,9 @@ def _import_graphsurgeon():
     try:
         import onnx_graphsurgeon as gs
     except ImportError:
-        raise MissingDependencyError("vitprune rewrite needs onnx-graphsurgeon; pip install onnx-graphsurgeon") from None
+        raise MissingDependencyError(
+            "vitprune rewrite needs onnx-graphsurgeon; pip install onnx-graphsurgeon"
+        ) from None
     return gs
 
 
@@ -64,7 +66,9 @@ def load_model(path: str | Path):
     try:
         return onnx.load(str(path))
     except Exception as error:
-        raise VitPruneError(f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it") from None
+        raise VitPruneError(
+            f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it"
+        ) from None
 
 
 def plugin_nodes(proto) -> list:
@@ -200,7 +204,10 @@ def _mark_metadata(proto, target: str) -> None:
 
 
 def rewrite_onnx(
-    input_path: str | Path, output_path: str | Path, target: str, check: bool = True,
+    input_path: str | Path,
+    output_path: str | Path,
+    target: str,
+    check: bool = True,
     atol: float = DEFAULT_PARITY_TOLERANCE,
 ) -> RewriteResult:
     """Rewrite ``input_path`` into form ``target`` and write it atomically to ``output_path``.
@@ -276,4 +283,13 @@ def rewrite_parity(original: str | Path, rewritten: str | Path, batch: int = 1, 
     return float(np.abs(before - after).max())
 
 
-__all__ = ["RewriteResult", "TARGETS", "forbidden_ops", "plugin_attributes", "plugin_nodes", "rewrite_model", "rewrite_onnx", "rewrite_parity"]
+__all__ = [
+    "RewriteResult",
+    "TARGETS",
+    "forbidden_ops",
+    "plugin_attributes",
+    "plugin_nodes",
+    "rewrite_model",
+    "rewrite_onnx",
+    "rewrite_parity",
+]

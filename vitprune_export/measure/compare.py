@@ -238,7 +238,9 @@ def render_table(comparison: Comparison, title: str | None = None):
     from rich.table import Table
 
     header, body = text_grid(comparison)
-    table = Table(title=title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)")
+    table = Table(
+        title=title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)"
+    )
     for index, name in enumerate(header):
         table.add_column(name, justify="left" if index < (2 if len(comparison.models) > 1 else 1) else "right")
     for cells in body:
@@ -256,7 +258,10 @@ def render_markdown(comparison: Comparison) -> str:
 def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     return {
         "baseline": comparison.baseline,
-        "columns": [{"label": c.label, "device": c.device, "backend": c.backend, "precision": c.precision, "batch": c.batch} for c in comparison.columns],
+        "columns": [
+            {"label": c.label, "device": c.device, "backend": c.backend, "precision": c.precision, "batch": c.batch}
+            for c in comparison.columns
+        ],
         "datasets": comparison.datasets,
         "rows": [
             {
@@ -268,7 +273,11 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
                 "flops_delta_pct": row.flops_delta_pct,
                 "accuracy": row.accuracy,
                 "latency": {
-                    column.label: {"median_ms": cell.latency_ms, "images_per_s": cell.images_per_s, "delta_pct": cell.delta_pct}
+                    column.label: {
+                        "median_ms": cell.latency_ms,
+                        "images_per_s": cell.images_per_s,
+                        "delta_pct": cell.delta_pct,
+                    }
                     for column, cell in row.cells.items()
                 },
             }
@@ -291,7 +300,14 @@ def render_csv(comparison: Comparison) -> str:
         header += [f"{column.label} median_ms", f"{column.label} delta_pct"]
     writer.writerow(header)
     for row in comparison.rows:
-        line: list[Any] = [row.model, row.method, "" if row.rate is None else row.rate, row.tag, row.macs or "", _num(row.flops_delta_pct)]
+        line: list[Any] = [
+            row.model,
+            row.method,
+            "" if row.rate is None else row.rate,
+            row.tag,
+            row.macs or "",
+            _num(row.flops_delta_pct),
+        ]
         line += [_num(row.accuracy.get(d)) for d in comparison.datasets]
         for column in comparison.columns:
             cell = row.cells.get(column)
@@ -316,6 +332,16 @@ def render(comparison: Comparison, fmt: str) -> str:
 
 
 __all__ = [
-    "Cell", "Column", "Comparison", "FORMATS", "Row", "build_comparison", "comparison_dict",
-    "render", "render_csv", "render_json", "render_markdown", "render_table",
+    "Cell",
+    "Column",
+    "Comparison",
+    "FORMATS",
+    "Row",
+    "build_comparison",
+    "comparison_dict",
+    "render",
+    "render_csv",
+    "render_json",
+    "render_markdown",
+    "render_table",
 ]

@@ -23,7 +23,10 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     columns = comparison.columns
     with_accuracy = bool(comparison.datasets)
     figure, axes = plt.subplots(
-        2 if with_accuracy else 1, len(columns), figsize=(4.5 * len(columns), 4 * (2 if with_accuracy else 1)), squeeze=False
+        2 if with_accuracy else 1,
+        len(columns),
+        figsize=(4.5 * len(columns), 4 * (2 if with_accuracy else 1)),
+        squeeze=False,
     )
     for index, column in enumerate(columns):
         axis = axes[0][index]
@@ -32,8 +35,12 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             if cell is None or row.macs is None:
                 continue
             is_baseline = row.method == comparison.baseline
-            axis.scatter(row.macs / 1e9, cell.latency_ms, marker="*" if is_baseline else "o", s=120 if is_baseline else 40)
-            axis.annotate(row.label, (row.macs / 1e9, cell.latency_ms), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            axis.scatter(
+                row.macs / 1e9, cell.latency_ms, marker="*" if is_baseline else "o", s=120 if is_baseline else 40
+            )
+            axis.annotate(
+                row.label, (row.macs / 1e9, cell.latency_ms), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
         axis.set(title=column.label, xlabel="GMACs per image", ylabel="latency per query (ms)")
         axis.grid(alpha=0.3)
         if with_accuracy:
@@ -44,8 +51,18 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
                 if cell is None or dataset not in row.accuracy:
                     continue
                 axis.scatter(cell.latency_ms, 100 * row.accuracy[dataset])
-                axis.annotate(row.label, (cell.latency_ms, 100 * row.accuracy[dataset]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            axis.set(title=f"{column.label}: accuracy vs latency", xlabel="latency per query (ms)", ylabel=f"top-1 {dataset} (%)")
+                axis.annotate(
+                    row.label,
+                    (cell.latency_ms, 100 * row.accuracy[dataset]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+            axis.set(
+                title=f"{column.label}: accuracy vs latency",
+                xlabel="latency per query (ms)",
+                ylabel=f"top-1 {dataset} (%)",
+            )
             axis.grid(alpha=0.3)
     figure.tight_layout()
     with atomic_output(path, suffix=".png") as temporary:

@@ -46,7 +46,9 @@ def latency_stats(samples_ms) -> dict[str, float]:
         raise VitPruneError("no timed iterations; pass --iterations 1 or more") from None
 
 
-def measure(runner: Runner, warmup: int = 20, iterations: int = 100, progress: bool = True, label: str = "") -> list[float]:
+def measure(
+    runner: Runner, warmup: int = 20, iterations: int = 100, progress: bool = True, label: str = ""
+) -> list[float]:
     """Run ``warmup`` untimed and ``iterations`` timed queries; return the timed ones (ms)."""
     if warmup < 0 or iterations < 1:
         raise VitPruneError(f"--warm-up must be ≥ 0 and --iterations ≥ 1 (got {warmup}, {iterations})")
@@ -57,7 +59,13 @@ def measure(runner: Runner, warmup: int = 20, iterations: int = 100, progress: b
         return [runner.infer() for _ in range(iterations)]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(f"{label or runner.backend}: warm-up", total=warmup + iterations, last="")
         for _ in range(warmup):
@@ -86,7 +94,9 @@ def gpu_info() -> dict[str, Any]:
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
     }
-    smi = machine.run_quiet(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"])
+    smi = machine.run_quiet(
+        ["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.max.sm,power.limit", "--format=csv,noheader"]
+    )
     if smi:
         parts = [p.strip() for p in smi.splitlines()[0].split(",")]
         info.update(zip(("driver", "sm_clock", "sm_clock_max", "power_limit"), parts))
@@ -148,8 +158,15 @@ def latency_result(
     """A ``vitprune.result/1`` latency result (:func:`..portable.results.latency_result`, shared with bundles)."""
     latency_stats(samples_ms)  # a clear error for no samples
     result = result_format.latency_result(
-        loaded.to_metadata(), samples_ms, runner.batch, warmup, device, runner.precision, environment,
-        runner.source, backend=runner.backend,
+        loaded.to_metadata(),
+        samples_ms,
+        runner.batch,
+        warmup,
+        device,
+        runner.precision,
+        environment,
+        runner.source,
+        backend=runner.backend,
     )
     note = getattr(runner, "note", "")
     if note:
@@ -197,7 +214,9 @@ class ModelSpec:
 
     @property
     def given(self) -> bool:
-        return any(v is not None for v in (self.model, self.method, self.rate, self.rates, self.schedule)) or bool(self.knobs)
+        return any(v is not None for v in (self.model, self.method, self.rate, self.rates, self.schedule)) or bool(
+            self.knobs
+        )
 
 
 def _no_status(message: str) -> contextlib.AbstractContextManager:
@@ -230,8 +249,12 @@ def profile_target(
 
     if plugins is not None and backend != "trt":
         raise VitPruneError("--plugins is for --backend trt only")
-    runner = get_runner(backend, threads=threads, precision="fp16" if fp16 else "fp32",
-                        **({"plugin_library": plugins} if backend == "trt" else {}))
+    runner = get_runner(
+        backend,
+        threads=threads,
+        precision="fp16" if fp16 else "fp32",
+        **({"plugin_library": plugins} if backend == "trt" else {}),
+    )
     with contextlib.ExitStack() as cleanup:
         model_name = None
         if target is None:
@@ -247,7 +270,9 @@ def profile_target(
 
                 folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vitprune-profile-")))
                 with status("exporting the model spec to ONNX for ONNX Runtime…"):
-                    loaded_target = export_onnx(loaded_target, folder / "model.onnx", batch=batch, model_name=model_name).path
+                    loaded_target = export_onnx(
+                        loaded_target, folder / "model.onnx", batch=batch, model_name=model_name
+                    ).path
         else:
             target = Path(target)
             if spec.given:
@@ -255,8 +280,16 @@ def profile_target(
             if not target.is_file():
                 raise VitPruneError(f"TARGET {str(target)!r} does not exist")
             loaded_target, model_name = _file_target(target, backend, spec.weights, status)
-        return profile(runner, loaded_target, batch=batch, warmup=warmup, iterations=iterations, device=device,
-                       model_name=model_name, progress=progress)
+        return profile(
+            runner,
+            loaded_target,
+            batch=batch,
+            warmup=warmup,
+            iterations=iterations,
+            device=device,
+            model_name=model_name,
+            progress=progress,
+        )
 
 
 def _file_target(target: Path, backend: str, weights: str, status: Status) -> tuple[Any, str | None]:
@@ -277,6 +310,13 @@ def _file_target(target: Path, backend: str, weights: str, status: Status) -> tu
 
 
 __all__ = [
-    "ModelSpec", "backend_library_versions", "capture_environment", "default_device_name", "latency_result",
-    "latency_stats", "measure", "profile", "profile_target",
+    "ModelSpec",
+    "backend_library_versions",
+    "capture_environment",
+    "default_device_name",
+    "latency_result",
+    "latency_stats",
+    "measure",
+    "profile",
+    "profile_target",
 ]

@@ -189,7 +189,9 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
                     results.append(data)
                     found += 1
             if not found:
-                raise VitPruneError(f"folder {str(entry)!r} holds no vitprune result JSON; run 'vitprune profile' first")
+                raise VitPruneError(
+                    f"folder {str(entry)!r} holds no vitprune result JSON; run 'vitprune profile' first"
+                )
         elif entry.exists():
             data = load_result(entry)
             data.setdefault("_path", str(entry))
@@ -203,6 +205,14 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "DEFAULT_ROOT", "LATENCY_STATS", "SCHEMA", "default_result_path", "load_result", "load_results", "now_iso",
-    "reference_results", "validate_result", "write_result",
+    "DEFAULT_ROOT",
+    "LATENCY_STATS",
+    "SCHEMA",
+    "default_result_path",
+    "load_result",
+    "load_results",
+    "now_iso",
+    "reference_results",
+    "validate_result",
+    "write_result",
 ]

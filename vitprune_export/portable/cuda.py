@@ -18,8 +18,14 @@ class CudaError(RuntimeError):
 class CudaRuntime:
     """The few CUDA runtime calls a latency loop needs, through ctypes (no pycuda, no torch)."""
 
-    NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
-             "/usr/local/cuda/lib64/libcudart.so", "/usr/local/cuda/targets/aarch64-linux/lib/libcudart.so")
+    NAMES = (
+        "libcudart.so",
+        "libcudart.so.13",
+        "libcudart.so.12",
+        "libcudart.so.11.0",
+        "/usr/local/cuda/lib64/libcudart.so",
+        "/usr/local/cuda/targets/aarch64-linux/lib/libcudart.so",
+    )
 
     def __init__(self) -> None:
         self.lib = None
@@ -30,7 +36,9 @@ class CudaRuntime:
             except OSError:
                 continue
         if self.lib is None:
-            raise CudaError("the CUDA runtime (libcudart.so) was not found; add /usr/local/cuda/lib64 to LD_LIBRARY_PATH")
+            raise CudaError(
+                "the CUDA runtime (libcudart.so) was not found; add /usr/local/cuda/lib64 to LD_LIBRARY_PATH"
+            )
         self.lib.cudaGetErrorString.restype = ctypes.c_char_p
 
     def check(self, status: int, what: str) -> None:
@@ -46,8 +54,15 @@ class CudaRuntime:
         self.lib.cudaFree(ctypes.c_void_p(pointer))
 
     def upload(self, pointer: int, array) -> None:
-        self.check(self.lib.cudaMemcpy(ctypes.c_void_p(pointer), array.ctypes.data_as(ctypes.c_void_p),
-                                       ctypes.c_size_t(array.nbytes), HOST_TO_DEVICE), "cudaMemcpy")
+        self.check(
+            self.lib.cudaMemcpy(
+                ctypes.c_void_p(pointer),
+                array.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_size_t(array.nbytes),
+                HOST_TO_DEVICE,
+            ),
+            "cudaMemcpy",
+        )
 
     def stream(self) -> int:
         handle = ctypes.c_void_p()

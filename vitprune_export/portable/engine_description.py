@@ -55,8 +55,10 @@ def network_io(trt, network) -> list[dict]:
     """Inputs then outputs of a parsed ``INetworkDefinition``: name, mode, dtype, shape (-1 = dynamic)."""
     tensors = [("input", network.get_input(i)) for i in range(network.num_inputs)]
     tensors += [("output", network.get_output(i)) for i in range(network.num_outputs)]
-    return [{"name": t.name, "mode": mode, "dtype": _dtype_name(trt, t.dtype), "shape": [int(d) for d in t.shape]}
-            for mode, t in tensors]
+    return [
+        {"name": t.name, "mode": mode, "dtype": _dtype_name(trt, t.dtype), "shape": [int(d) for d in t.shape]}
+        for mode, t in tensors
+    ]
 
 
 def _dtype_name(trt, dtype) -> str:
@@ -173,8 +175,9 @@ def main(argv: list | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     tensorrt = {"flavour": settings.get("flavour"), "version": settings.get("tensorrt_version")}
-    description = describe_engine(args.engine, engine, args.onnx, metadata, settings, tensorrt, args.built_with,
-                                  plugin_library=args.plugins)
+    description = describe_engine(
+        args.engine, engine, args.onnx, metadata, settings, tensorrt, args.built_with, plugin_library=args.plugins
+    )
     print(f"wrote {write_engine_description(args.engine, description)}")
     return 0
 

@@ -78,8 +78,9 @@ def _fields(buffer, start: int, end: int):
 
 def onnx_plugin_nodes(onnx_path: str | Path) -> list[PluginNode]:
     """The plugin nodes of an ONNX file's main graph (ModelProto.graph = 7, GraphProto.node = 1)."""
+
     def text(buffer, span) -> str:
-        return bytes(buffer[span[0]:span[1]]).decode(errors="replace")
+        return bytes(buffer[span[0] : span[1]]).decode(errors="replace")
 
     found = []
     try:
@@ -100,10 +101,19 @@ def onnx_plugin_nodes(onnx_path: str | Path) -> list[PluginNode]:
                             if 1 in parts and isinstance(parts.get(4), tuple):
                                 attributes[text(buffer, parts[1])] = text(buffer, parts[4])
                     if is_plugin_node(values["op_type"], values["domain"]):
-                        found.append(PluginNode(values["name"], values["op_type"], values["domain"],
-                                                attributes.get("plugin_version", "1"), attributes.get("plugin_namespace", "")))
+                        found.append(
+                            PluginNode(
+                                values["name"],
+                                values["op_type"],
+                                values["domain"],
+                                attributes.get("plugin_version", "1"),
+                                attributes.get("plugin_namespace", ""),
+                            )
+                        )
     except (OSError, ValueError, IndexError) as error:
-        raise BuildError(f"{str(onnx_path)!r} is not a readable ONNX file ({type(error).__name__}: {error}); re-export it") from None
+        raise BuildError(
+            f"{str(onnx_path)!r} is not a readable ONNX file ({type(error).__name__}: {error}); re-export it"
+        ) from None
     return found
 
 
@@ -151,9 +161,12 @@ def check_plugin_nodes(trt, onnx_path: str | Path, nodes: list[PluginNode], libr
     registry = trt.get_plugin_registry()
     for node in nodes:
         if _find_creator(registry, node) is None:
-            where = (f"the plugin library {library!r} does not register it (rebuild it for this TensorRT with "
-                     "'vitprune plugins build')" if library else
-                     "no plugin library is loaded: pass --plugins libvitprune_plugins.so (build it with 'vitprune plugins build')")
+            where = (
+                f"the plugin library {library!r} does not register it (rebuild it for this TensorRT with "
+                "'vitprune plugins build')"
+                if library
+                else "no plugin library is loaded: pass --plugins libvitprune_plugins.so (build it with 'vitprune plugins build')"
+            )
             raise BuildError(
                 f"node {node.name!r} needs the TensorRT plugin creator {node.op_type!r} (version {node.version!r}, "
                 f"namespace {node.namespace!r}); {where}"

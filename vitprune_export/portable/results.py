@@ -43,8 +43,17 @@ def record_fields(record: dict, kind: str, device: str, backend: str, precision:
     }
 
 
-def latency_result(record: dict, samples: list, batch: int, warmup: int, device: str, precision: str, env: dict,
-                   source: str, backend: str = "trt") -> dict:
+def latency_result(
+    record: dict,
+    samples: list,
+    batch: int,
+    warmup: int,
+    device: str,
+    precision: str,
+    env: dict,
+    source: str,
+    backend: str = "trt",
+) -> dict:
     """A latency result: the statistics of ``samples`` (ms per query of ``batch`` images) and images/s."""
     stats = latency_stats(samples)
     return {

@@ -62,8 +62,17 @@ from .plugin_nodes import (
 )
 
 __all__ = [
-    "BuildError", "BuiltEngine", "PluginNode", "build_serialized_engine", "check_plugin_nodes", "has_plugin_layers",
-    "is_plugin_node", "keep_layers_fp32", "load_plugins", "onnx_plugin_nodes", "parser_errors",
+    "BuildError",
+    "BuiltEngine",
+    "PluginNode",
+    "build_serialized_engine",
+    "check_plugin_nodes",
+    "has_plugin_layers",
+    "is_plugin_node",
+    "keep_layers_fp32",
+    "load_plugins",
+    "onnx_plugin_nodes",
+    "parser_errors",
     "refuse_plugins_without_plugin_layers",
 ]
 
@@ -77,8 +86,10 @@ def import_flavour(flavour: str | None = None):
             return importlib.import_module(name)
         except Exception as error:  # ImportError or a broken install (missing libnvinfer)
             problems.append(f"{name}: {error}")
-    raise BuildError("TensorRT Python bindings are not importable (" + "; ".join(problems) + "); "
-                     "on JetPack: sudo apt install python3-libnvinfer")
+    raise BuildError(
+        "TensorRT Python bindings are not importable (" + "; ".join(problems) + "); "
+        "on JetPack: sudo apt install python3-libnvinfer"
+    )
 
 
 def load_plugins(trt, library: str | None) -> None:
@@ -158,8 +169,14 @@ class BuiltEngine:
     fp32_layers: int = 0
 
 
-def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=None, library: str | None = None,
-                            plugin_nodes: list[PluginNode] | None = None) -> BuiltEngine:
+def build_serialized_engine(
+    trt,
+    onnx_path: str | Path,
+    settings: dict,
+    logger=None,
+    library: str | None = None,
+    plugin_nodes: list[PluginNode] | None = None,
+) -> BuiltEngine:
     """Check plugin nodes, parse, configure and build (the engine, the updated timing cache, the network's I/O).
 
     ``plugin_nodes``: the ONNX's plugin nodes when the caller has read them already.
@@ -185,7 +202,9 @@ def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=N
     flag_names = list(settings.get("builder_flags", []))
     for flag in flag_names:
         if not hasattr(trt.BuilderFlag, flag):
-            raise BuildError(f"this TensorRT ({trt.__version__}) has no builder flag {flag}; it builds strongly typed networks only")
+            raise BuildError(
+                f"this TensorRT ({trt.__version__}) has no builder flag {flag}; it builds strongly typed networks only"
+            )
         config.set_flag(getattr(trt.BuilderFlag, flag))
     fp32_layers = 0
     if "FP16" in flag_names and not settings.get("strongly_typed") and settings.get("fp32_layers"):
@@ -216,8 +235,10 @@ def build_serialized_engine(trt, onnx_path: str | Path, settings: dict, logger=N
     layers = _layer_count(network)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BuildError("TensorRT could not build the engine (see its log above): unsupported layer, too small "
-                         "a workspace, or a plugin that failed")
+        raise BuildError(
+            "TensorRT could not build the engine (see its log above): unsupported layer, too small "
+            "a workspace, or a plugin that failed"
+        )
     cache_bytes = bytes(cache.serialize()) if cache is not None else None
     return BuiltEngine(bytes(serialized), cache_bytes, io, layers, fp32_layers)
 
@@ -235,7 +256,9 @@ def _layer_count(network) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build a TensorRT engine from an ONNX file and vitprune build settings.")
+    parser = argparse.ArgumentParser(
+        description="Build a TensorRT engine from an ONNX file and vitprune build settings."
+    )
     parser.add_argument("--onnx", required=True)
     parser.add_argument("--settings", required=True, help="build_settings.json written by 'vitprune bundle'")
     parser.add_argument("--output", required=True, help="engine file to write")
@@ -255,9 +278,18 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         metadata = json.loads(Path(args.metadata).read_text()) if args.metadata else {}
         description = describe_engine(
-            args.output, built.engine, args.onnx, metadata, settings,
-            {"flavour": trt.__name__, "version": trt.__version__}, "portable.trt_build",
-            io=built.io, layers=built.layers, gpu=gpu_name(), plugin_library=args.plugins, build_seconds=seconds,
+            args.output,
+            built.engine,
+            args.onnx,
+            metadata,
+            settings,
+            {"flavour": trt.__name__, "version": trt.__version__},
+            "portable.trt_build",
+            io=built.io,
+            layers=built.layers,
+            gpu=gpu_name(),
+            plugin_library=args.plugins,
+            build_seconds=seconds,
         )
         atomic_write_bytes(args.output, built.engine)
         if built.timing_cache is not None and settings.get("timing_cache"):

@@ -35,7 +35,9 @@ class MeasureError(Exception):
     """The engine could not be timed; the message says why and what to do."""
 
 
-def time_engine(trt, engine_path: str, batch: int, warmup: int, iterations: int, plugins: str | None = None) -> tuple[list, dict]:
+def time_engine(
+    trt, engine_path: str, batch: int, warmup: int, iterations: int, plugins: str | None = None
+) -> tuple[list, dict]:
     """Deserialise the engine, bind random inputs of ``batch`` images, return (timed samples in ms, info)."""
     import numpy as np
 
@@ -44,7 +46,9 @@ def time_engine(trt, engine_path: str, batch: int, warmup: int, iterations: int,
         raise MeasureError(f"TensorRT could not load plugin library {plugins!r}")
     engine = trt.Runtime(logger).deserialize_cuda_engine(Path(engine_path).read_bytes())
     if engine is None:
-        raise MeasureError(f"TensorRT could not deserialise {engine_path!r}: built on another TensorRT/GPU, or plugins not loaded")
+        raise MeasureError(
+            f"TensorRT could not deserialise {engine_path!r}: built on another TensorRT/GPU, or plugins not loaded"
+        )
     context = engine.create_execution_context()
     cuda = CudaRuntime()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -118,15 +122,25 @@ def main(argv: list | None = None) -> int:
     try:
         metadata = json.loads(Path(args.metadata).read_text())
         samples, cuda_info = time_engine(trt, args.engine, args.batch, args.warmup, args.iterations, args.plugins)
-        result = latency_result(metadata, samples, args.batch, args.warmup, args.device, args.precision,
-                                environment(trt, cuda_info), str(args.engine))
+        result = latency_result(
+            metadata,
+            samples,
+            args.batch,
+            args.warmup,
+            args.device,
+            args.precision,
+            environment(trt, cuda_info),
+            str(args.engine),
+        )
     except (MeasureError, CudaError, OSError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     output = atomic_write_text(args.output, json.dumps(result, indent=2) + "\n")
     stats = result["latency_ms"]
-    print(f"{result['model']} {result['method']} batch {args.batch}: median {stats['median']:.3f} ms, "
-          f"p90 {stats['p90']:.3f} ms, {result['images_per_s']:.1f} images/s → {output}")
+    print(
+        f"{result['model']} {result['method']} batch {args.batch}: median {stats['median']:.3f} ms, "
+        f"p90 {stats['p90']:.3f} ms, {result['images_per_s']:.1f} images/s → {output}"
+    )
     return 0
 
 

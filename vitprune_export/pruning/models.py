@@ -47,10 +47,20 @@ def _register_tiny_models() -> None:
         """ViT for 32×32 images: 64 patch tokens + CLS, width 96, 6 blocks, 3 heads."""
         for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's factory passes these
             kwargs.pop(key, None)
-        args = {"img_size": 32, "patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3, "mlp_ratio": 3.0,
-                "num_classes": 10, **kwargs}
+        args = {
+            "img_size": 32,
+            "patch_size": 4,
+            "embed_dim": 96,
+            "depth": 6,
+            "num_heads": 3,
+            "mlp_ratio": 3.0,
+            "num_classes": 10,
+            **kwargs,
+        }
         if pretrained:
-            raise VitPruneError("vitprune_tiny_patch4_32 has no pretrained weights; use --weights random or a checkpoint")
+            raise VitPruneError(
+                "vitprune_tiny_patch4_32 has no pretrained weights; use --weights random or a checkpoint"
+            )
         return VisionTransformer(**args)
 
 
@@ -113,11 +123,15 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint: a state dict, or a dict holding one under ``state_dict``/``model``."""
     path = Path(path)
     if not path.is_file():
-        raise VitPruneError(f"checkpoint {str(path)!r} does not exist; give a file saved by 'vitprune finetune' or torch.save")
+        raise VitPruneError(
+            f"checkpoint {str(path)!r} does not exist; give a file saved by 'vitprune finetune' or torch.save"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a bad file
-        raise VitPruneError(f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}); is it a PyTorch checkpoint?") from None
+        raise VitPruneError(
+            f"checkpoint {str(path)!r} cannot be read ({type(error).__name__}); is it a PyTorch checkpoint?"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise VitPruneError(f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a state dict")
     return checkpoint
@@ -146,10 +160,16 @@ def create_model(
         model, source = _create_auto(name, seed, **model_kwargs)
     else:
         checkpoint = load_checkpoint(weights)
-        kwargs = {**checkpoint.get("model_kwargs", {}), **model_kwargs} if isinstance(checkpoint.get("model_kwargs"), dict) else model_kwargs
+        kwargs = (
+            {**checkpoint.get("model_kwargs", {}), **model_kwargs}
+            if isinstance(checkpoint.get("model_kwargs"), dict)
+            else model_kwargs
+        )
         saved_name = checkpoint.get("model_name")
         if isinstance(saved_name, str) and saved_name != name:
-            raise VitPruneError(f"checkpoint {weights!r} was saved for model {saved_name!r}, not {name!r}; pass --model {saved_name}")
+            raise VitPruneError(
+                f"checkpoint {weights!r} was saved for model {saved_name!r}, not {name!r}; pass --model {saved_name}"
+            )
         model = _create(name, False, **kwargs)
         try:
             model.load_state_dict(_state_dict_of(checkpoint))

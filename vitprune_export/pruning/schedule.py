@@ -74,7 +74,9 @@ def load_removed_counts(path: str | Path) -> list[int]:
     except FileNotFoundError:
         raise VitPruneError(f"schedule file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise VitPruneError(f"schedule file {str(path)!r} is not valid JSON ({error}); expected a list of removed counts") from None
+        raise VitPruneError(
+            f"schedule file {str(path)!r} is not valid JSON ({error}); expected a list of removed counts"
+        ) from None
     if isinstance(data, dict):
         data = data.get("removed")
     if not isinstance(data, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in data):
@@ -115,13 +117,17 @@ def build_schedule(
     if rates is not None:
         rates = list(rates)
         if len(rates) != depth:
-            raise VitPruneError(f"--rates has {len(rates)} entries but the model has {depth} blocks; give one rate per block")
+            raise VitPruneError(
+                f"--rates has {len(rates)} entries but the model has {depth} blocks; give one rate per block"
+            )
         for index, layer_rate in enumerate(rates):
             _check_rate(layer_rate, f"rate of block {index}")
     if removed is not None:
         removed = list(removed)
         if len(removed) != depth:
-            raise VitPruneError(f"the schedule has {len(removed)} entries but the model has {depth} blocks; give one count per block")
+            raise VitPruneError(
+                f"the schedule has {len(removed)} entries but the model has {depth} blocks; give one count per block"
+            )
 
     counts: list[int] = []
     tokens_in: list[int] = []

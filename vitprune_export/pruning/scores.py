@@ -125,7 +125,10 @@ def entropy_score(x: torch.Tensor, attention) -> torch.Tensor:
 
 
 @register_score(
-    "mean-attn", needs_class_token=False, summary="attention received, mean over queries and heads", needs_full_attention=True
+    "mean-attn",
+    needs_class_token=False,
+    summary="attention received, mean over queries and heads",
+    needs_full_attention=True,
 )
 def mean_attention_score(x: torch.Tensor, attention) -> torch.Tensor:
     """Average attention token ``t`` receives: ``1/(H·N) Σ_h Σ_i A^h_{i,t}``.

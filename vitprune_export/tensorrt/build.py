@@ -54,7 +54,9 @@ def _engine_profile(profile: str | Path | DeviceProfile, onnx_path: Path) -> Dev
 
 
 def describe_build(
-    onnx_path: str | Path, profile: str | Path | DeviceProfile, fp16: bool | None = None,
+    onnx_path: str | Path,
+    profile: str | Path | DeviceProfile,
+    fp16: bool | None = None,
     timing_cache: str | Path | None = None,
 ) -> tuple[BuilderSettings, str, DeviceProfile]:
     """The builder settings ``build_engine`` would use, where its TensorRT comes from (``installed``, or the
@@ -72,8 +74,9 @@ def describe_build(
         flavour, version = expected_tensorrt(profile)
         origin = "expected by the profile (TensorRT is not installed here)"
     facts = OnnxFacts.read(onnx_path)
-    settings = builder_settings(profile, flavour, version, facts.inputs, facts.precision, fp16, timing_cache,
-                                facts.fp32_layers)
+    settings = builder_settings(
+        profile, flavour, version, facts.inputs, facts.precision, fp16, timing_cache, facts.fp32_layers
+    )
     return settings, origin, profile
 
 
@@ -146,7 +149,7 @@ def build_engine(
     if gpu is None and "CURRENT" in settings.compute_capabilities:
         raise MissingDependencyError(
             "compute_capabilities = ['current'] means 'the GPU in this machine' and no CUDA GPU is visible; "
-            "name the target instead (e.g. [\"sm_89\"]) to build ahead of time on the CPU"
+            'name the target instead (e.g. ["sm_89"]) to build ahead of time on the CPU'
         )
     output = Path(output) if output else default_engine_path(onnx_path, profile, settings.precision)
     if library is not None:
@@ -164,16 +167,27 @@ def build_engine(
             source = Path(scratch) / f"{onnx_path.stem}_fp16.onnx"
             convert_onnx_to_fp16(onnx_path, source, plugin_ops)
         try:
-            built = build_serialized_engine(module, source, data, logger, library=str(library) if library else None,
-                                            plugin_nodes=plugin_nodes)
+            built = build_serialized_engine(
+                module, source, data, logger, library=str(library) if library else None, plugin_nodes=plugin_nodes
+            )
         except BuildError as error:
             raise VitPruneError(str(error)) from None
     seconds = time.perf_counter() - started
 
     description = describe_engine(
-        output, built.engine, onnx_path, record.to_metadata() if record else {}, data, {"flavour": trt.flavour, "version": trt.version},
-        "vitprune build", io=built.io, layers=built.layers, gpu=gpu, plugin_library=str(library) if library else None,
-        build_seconds=seconds, vitprune=__version__,
+        output,
+        built.engine,
+        onnx_path,
+        record.to_metadata() if record else {},
+        data,
+        {"flavour": trt.flavour, "version": trt.version},
+        "vitprune build",
+        io=built.io,
+        layers=built.layers,
+        gpu=gpu,
+        plugin_library=str(library) if library else None,
+        build_seconds=seconds,
+        vitprune=__version__,
     )
     json_path = description_path(output)
     with atomic_output(output, suffix=".engine") as engine_file, atomic_output(json_path) as json_file:
@@ -182,8 +196,14 @@ def build_engine(
     if built.timing_cache is not None and settings.timing_cache:
         atomic_write_bytes(settings.timing_cache, built.timing_cache)
     return BuildResult(
-        path=output, json_path=json_path, seconds=seconds, size_bytes=len(built.engine), settings=settings,
-        gpu=gpu, plugin_library=str(library) if library else None, timing_cache=settings.timing_cache,
+        path=output,
+        json_path=json_path,
+        seconds=seconds,
+        size_bytes=len(built.engine),
+        settings=settings,
+        gpu=gpu,
+        plugin_library=str(library) if library else None,
+        timing_cache=settings.timing_cache,
         description=description,
     )
 

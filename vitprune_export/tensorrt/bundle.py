@@ -69,8 +69,11 @@ def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
         flags.append("--fp16")
     for name, (minimum, optimum, maximum) in (settings.shape_profile or {}).items():
         shape = lambda dims: "x".join(str(d) for d in dims)  # noqa: E731
-        flags += [f"--minShapes={name}:{shape(minimum)}", f"--optShapes={name}:{shape(optimum)}",
-                  f"--maxShapes={name}:{shape(maximum)}"]
+        flags += [
+            f"--minShapes={name}:{shape(minimum)}",
+            f"--optShapes={name}:{shape(optimum)}",
+            f"--maxShapes={name}:{shape(maximum)}",
+        ]
     layers = [name for name in settings.fp32_layers if name and not set(name) & set(",: '\"")]
     if layers and not settings.strongly_typed and precision == "fp16":
         # the same fp32 constraints build_engine.py sets (trtexec matches layer names: a node's last layer)
@@ -108,7 +111,9 @@ def bundle(
         raise VitPruneError(f"{str(onnx_path)!r} keeps its weights in an external data file; re-export it as one file")
     profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
     if not profile.uses_tensorrt:
-        raise VitPruneError(f"profile {profile.name!r} uses backend {profile.build.backend!r}: a bundle is for TensorRT devices")
+        raise VitPruneError(
+            f"profile {profile.name!r} uses backend {profile.build.backend!r}: a bundle is for TensorRT devices"
+        )
     if out_dir.exists() and not force:
         raise VitPruneError(f"{str(out_dir)!r} already exists; choose another -o or pass --force to replace it")
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
@@ -150,7 +155,9 @@ def bundle(
         (staging / "metadata.json").write_text(json.dumps(record.to_metadata(), indent=2, sort_keys=True) + "\n")
         (staging / "profile.toml").write_text(_named_profile_text(profile))
         (staging / "build_settings.json").write_text(json.dumps(settings_data, indent=2) + "\n")
-        shutil.copytree(Path(portable.__file__).parent, staging / "portable", ignore=shutil.ignore_patterns(*PORTABLE_IGNORE))
+        shutil.copytree(
+            Path(portable.__file__).parent, staging / "portable", ignore=shutil.ignore_patterns(*PORTABLE_IGNORE)
+        )
         if has_plugin_sources:
             shutil.copytree(plugins_dir, staging / "plugins", ignore=shutil.ignore_patterns(*PLUGIN_SOURCE_IGNORE))
         else:
@@ -158,22 +165,36 @@ def bundle(
 
         batch = profile.measure_batch
         values = {
-            "ONNX": onnx_name, "ENGINE": engine_name, "CUDA_ARCH": _cuda_arch(profile),
-            "PRECISION": settings.precision, "NEEDS_PLUGINS": "yes" if plugin_ops else "no",
-            "PLUGIN_OPS": ", ".join(plugin_ops) or "none", "TRTEXEC_FLAGS": _trtexec_flags(settings, settings.precision, settings_data["timing_cache"]),
+            "ONNX": onnx_name,
+            "ENGINE": engine_name,
+            "CUDA_ARCH": _cuda_arch(profile),
+            "PRECISION": settings.precision,
+            "NEEDS_PLUGINS": "yes" if plugin_ops else "no",
+            "PLUGIN_OPS": ", ".join(plugin_ops) or "none",
+            "TRTEXEC_FLAGS": _trtexec_flags(settings, settings.precision, settings_data["timing_cache"]),
             "VITPRUNE_PRECISION": "--fp16" if settings.precision == "fp16" else "--fp32",
-            "DEVICE": profile.name, "BATCH": str(batch), "MIN_BATCH": str(profile.build.min_batch),
-            "MAX_BATCH": str(profile.build.max_batch), "WARMUP": str(profile.measure.warmup),
-            "ITERATIONS": str(profile.measure.iterations), "RESULT_PREFIX": prefix, "RESULT_SUFFIX": suffix,
+            "DEVICE": profile.name,
+            "BATCH": str(batch),
+            "MIN_BATCH": str(profile.build.min_batch),
+            "MAX_BATCH": str(profile.build.max_batch),
+            "WARMUP": str(profile.measure.warmup),
+            "ITERATIONS": str(profile.measure.iterations),
+            "RESULT_PREFIX": prefix,
+            "RESULT_SUFFIX": suffix,
         }
         _write_script(staging / "build.sh", render(BUILD_SH, values))
         _write_script(staging / "profile.sh", render(PROFILE_SH, values))
         created = now_iso()
         readme_values = {
             **values,
-            "MODEL": record.model, "METHOD": record.method,
-            "DEVICE_NAME": profile.device.name, "CREATED": created, "SOURCE_ONNX": str(onnx_path),
-            "PROFILE": profile.name, "ONNX_NOTE": onnx_note, "TENSORRT": f"{flavour} {version}",
+            "MODEL": record.model,
+            "METHOD": record.method,
+            "DEVICE_NAME": profile.device.name,
+            "CREATED": created,
+            "SOURCE_ONNX": str(onnx_path),
+            "PROFILE": profile.name,
+            "ONNX_NOTE": onnx_note,
+            "TENSORRT": f"{flavour} {version}",
             "PRECISION_SOURCE": settings.precision_source,
             "KEEP_COUNTS": " ".join(str(n) for n in record.keep_counts) or "unknown",
             "REQUIREMENTS": _requirements(profile, flavour),
@@ -181,15 +202,22 @@ def bundle(
             "VITPRUNE_FP16": "--fp16 " if settings.precision == "fp16" else "",
             "SETUP": "\n".join(f"   - `{command}`" for command in profile.device.setup)
             or "   - nothing device-specific; close other GPU work",
-            "NOTES": "\n".join(f"- {note}" for note in [*profile.device.notes, *settings.notes])
-            or "- none",
+            "NOTES": "\n".join(f"- {note}" for note in [*profile.device.notes, *settings.notes]) or "- none",
         }
         (staging / "README.md").write_text(render(README, readme_values))
         files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         manifest = {
-            "schema": BUNDLE_SCHEMA, "created": created, "vitprune": __version__, "source_onnx": str(onnx_path),
-            "onnx": onnx_name, "engine": engine_name, "profile": profile.to_dict(), "builder": settings.to_dict(),
-            "onnx_metadata": record.to_metadata(), "plugin_ops": plugin_ops, "files": files + ["bundle.json"],
+            "schema": BUNDLE_SCHEMA,
+            "created": created,
+            "vitprune": __version__,
+            "source_onnx": str(onnx_path),
+            "onnx": onnx_name,
+            "engine": engine_name,
+            "profile": profile.to_dict(),
+            "builder": settings.to_dict(),
+            "onnx_metadata": record.to_metadata(),
+            "plugin_ops": plugin_ops,
+            "files": files + ["bundle.json"],
         }
         (staging / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)
@@ -197,7 +225,9 @@ def bundle(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return BundleResult(path=out_dir, files=manifest["files"], settings=settings.to_dict(), plugin_sources=has_plugin_sources)
+    return BundleResult(
+        path=out_dir, files=manifest["files"], settings=settings.to_dict(), plugin_sources=has_plugin_sources
+    )
 
 
 def _named_profile_text(profile: DeviceProfile) -> str:
@@ -220,8 +250,10 @@ def _requirements(profile: DeviceProfile, flavour: str) -> str:
     if flavour == "tensorrt_rtx":
         return "an RTX GPU, Python 3.10+, numpy, `pip install tensorrt-rtx`, CUDA toolkit and CMake ≥ 3.18 for the plugins."
     if profile.device.arch == "sm_87" or "jetson" in profile.name:
-        return ("JetPack 6.x (TensorRT 10.3, CUDA 12): `sudo apt install nvidia-jetpack cmake python3-numpy` provides "
-                "TensorRT's Python bindings (python3-libnvinfer), trtexec, nvcc and CMake.")
+        return (
+            "JetPack 6.x (TensorRT 10.3, CUDA 12): `sudo apt install nvidia-jetpack cmake python3-numpy` provides "
+            "TensorRT's Python bindings (python3-libnvinfer), trtexec, nvcc and CMake."
+        )
     return "TensorRT ≥ 10.3 with its Python bindings, numpy, the CUDA toolkit (nvcc) and CMake ≥ 3.18."
 
 

@@ -116,7 +116,9 @@ def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
     except Exception as error:
         raise VitPruneError(f"TensorRT could not load plugin library {str(path)!r}: {error}") from None
     if handle is None:
-        raise VitPruneError(f"TensorRT could not load plugin library {str(path)!r} (built for another TensorRT or CUDA?)")
+        raise VitPruneError(
+            f"TensorRT could not load plugin library {str(path)!r} (built for another TensorRT or CUDA?)"
+        )
     missing = missing_plugin_creators(trt)
     if missing:
         raise VitPruneError(

@@ -119,8 +119,8 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "min_batch": ((int,), "a positive integer"),
         "opt_batch": ((int,), "a positive integer"),
         "max_batch": ((int,), "a positive integer"),
-        "timing_cache": ((str,), "a path (\"\" for none)"),
-        "compute_capabilities": ((list,), "a list such as [\"sm_89\"]"),
+        "timing_cache": ((str,), 'a path ("" for none)'),
+        "compute_capabilities": ((list,), 'a list such as ["sm_89"]'),
     },
     "measure": {
         "batch": ((int,), "a positive integer"),
@@ -186,7 +186,9 @@ def profile_from_dict(data: dict[str, Any], name: str, source: str = "<dict>") -
     for key in sections:
         if key not in _SCHEMA or key == "":
             choices = [s for s in _SCHEMA if s]
-            raise VitPruneError(f"{where}: unknown section [{key}]{did_you_mean(key, choices)}; sections: {', '.join(choices)}")
+            raise VitPruneError(
+                f"{where}: unknown section [{key}]{did_you_mean(key, choices)}; sections: {', '.join(choices)}"
+            )
     values = {"": _check_section(where, "", top)}
     for section in ("device", "build", "measure"):
         values[section] = _check_section(where, section, sections.get(section, {}))
@@ -195,8 +197,14 @@ def profile_from_dict(data: dict[str, Any], name: str, source: str = "<dict>") -
     build = BuildSettings(**values["build"])
     measure = MeasureSettings(**values["measure"])
     _check_values(where, device, build, measure)
-    return DeviceProfile(name=values[""].get("name", name), source=source, description=values[""].get("description", ""),
-                         device=device, build=build, measure=measure)
+    return DeviceProfile(
+        name=values[""].get("name", name),
+        source=source,
+        description=values[""].get("description", ""),
+        device=device,
+        build=build,
+        measure=measure,
+    )
 
 
 def _check_section(where: str, section: str, table: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +237,9 @@ def _check_values(where: str, device: DeviceInfo, build: BuildSettings, measure:
         return VitPruneError(f"{where}: {key!r} must be {expected}, got {value!r}")
 
     if build.backend not in BACKENDS:
-        raise bad("build.backend", f"one of {', '.join(BACKENDS)}{did_you_mean(build.backend, BACKENDS)}", build.backend)
+        raise bad(
+            "build.backend", f"one of {', '.join(BACKENDS)}{did_you_mean(build.backend, BACKENDS)}", build.backend
+        )
     if build.precision not in PRECISIONS:
         raise bad("build.precision", f"one of {', '.join(PRECISIONS)}", build.precision)
     if build.workspace_mb < 1:
@@ -246,9 +256,15 @@ def _check_values(where: str, device: DeviceInfo, build: BuildSettings, measure:
         )
     for capability in build.compute_capabilities:
         if not _ARCH_PATTERN.match(capability) and capability != "current":
-            raise bad("build.compute_capabilities", "a list of 'sm_XY' entries or 'current'", build.compute_capabilities)
+            raise bad(
+                "build.compute_capabilities", "a list of 'sm_XY' entries or 'current'", build.compute_capabilities
+            )
     if measure.batch is not None and not build.min_batch <= measure.batch <= build.max_batch:
-        raise bad("measure.batch", f"between build.min_batch and build.max_batch ({build.min_batch}–{build.max_batch})", measure.batch)
+        raise bad(
+            "measure.batch",
+            f"between build.min_batch and build.max_batch ({build.min_batch}–{build.max_batch})",
+            measure.batch,
+        )
     if measure.warmup < 0:
         raise bad("measure.warmup", "an integer ≥ 0", measure.warmup)
     if measure.iterations < MIN_ITERATIONS:

@@ -99,7 +99,9 @@ def load_onnx(path: str | Path):
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as error:
-        raise VitPruneError(f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it") from None
+        raise VitPruneError(
+            f"{str(path)!r} is not a readable ONNX file ({type(error).__name__}); re-export it"
+        ) from None
 
 
 def onnx_inputs(path: str | Path, proto=None) -> list[OnnxInput]:
@@ -163,7 +165,9 @@ class OnnxFacts:
 # ---------------------------------------------------------------- profile → settings (plain data)
 
 
-def shape_profile(inputs: list[OnnxInput], profile: DeviceProfile) -> tuple[dict[str, list[list[int]]] | None, list[str]]:
+def shape_profile(
+    inputs: list[OnnxInput], profile: DeviceProfile
+) -> tuple[dict[str, list[list[int]]] | None, list[str]]:
     """min/opt/max shapes for a dynamic batch axis from the profile's batches; None when every input is static."""
     build = profile.build
     shapes: dict[str, list[list[int]]] = {}
@@ -224,7 +228,9 @@ def builder_settings(
             "measure the ONNX directly with 'vitprune profile MODEL.onnx --backend ort-cpu'"
         )
     if profile.build.backend == "trt-rtx" and flavour != "tensorrt_rtx":
-        raise VitPruneError(f"profile {profile.name!r} needs TensorRT for RTX (pip install tensorrt-rtx), found {flavour} {version}")
+        raise VitPruneError(
+            f"profile {profile.name!r} needs TensorRT for RTX (pip install tensorrt-rtx), found {flavour} {version}"
+        )
     rtx = flavour == "tensorrt_rtx"
     if not rtx and _version_tuple(version) < OLDEST_TENSORRT:
         raise VitPruneError(f"TensorRT {version} is too old; vitprune needs TensorRT 10.3 or later (JetPack 6)")
@@ -242,7 +248,9 @@ def builder_settings(
             source = "weakly typed network, FP16 builder flag (TensorRT picks fp16 or fp32 per layer)"
             if kept:
                 builder_flags.append("PREFER_PRECISION_CONSTRAINTS")
-                source += f"; {len(kept)} layers constrained to fp32 (LayerNorm, Softmax, token scores, merge divisions)"
+                source += (
+                    f"; {len(kept)} layers constrained to fp32 (LayerNorm, Softmax, token scores, merge divisions)"
+                )
         else:
             source = "weakly typed network, fp32"
     elif onnx_precision == "fp16":
@@ -253,8 +261,10 @@ def builder_settings(
         kept = []
     elif wanted == "fp16":
         precision, convert = "fp16", True
-        source = ("strongly typed network: ONNX converted to fp16 before the build (inputs/outputs fp32; "
-                  f"{len(kept)} nodes kept fp32: LayerNorm, Softmax, token scores, merge divisions, plugin nodes)")
+        source = (
+            "strongly typed network: ONNX converted to fp16 before the build (inputs/outputs fp32; "
+            f"{len(kept)} nodes kept fp32: LayerNorm, Softmax, token scores, merge divisions, plugin nodes)"
+        )
     else:
         precision = "fp32"
         source = "strongly typed network: fp32 ONNX"
@@ -304,6 +314,15 @@ def expected_tensorrt(profile: DeviceProfile) -> tuple[str, str]:
 
 
 __all__ = [
-    "BuilderSettings", "OnnxFacts", "OnnxInput", "builder_settings", "expected_tensorrt", "fp32_layers_of", "load_onnx",
-    "onnx_float_precision", "onnx_inputs", "onnx_plugin_ops", "shape_profile",
+    "BuilderSettings",
+    "OnnxFacts",
+    "OnnxInput",
+    "builder_settings",
+    "expected_tensorrt",
+    "fp32_layers_of",
+    "load_onnx",
+    "onnx_float_precision",
+    "onnx_inputs",
+    "onnx_plugin_ops",
+    "shape_profile",
 ]

@@ -34,4 +34,12 @@ from __future__ import annotations
 
 from .spec import DOMAIN, DOMAIN_VERSION, OPS, PLUGIN_ATTRIBUTES, PLUGIN_OF_METHOD, OpSpec, check_method_has_plugin
 
-__all__ = ["DOMAIN", "DOMAIN_VERSION", "OPS", "PLUGIN_ATTRIBUTES", "PLUGIN_OF_METHOD", "OpSpec", "check_method_has_plugin"]
+__all__ = [
+    "DOMAIN",
+    "DOMAIN_VERSION",
+    "OPS",
+    "PLUGIN_ATTRIBUTES",
+    "PLUGIN_OF_METHOD",
+    "OpSpec",
+    "check_method_has_plugin",
+]

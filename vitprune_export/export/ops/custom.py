@@ -24,8 +24,13 @@ def _(tokens, scores, num_prefix, keep):
 
 @torch.library.custom_op("vitprune::vpa", mutates_args=())
 def vpa(
-    tokens: torch.Tensor, scores: torch.Tensor, keys: torch.Tensor, sizes: torch.Tensor,
-    num_prefix: int, keep: int, tau: float,
+    tokens: torch.Tensor,
+    scores: torch.Tensor,
+    keys: torch.Tensor,
+    sizes: torch.Tensor,
+    num_prefix: int,
+    keep: int,
+    tau: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return reference.vpa(tokens, scores, keys, sizes, num_prefix, keep, tau)
 

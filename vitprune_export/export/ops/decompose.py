@@ -105,7 +105,9 @@ def decompose_topk_select(builder: GraphBuilder, tokens, scores, num_prefix: int
     return [builder.concat(builder.slice(tokens, 0, num_prefix), kept)]
 
 
-def decompose_vpa(builder: GraphBuilder, tokens, scores, keys, sizes, num_prefix: int, keep: int, tau: float, tokens_in: int):
+def decompose_vpa(
+    builder: GraphBuilder, tokens, scores, keys, sizes, num_prefix: int, keep: int, tau: float, tokens_in: int
+):
     """``VitPruneVPA`` (VPA paper Eq. 4–5) → TopK over all patch tokens, then the size spread."""
     order = builder.topk_indices(builder.slice(scores, num_prefix), tokens_in - num_prefix)
     kept, removed = builder.slice(order, 0, keep), builder.slice(order, keep)
@@ -114,11 +116,14 @@ def decompose_vpa(builder: GraphBuilder, tokens, scores, keys, sizes, num_prefix
         builder.gather_rows(patch_keys, removed, rank=3), builder.gather_rows(patch_keys, kept, rank=3)
     )
     row_sum = builder.op("ReduceSum", [similarity, builder.const([-1])], {"keepdims": 1})
-    row_sum = builder.op("Where", [
-        builder.op("GreaterOrEqual", [row_sum, builder.const(0.0, np.float32)]),
-        builder.op("Max", [row_sum, builder.const(1e-6, np.float32)]),
-        builder.op("Min", [row_sum, builder.const(-1e-6, np.float32)]),
-    ])
+    row_sum = builder.op(
+        "Where",
+        [
+            builder.op("GreaterOrEqual", [row_sum, builder.const(0.0, np.float32)]),
+            builder.op("Max", [row_sum, builder.const(1e-6, np.float32)]),
+            builder.op("Min", [row_sum, builder.const(-1e-6, np.float32)]),
+        ],
+    )
     temperature = builder.op("Mul", [row_sum, builder.const(tau, np.float32)])
     spread = builder.op("Softmax", [builder.op("Div", [similarity, temperature])], {"axis": -1})
     removed_sizes = builder.unsqueeze(builder.gather_rows(patch_sizes, removed, rank=2), 1)
@@ -160,7 +165,9 @@ def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix:
     a_sizes, b_sizes = builder.slice(sizes, patch_a_start, step=2), builder.slice(sizes, patch_b_start, step=2)
     one_hot = builder.op("Equal", [builder.unsqueeze(destination, -1), builder.const(np.arange(patch_b_count))])
     assignment_t = builder.transpose_last(builder.op("Cast", [one_hot], {"to": 1}))  # (B, |B|, r), float32
-    b_tokens = builder.op("Add", [b_tokens, builder.op("MatMul", [assignment_t, builder.gather_rows(a_tokens, merged, rank=3)])])
+    b_tokens = builder.op(
+        "Add", [b_tokens, builder.op("MatMul", [assignment_t, builder.gather_rows(a_tokens, merged, rank=3)])]
+    )
     moved_sizes = builder.unsqueeze(builder.gather_rows(a_sizes, merged, rank=2), -1)
     b_sizes = builder.op("Add", [b_sizes, builder.squeeze(builder.op("MatMul", [assignment_t, moved_sizes]), -1)])
     merged_tokens = builder.concat(builder.gather_rows(a_tokens, unmerged, rank=3), b_tokens)

@@ -26,8 +26,20 @@ def build_kernel_library(folder: Path) -> ctypes.CDLL:
     major, minor = torch.cuda.get_device_capability()
     library = folder / "libvitprune_kernels.so"
     kernels = sorted(plugin_sources().glob("*/*Kernel.cu"))
-    command = [str(nvcc), "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", f"-arch=sm_{major}{minor}",
-               "-I", str(plugin_sources()), *map(str, kernels), "-o", str(library)]
+    command = [
+        str(nvcc),
+        "-O3",
+        "-std=c++17",
+        "-shared",
+        "-Xcompiler",
+        "-fPIC",
+        f"-arch=sm_{major}{minor}",
+        "-I",
+        str(plugin_sources()),
+        *map(str, kernels),
+        "-o",
+        str(library),
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True)
     lib = ctypes.CDLL(str(library))
     for name in ("vitpruneTopKSelectWorkspaceSize", "vitpruneVPAWorkspaceSize", "vitpruneToMeMergeWorkspaceSize"):
@@ -69,8 +81,22 @@ class KernelABI:
         batch, n, channels = tokens.shape
         out = tokens.new_empty((batch, num_prefix + keep, channels))
         ws = self.workspace(self.lib.vitpruneTopKSelectWorkspaceSize(batch, n, num_prefix))
-        _check(self.lib.vitpruneTopKSelect(_ptr(tokens), _ptr(scores), _ptr(out), _ptr(ws), batch, n, channels,
-                                           num_prefix, keep, _dtype_code(tokens), _stream()), "vitpruneTopKSelect")
+        _check(
+            self.lib.vitpruneTopKSelect(
+                _ptr(tokens),
+                _ptr(scores),
+                _ptr(out),
+                _ptr(ws),
+                batch,
+                n,
+                channels,
+                num_prefix,
+                keep,
+                _dtype_code(tokens),
+                _stream(),
+            ),
+            "vitpruneTopKSelect",
+        )
         return out
 
     def vpa(self, tokens, scores, keys, sizes, num_prefix: int, keep: int, tau: float):
@@ -78,9 +104,27 @@ class KernelABI:
         out = tokens.new_empty((batch, num_prefix + keep, channels))
         out_sizes = sizes.new_empty((batch, num_prefix + keep))
         ws = self.workspace(self.lib.vitpruneVPAWorkspaceSize(batch, n, num_prefix))
-        _check(self.lib.vitpruneVPA(_ptr(tokens), _ptr(scores), _ptr(keys), _ptr(sizes), _ptr(out), _ptr(out_sizes), _ptr(ws),
-                                    batch, n, channels, keys.shape[2], num_prefix, keep, ctypes.c_float(tau),
-                                    _dtype_code(tokens), _stream()), "vitpruneVPA")
+        _check(
+            self.lib.vitpruneVPA(
+                _ptr(tokens),
+                _ptr(scores),
+                _ptr(keys),
+                _ptr(sizes),
+                _ptr(out),
+                _ptr(out_sizes),
+                _ptr(ws),
+                batch,
+                n,
+                channels,
+                keys.shape[2],
+                num_prefix,
+                keep,
+                ctypes.c_float(tau),
+                _dtype_code(tokens),
+                _stream(),
+            ),
+            "vitpruneVPA",
+        )
         return out, out_sizes
 
     def tome_merge(self, tokens, keys, sizes, num_prefix: int, merges: int):
@@ -88,7 +132,23 @@ class KernelABI:
         out = tokens.new_empty((batch, n - merges, channels))
         out_sizes = sizes.new_empty((batch, n - merges))
         ws = self.workspace(self.lib.vitpruneToMeMergeWorkspaceSize(batch, n, num_prefix))
-        _check(self.lib.vitpruneToMeMerge(_ptr(tokens), _ptr(keys), _ptr(sizes), _ptr(out), _ptr(out_sizes), _ptr(ws),
-                                          batch, n, channels, keys.shape[2], num_prefix, merges, _dtype_code(tokens),
-                                          _stream()), "vitpruneToMeMerge")
+        _check(
+            self.lib.vitpruneToMeMerge(
+                _ptr(tokens),
+                _ptr(keys),
+                _ptr(sizes),
+                _ptr(out),
+                _ptr(out_sizes),
+                _ptr(ws),
+                batch,
+                n,
+                channels,
+                keys.shape[2],
+                num_prefix,
+                merges,
+                _dtype_code(tokens),
+                _stream(),
+            ),
+            "vitpruneToMeMerge",
+        )
         return out, out_sizes

@@ -25,8 +25,12 @@ TOME_MERGE_NAMESPACE = OPS["VitPruneToMeMerge"].namespace
 @onnxscript.script(vitprune)
 def topk_select(tokens: FLOAT, scores: FLOAT, num_prefix: int, keep: int) -> FLOAT:
     kept_tokens = vitprune.VitPruneTopKSelect(
-        tokens, scores, num_prefix=num_prefix, keep=keep,
-        plugin_version=TOPK_SELECT_VERSION, plugin_namespace=TOPK_SELECT_NAMESPACE,
+        tokens,
+        scores,
+        num_prefix=num_prefix,
+        keep=keep,
+        plugin_version=TOPK_SELECT_VERSION,
+        plugin_namespace=TOPK_SELECT_NAMESPACE,
     )
     return kept_tokens
 
@@ -36,8 +40,15 @@ def vpa(
     tokens: FLOAT, scores: FLOAT, keys: FLOAT, sizes: FLOAT, num_prefix: int, keep: int, tau: float
 ) -> tuple[FLOAT, FLOAT]:
     kept_tokens, kept_sizes = vitprune.VitPruneVPA(
-        tokens, scores, keys, sizes, num_prefix=num_prefix, keep=keep, tau=tau,
-        plugin_version=VPA_VERSION, plugin_namespace=VPA_NAMESPACE,
+        tokens,
+        scores,
+        keys,
+        sizes,
+        num_prefix=num_prefix,
+        keep=keep,
+        tau=tau,
+        plugin_version=VPA_VERSION,
+        plugin_namespace=VPA_NAMESPACE,
     )
     return kept_tokens, kept_sizes
 
@@ -45,7 +56,12 @@ def vpa(
 @onnxscript.script(vitprune)
 def tome_merge(tokens: FLOAT, keys: FLOAT, sizes: FLOAT, num_prefix: int, merges: int) -> tuple[FLOAT, FLOAT]:
     merged_tokens, merged_sizes = vitprune.VitPruneToMeMerge(
-        tokens, keys, sizes, num_prefix=num_prefix, merges=merges,
-        plugin_version=TOME_MERGE_VERSION, plugin_namespace=TOME_MERGE_NAMESPACE,
+        tokens,
+        keys,
+        sizes,
+        num_prefix=num_prefix,
+        merges=merges,
+        plugin_version=TOME_MERGE_VERSION,
+        plugin_namespace=TOME_MERGE_NAMESPACE,
     )
     return merged_tokens, merged_sizes

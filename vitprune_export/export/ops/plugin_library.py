@@ -60,7 +60,9 @@ def parse_arches(text: str | None) -> tuple[str, ...]:
     arches = tuple(part.strip() for part in text.replace(";", ",").split(",") if part.strip())
     bad = [arch for arch in arches if not re.fullmatch(r"\d{2,3}[af]?", arch)]
     if bad or not arches:
-        raise VitPruneError(f"--arch takes SM numbers like 87,89,90 (Orin, Ada, Hopper), not {', '.join(bad) or repr(text)}")
+        raise VitPruneError(
+            f"--arch takes SM numbers like 87,89,90 (Orin, Ada, Hopper), not {', '.join(bad) or repr(text)}"
+        )
     return arches
 
 
@@ -98,11 +100,15 @@ def build_plugin_library(
     started = time.perf_counter()
     source = Path(source_dir) if source_dir else plugin_sources()
     if not (source / "CMakeLists.txt").is_file():
-        raise VitPruneError(f"plugin sources not found in {str(source)!r}; reinstall vitprune or pass the plugins/ folder")
+        raise VitPruneError(
+            f"plugin sources not found in {str(source)!r}; reinstall vitprune or pass the plugins/ folder"
+        )
     build = Path(build_dir) if build_dir else DEFAULT_BUILD_DIR
     cmake = shutil.which("cmake")
     if cmake is None:
-        raise MissingDependencyError("cmake is not installed; install CMake ≥ 3.18 (apt install cmake or pip install cmake)")
+        raise MissingDependencyError(
+            "cmake is not installed; install CMake ≥ 3.18 (apt install cmake or pip install cmake)"
+        )
     nvcc = find_nvcc()
     if nvcc is None:
         raise MissingDependencyError(
@@ -118,7 +124,11 @@ def build_plugin_library(
                 "or build only the CUDA kernels with --kernels-only"
             )
     configure = [
-        cmake, "-S", str(source), "-B", str(build),
+        cmake,
+        "-S",
+        str(source),
+        "-B",
+        str(build),
         f"-DCMAKE_CUDA_COMPILER={nvcc}",
         f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(arches)}",
         f"-DVITPRUNE_KERNELS_ONLY={'ON' if kernels_only else 'OFF'}",
@@ -130,7 +140,10 @@ def build_plugin_library(
     build.mkdir(parents=True, exist_ok=True)
     log_path = build / "vitprune-build.log"
     with open(log_path, "w") as log:
-        for stage, command in (("configuring with CMake", configure), (f"compiling for sm_{', sm_'.join(arches)}", compile_all)):
+        for stage, command in (
+            ("configuring with CMake", configure),
+            (f"compiling for sm_{', sm_'.join(arches)}", compile_all),
+        ):
             if on_stage:
                 on_stage(stage)
             log.write("$ " + " ".join(command) + "\n")

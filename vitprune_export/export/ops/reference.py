@@ -32,8 +32,13 @@ def topk_select(tokens: torch.Tensor, scores: torch.Tensor, num_prefix: int, kee
 
 
 def vpa(
-    tokens: torch.Tensor, scores: torch.Tensor, keys: torch.Tensor, sizes: torch.Tensor,
-    num_prefix: int, keep: int, tau: float,
+    tokens: torch.Tensor,
+    scores: torch.Tensor,
+    keys: torch.Tensor,
+    sizes: torch.Tensor,
+    num_prefix: int,
+    keep: int,
+    tau: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``VitPruneVPA`` (VPA paper §3.2, Eq. 4–5).
 
@@ -48,7 +53,9 @@ def vpa(
     prefix_size, patch_size = split_prefix(sizes, num_prefix)
     _, patch_keys = split_prefix(keys, num_prefix)
     similarity = cosine_similarity_matrix(gather_tokens(patch_keys, removed), gather_tokens(patch_keys, kept))
-    new_patch_size = vpa_spread_sizes(gather_tokens(patch_size, kept), gather_tokens(patch_size, removed), similarity, tau)
+    new_patch_size = vpa_spread_sizes(
+        gather_tokens(patch_size, kept), gather_tokens(patch_size, removed), similarity, tau
+    )
     return torch.cat([prefix, gather_tokens(patches, kept)], dim=1), torch.cat([prefix_size, new_patch_size], dim=1)
 
 

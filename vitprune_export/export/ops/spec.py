@@ -53,17 +53,32 @@ OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
         OpSpec(
-            "VitPruneTopKSelect", "1", "topk_select", "topk", ("tokens", "scores"), ("kept_tokens",),
+            "VitPruneTopKSelect",
+            "1",
+            "topk_select",
+            "topk",
+            ("tokens", "scores"),
+            ("kept_tokens",),
             {"num_prefix": int, "keep": int},
             "keep the `keep` best-scoring patch tokens after the prefix tokens",
         ),
         OpSpec(
-            "VitPruneVPA", "1", "vpa", "topk-vpa", ("tokens", "scores", "keys", "sizes"), ("kept_tokens", "kept_sizes"),
+            "VitPruneVPA",
+            "1",
+            "vpa",
+            "topk-vpa",
+            ("tokens", "scores", "keys", "sizes"),
+            ("kept_tokens", "kept_sizes"),
             {"num_prefix": int, "keep": int, "tau": float},
             "top-k select; removed sizes spread to kept tokens by softmax(M / (rowsum(M)·tau))",
         ),
         OpSpec(
-            "VitPruneToMeMerge", "2", "tome_merge", "tome", ("tokens", "keys", "sizes"), ("merged_tokens", "merged_sizes"),
+            "VitPruneToMeMerge",
+            "2",
+            "tome_merge",
+            "tome",
+            ("tokens", "keys", "sizes"),
+            ("merged_tokens", "merged_sizes"),
             {"num_prefix": int, "merges": int},
             "bipartite soft matching on keys (A/B alternate over all tokens, prefix tokens protected, as the "
             "official ToMe), size-weighted average merge of `merges` pairs",
@@ -86,4 +101,12 @@ def check_method_has_plugin(method_name: str) -> None:
         )
 
 
-__all__ = ["DOMAIN", "DOMAIN_VERSION", "OPS", "PLUGIN_ATTRIBUTES", "PLUGIN_OF_METHOD", "OpSpec", "check_method_has_plugin"]
+__all__ = [
+    "DOMAIN",
+    "DOMAIN_VERSION",
+    "OPS",
+    "PLUGIN_ATTRIBUTES",
+    "PLUGIN_OF_METHOD",
+    "OpSpec",
+    "check_method_has_plugin",
+]

@@ -115,7 +115,9 @@ class TensorRTRunner(Runner):
             if name in self.buffers:
                 continue
             shape = tuple(self.context.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, device="cuda", dtype=_torch_dtype(trt, self.engine.get_tensor_dtype(name)))
+            self.buffers[name] = torch.empty(
+                shape, device="cuda", dtype=_torch_dtype(trt, self.engine.get_tensor_dtype(name))
+            )
         for name, tensor in self.buffers.items():
             self.context.set_tensor_address(name, tensor.data_ptr())
         self.outputs = [n for n in names if n not in inputs]

@@ -23,8 +23,17 @@ _REGISTRY: dict[str, type[TokenReduction]] = {}
 
 # Modules imported on first use of the registry, in the order `list_methods` shows.
 _METHOD_MODULES = (
-    "none", "topk", "topk_vpa", "evit", "etps", "tome", "magnitude", "random",
-    "atpvit", "ppt", "bspf",
+    "none",
+    "topk",
+    "topk_vpa",
+    "evit",
+    "etps",
+    "tome",
+    "magnitude",
+    "random",
+    "atpvit",
+    "ppt",
+    "bspf",
 )
 _loaded = False
 
@@ -61,8 +70,7 @@ def method_class(name: str) -> type[TokenReduction]:
         return _REGISTRY[name]
     except KeyError:
         raise VitPruneError(
-            f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; "
-            "run 'vitprune methods' to list them"
+            f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; run 'vitprune methods' to list them"
         ) from None
 
 

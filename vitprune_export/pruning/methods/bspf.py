@@ -145,7 +145,11 @@ def best_matching_queries(q: torch.Tensor, query_valid: torch.Tensor) -> tuple[t
 
 
 def fuse_pruned_entries(
-    reserved: torch.Tensor, pruned: torch.Tensor, keep: torch.Tensor, match: torch.Tensor, rho: torch.Tensor,
+    reserved: torch.Tensor,
+    pruned: torch.Tensor,
+    keep: torch.Tensor,
+    match: torch.Tensor,
+    rho: torch.Tensor,
     keys_per_chunk: torch.Tensor,
 ) -> torch.Tensor:
     """Eq. 6–8: ``A^r(i_b, j) += ρ_i · S_H^i · A^p(i, j)`` where ``A^r(i_b, j)`` is reserved.
@@ -163,7 +167,12 @@ def fuse_pruned_entries(
 
 
 def bspf_attention(
-    q: torch.Tensor, k: torch.Tensor, scale: float, block_size: int, keep_ratio: float, kernel: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    scale: float,
+    block_size: int,
+    keep_ratio: float,
+    kernel: torch.Tensor,
     symmetric: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Algorithm 1 on every head: the pruned-and-fused attention (B, H, N, N), rows summing to 1, and its keep mask."""
@@ -213,7 +222,7 @@ class BSPF(TokenReduction):
         if math.ceil(self.keep_ratio * self.block_size**2) > MAX_TOPK:
             raise VitPruneError(
                 f"--block-size {self.block_size} with --keep-ratio {self.keep_ratio} needs TopK K = "
-                f"{math.ceil(self.keep_ratio * self.block_size ** 2)} > {MAX_TOPK} (TensorRT's limit); use a smaller block size"
+                f"{math.ceil(self.keep_ratio * self.block_size**2)} > {MAX_TOPK} (TensorRT's limit); use a smaller block size"
             )
         self.shared_qk = bool(self.shared_qk)
         self.smoothing_weights = smoothing_kernel(self.smoothing)

@@ -86,9 +86,7 @@ def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6
     return a @ b.transpose(-2, -1)
 
 
-def weighted_sum_into(
-    destination: torch.Tensor, sources: torch.Tensor, assignment: torch.Tensor
-) -> torch.Tensor:
+def weighted_sum_into(destination: torch.Tensor, sources: torch.Tensor, assignment: torch.Tensor) -> torch.Tensor:
     """``destination`` (B, K, C) plus the rows of ``sources`` (B, R, C) added into the
     rows that ``assignment`` (B, R, K, one-hot or soft) sends them to."""
     return destination + assignment.transpose(-2, -1) @ sources
@@ -153,8 +151,12 @@ def bipartite_soft_matching(
 
 
 def merge_weighted_average(
-    x: torch.Tensor, size: torch.Tensor, num_prefix: int,
-    unmerged: torch.Tensor, merged: torch.Tensor, destination: torch.Tensor,
+    x: torch.Tensor,
+    size: torch.Tensor,
+    num_prefix: int,
+    unmerged: torch.Tensor,
+    merged: torch.Tensor,
+    destination: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Size-weighted average merge of A tokens into B tokens (ToMe's ``merge_wavg``).
 

@@ -55,7 +55,11 @@ def patch_score_variance(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
 
 
 def prune_branch(
-    x: torch.Tensor, size: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep_patch: int,
+    x: torch.Tensor,
+    size: torch.Tensor,
+    scores: torch.Tensor,
+    num_prefix: int,
+    keep_patch: int,
     sort_pruned: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token pruning (thesis §3.2.1): prefix tokens, then the ``keep_patch`` best patch tokens in descending
@@ -89,7 +93,8 @@ class PPT(TokenReduction):
     knobs = (
         Knob("tau", DEFAULT_TAU, "variance threshold τ of Eq. 3.3 (PPT: 7e-5 for DeiT-S)"),
         Knob(
-            "sort_pruned", False,
+            "sort_pruned",
+            False,
             "keep pruned tokens in position order (official: score order; stable under near-ties, "
             "see docs/methods/ppt.md)",
         ),

@@ -34,7 +34,8 @@ class ToMe(TokenReduction):
     summary = "bipartite soft matching on keys, size-weighted merge, proportional attention"
     knobs = (
         Knob(
-            "sort_unmerged", False,
+            "sort_unmerged",
+            False,
             "keep unmerged tokens in position order also without a class token (official: similarity order; "
             "stable under near-ties, see docs/methods/tome.md)",
         ),
