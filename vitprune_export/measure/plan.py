@@ -1,0 +1,483 @@
+"""Measure one block's latency against its token count, plan the keep counts, check the plan.
+
+What ``vitprune plan`` runs. Three curves are measured on the backend, each at a few token
+counts (:func:`curve_points`) with the model's own block (weights do not change latency):
+
+* ``block``: the block with no reduction at ``n`` tokens;
+* ``mlp``: its MLP half (norm, MLP, residual) at ``n`` tokens;
+* ``reduce``: the method's block at ``n`` tokens removing a probe count (a tenth of the patch tokens).
+
+and the unpruned model once, so that ``fixed = unpruned − depth · block(n_0)`` covers the patch
+embedding, the head and the runtime's own cost. All parts are timed interleaved (round-robin over
+``rounds``), so a load that drifts on a shared machine touches every point alike. The curves are
+cached per device in ``results/<device>/curves/``. :mod:`..portable.plan` turns them into keep
+counts; the plan is written in the schedule format ``--schedule`` reads (``removed`` per block, as
+``vitprune adjust`` writes) and, unless told not to, the planned model is measured beside the
+unpruned one so the prediction can be checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import VitPruneError
+from ..files import atomic_write_text, slug
+from ..portable import plan as planner
+from ..portable.results import now_iso
+from ..portable.stats import latency_stats
+
+CURVE_SCHEMA = "vitprune.curves/1"
+PLAN_BACKENDS = ("ort-cpu", "torch-cpu", "torch-cuda")
+#: share of the patch tokens the ``reduce`` curve's block removes
+PROBE_SHARE = 0.1
+
+
+@dataclass
+class PlanRequest:
+    """Everything ``vitprune plan`` takes (see :func:`plan_schedule`)."""
+
+    model: str
+    method: str
+    knobs: dict[str, Any] = field(default_factory=dict)
+    weights: str = "random"
+    backend: str = "ort-cpu"
+    threads: int | None = None
+    batch: int = 1
+    latency_ms: float | None = None
+    speedup: float | None = None
+    sensitivity: Path | None = None
+    max_rate: float = 0.25
+    points: int = 8
+    warmup: int = 10
+    iterations: int = 60
+    rounds: int = 3
+    device: str | None = None
+    output: Path | None = None
+    results_root: Path = Path("results")
+    remeasure: bool = False
+    verify: bool = True
+
+
+@dataclass
+class PlanOutcome:
+    plan: planner.Plan
+    schedule_path: Path
+    curves_path: Path
+    curves_cached: bool
+    measured_ms: float | None = None
+    measured_unpruned_ms: float | None = None
+    keep_counts: list[int] = field(default_factory=list)
+
+    @property
+    def error(self) -> float | None:
+        """(measured − predicted) / predicted of the planned model, both relative to their unpruned latency."""
+        if self.measured_ms is None:
+            return None
+        return self.measured_ms / self.plan.predicted_ms - 1.0
+
+
+# ---------------------------------------------------------------- the block parts
+
+
+def curve_points(tokens_in: int, num_prefix: int, count: int) -> list[int]:
+    """``count`` token counts from an eighth of the patch tokens up to ``tokens_in``, evenly spaced, rounded to 8
+    (the last is ``tokens_in`` itself)."""
+    patches = tokens_in - num_prefix
+    low = num_prefix + max(1, patches // 8)
+    if count < 2:
+        raise VitPruneError(f"--points must be at least 2, got {count}")
+    points = {tokens_in, low}
+    for index in range(1, count - 1):
+        n = low + (tokens_in - low) * index / (count - 1)
+        points.add(min(tokens_in - 1, max(low, int(round(n / 8) * 8))))
+    return sorted(points)
+
+
+def _method_and_model(request: PlanRequest):
+    from ..pruning.models import CLI_RANDOM_SEED, check_model_name, create_model
+    from ..pruning.patch import num_tokens_of
+    from ..pruning.spec import resolve_method
+
+    method = resolve_method(request.method, request.knobs)
+    if not method.changes_token_count:
+        raise VitPruneError(f"method {request.method!r} keeps every token; plan a method that removes tokens")
+    check_model_name(request.model)
+    network = create_model(request.model, request.weights, seed=CLI_RANDOM_SEED)
+    if method.requires_class_token() and getattr(network, "cls_token", None) is None:
+        raise VitPruneError(f"method {request.method!r} needs a class token and {request.model!r} has none")
+    return method, network, num_tokens_of(network), int(network.num_prefix_tokens), len(network.blocks)
+
+
+def max_remove_rule(method, num_prefix: int, max_rate: float):
+    """The most one block may remove: the method's limit and ``max_rate`` of the tokens entering it."""
+
+    def limit(tokens: int) -> int:
+        return max(0, min(method.max_remove(tokens, num_prefix), math.floor(max_rate * tokens)))
+
+    return limit
+
+
+def _part(block, method, tokens: int, remove: int, num_prefix: int, layer: int, kind: str):
+    """A module that runs one part of ``block`` on (B, tokens, C)."""
+    import torch
+
+    from ..pruning.methods import get_method
+    from ..pruning.methods.base import LayerPlan, TokenState
+    from ..pruning.patch import TimmBlockOps
+
+    ops = TimmBlockOps(block)
+    if kind == "mlp":
+        step, plan = None, None
+    else:
+        step = method if kind == "reduce" else get_method("none")
+        plan = LayerPlan(layer, tokens, remove if kind == "reduce" else 0, num_prefix)
+        step.setup(plan)
+
+    class Part(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = block
+
+        def forward(self, x):
+            if step is None:
+                return ops.mlp_residual(x)
+            return step.block_forward(ops, x, TokenState(), plan)
+
+    return Part().eval()
+
+
+class _Timed:
+    """One thing to time: a session (ONNX Runtime) or a module (PyTorch), and its samples."""
+
+    def __init__(self, run, sync=None):
+        self.run, self.sync, self.samples = run, sync, []
+
+    def once(self) -> float:
+        started = time.perf_counter()
+        self.run()
+        if self.sync is not None:
+            self.sync()
+        return (time.perf_counter() - started) * 1e3
+
+
+def _prepare(module, example, backend: str, threads: int | None, folder: Path, name: str) -> _Timed:
+    import torch
+
+    if backend == "ort-cpu":
+        import onnxruntime as ort
+
+        from ..export.onnx import _onnx_program
+
+        with torch.no_grad():
+            program = _onnx_program(module, example, False, 18)
+        path = folder / f"{name}.onnx"
+        program.save(str(path))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: example.numpy()}
+        return _Timed(lambda: session.run(None, feed))
+    device = torch.device("cuda" if backend == "torch-cuda" else "cpu")
+    if backend == "torch-cuda":
+        from ..tensorrt.env import require_cuda_gpu
+
+        require_cuda_gpu()
+    module = module.to(device)
+    data = example.to(device)
+
+    def run():
+        with torch.inference_mode():
+            module(data)
+
+    return _Timed(run, torch.cuda.synchronize if backend == "torch-cuda" else None)
+
+
+def _time_interleaved(items: dict[str, _Timed], warmup: int, iterations: int, rounds: int, say) -> dict[str, float]:
+    """Median ms of each item, timed round-robin: ``rounds`` passes of ``iterations / rounds`` queries each."""
+    for item in items.values():
+        for _ in range(warmup):
+            item.once()
+    per_round = max(1, iterations // max(rounds, 1))
+    for index in range(rounds):
+        say(f"timing round {index + 1}/{rounds} over {len(items)} parts")
+        for item in items.values():
+            item.samples.extend(item.once() for _ in range(per_round))
+    return {key: latency_stats(item.samples)["median"] for key, item in items.items()}
+
+
+# ---------------------------------------------------------------- curves (cached)
+
+
+def curves_path(request: PlanRequest, device: str) -> Path:
+    knobs = "".join(f"_{slug(k)}-{slug(str(v))}" for k, v in sorted(request.knobs.items()))
+    threads = f"_t{request.threads}" if request.threads else ""
+    name = f"{slug(request.model)}_{slug(request.method)}{knobs}_{request.backend}_b{request.batch}{threads}.json"
+    return Path(request.results_root) / slug(device) / "curves" / name
+
+
+def _default_device(request: PlanRequest) -> str:
+    from .profile import default_device_name
+    from .runners import get_runner
+
+    return request.device or default_device_name(get_runner(request.backend, threads=request.threads))
+
+
+def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, Any]:
+    """Measure the three block curves and the unpruned model; return the curves JSON (not yet written)."""
+    import torch
+
+    from ..export.onnx import export_onnx
+    from ..pruning.patch import apply_method
+    from ..record import PruningRecord
+
+    _check_backend(request.backend)
+    if request.threads and request.backend.startswith("torch"):
+        torch.set_num_threads(request.threads)
+    method, network, tokens_in, num_prefix, depth = _method_and_model(request)
+    dim = int(network.embed_dim)
+    layer = depth // 2
+    block = network.blocks[layer]
+    limit = max_remove_rule(method, num_prefix, 1.0)
+    probe = planner.probe_rule(PROBE_SHARE, num_prefix, limit)
+    points = curve_points(tokens_in, num_prefix, request.points)
+    items: dict[str, _Timed] = {}
+    generator = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="vitprune-plan-") as folder:
+        folder = Path(folder)
+        for n in points:
+            example = torch.randn((request.batch, n, dim), generator=generator)
+            for kind in planner.CURVES:
+                say(f"preparing {kind} at {n} tokens")
+                part = _part(block, method, n, probe(n), num_prefix, layer, kind)
+                items[f"{kind}:{n}"] = _prepare(part, example, request.backend, request.threads, folder, f"{kind}_{n}")
+        say("preparing the unpruned model")
+        unpruned = apply_method(network, "none")
+        if request.backend == "ort-cpu":
+            path = export_onnx(unpruned, folder / "unpruned.onnx", batch=request.batch, check=False).path
+            items["unpruned"] = _prepare_file(path, request.threads)
+        else:
+            images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
+            items["unpruned"] = _prepare(unpruned, images, request.backend, request.threads, folder, "unpruned")
+        medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say)
+    curves = {kind: {"tokens": points, "ms": [medians[f"{kind}:{n}"] for n in points]} for kind in planner.CURVES}
+    unpruned_ms = medians["unpruned"]
+    from ..portable.environment import describe_machine
+
+    return {
+        "schema": CURVE_SCHEMA,
+        "model": request.model,
+        "method": request.method,
+        "method_options": method.knob_values(),
+        "backend": request.backend,
+        "batch": request.batch,
+        "threads": request.threads,
+        "tokens_in": tokens_in,
+        "num_prefix": num_prefix,
+        "depth": depth,
+        "layer": layer,
+        "probe_share": PROBE_SHARE,
+        "max_remove": "half" if method.max_remove(tokens_in, num_prefix) < tokens_in - num_prefix - 1 else "all",
+        "curves": curves,
+        "unpruned_ms": unpruned_ms,
+        "fixed_ms": unpruned_ms - depth * curves["block"]["ms"][-1],
+        "warmup": request.warmup,
+        "iterations": request.iterations,
+        "rounds": request.rounds,
+        "environment": describe_machine(),
+        "created": now_iso(),
+    }
+
+
+def _prepare_file(path: Path, threads: int | None) -> _Timed:
+    from .runners import get_runner
+
+    runner = get_runner("ort-cpu", threads=threads)
+    runner.load(path)
+    return _Timed(runner.infer)
+
+
+def load_curves(path: Path) -> dict[str, Any] | None:
+    """A cached curves file, or None when it is missing or not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == CURVE_SCHEMA else None
+
+
+def cost_model(curves: dict[str, Any], max_rate: float = 1.0) -> tuple[planner.CostModel, Any]:
+    """The planner's cost model and max-remove rule from a curves JSON (measured here or on a device)."""
+    num_prefix = int(curves["num_prefix"])
+    rule = planner.max_remove_rule(curves.get("max_remove", "all"), num_prefix)
+    model = planner.CostModel(
+        *(planner.Curve.from_points(curves["curves"][kind]) for kind in planner.CURVES),
+        probe=planner.probe_rule(float(curves.get("probe_share", PROBE_SHARE)), num_prefix, rule),
+        fixed_ms=float(curves["fixed_ms"]),
+    )
+
+    def limit(tokens: int) -> int:
+        return max(0, min(rule(tokens), math.floor(max_rate * tokens)))
+
+    return model, limit
+
+
+# ---------------------------------------------------------------- weights
+
+
+def sensitivity_weights(path: Path, depth: int) -> list[float]:
+    """Block weights from ``vitprune adjust``'s output: its ``sensitivity`` list when present, else its ``rates``
+    (:func:`..portable.plan.weights_from_rates`)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise VitPruneError(f"sensitivity file {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise VitPruneError(f"sensitivity file {str(path)!r} is not JSON ({error})") from None
+    values = data.get("sensitivity") if isinstance(data, dict) else None
+    if values is None and isinstance(data, dict) and data.get("rates") is not None:
+        values = planner.weights_from_rates([float(r) for r in data["rates"]])
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and v > 0 for v in values):
+        raise VitPruneError(
+            f"sensitivity file {str(path)!r} has neither a 'sensitivity' list of positive numbers nor the 'rates' "
+            "of 'vitprune adjust'"
+        )
+    if len(values) != depth:
+        raise VitPruneError(f"sensitivity file {str(path)!r} has {len(values)} entries for {depth} blocks")
+    return [float(v) for v in values]
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def default_schedule_path(request: PlanRequest, device: str, plan: planner.Plan) -> Path:
+    goal = f"{request.latency_ms:g}ms" if request.latency_ms is not None else f"x{request.speedup:g}"
+    name = f"{slug(request.model)}_{slug(request.method)}_{request.backend}_b{request.batch}_{goal}.json"
+    return Path(request.results_root) / slug(device) / "plans" / name
+
+
+def check_request(request: PlanRequest) -> None:
+    if (request.latency_ms is None) == (request.speedup is None):
+        raise VitPruneError("give one budget: --latency-ms MS or --speedup X")
+    if request.latency_ms is not None and not (math.isfinite(request.latency_ms) and request.latency_ms > 0):
+        raise VitPruneError(f"--latency-ms must be a positive number of milliseconds, got {request.latency_ms!r}")
+    if request.speedup is not None and not (math.isfinite(request.speedup) and request.speedup >= 1):
+        raise VitPruneError(f"--speedup must be ≥ 1 (1.5 = one and a half times as fast), got {request.speedup!r}")
+    if not (0 < request.max_rate < 1):
+        raise VitPruneError(f"--max-rate must be in (0, 1), got {request.max_rate!r}")
+    if request.batch < 1:
+        raise VitPruneError(f"--batch must be ≥ 1, got {request.batch}")
+    _check_backend(request.backend)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in PLAN_BACKENDS:
+        raise VitPruneError(
+            f"vitprune plan measures on {', '.join(PLAN_BACKENDS)}, not {backend!r}; on TensorRT the plan runs "
+            "on the device, in a bundle made with 'vitprune bundle --plan' (./plan.sh there)"
+        )
+
+
+def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome:
+    """Measure (or read the cached) curves, plan, write the schedule, and measure the planned model."""
+    from ..pruning.schedule import build_schedule, save_schedule
+    from ..pruning.spec import resolve_method
+
+    check_request(request)
+    resolve_method(request.method, request.knobs)  # a bad method or knob fails before any measuring
+    if request.sensitivity is not None and not Path(request.sensitivity).is_file():
+        raise VitPruneError(f"sensitivity file {str(request.sensitivity)!r} does not exist")
+    device = _default_device(request)
+    path = curves_path(request, device)
+    curves = None if request.remeasure else load_curves(path)
+    cached = curves is not None
+    if curves is None:
+        curves = measure_curves(request, say)
+        atomic_write_text(path, json.dumps(curves, indent=2) + "\n")
+    model, limit = cost_model(curves, request.max_rate)
+    depth, tokens_in, num_prefix = int(curves["depth"]), int(curves["tokens_in"]), int(curves["num_prefix"])
+    weights = sensitivity_weights(request.sensitivity, depth) if request.sensitivity else None
+    unpruned = model.total(tokens_in, [tokens_in] * depth)
+    budget = request.latency_ms if request.latency_ms is not None else unpruned / request.speedup
+    try:
+        plan = planner.plan_keep_counts(model, tokens_in, depth, num_prefix, budget, limit, weights)
+    except planner.PlanError as error:
+        raise VitPruneError(str(error)) from None
+    schedule = build_schedule(
+        tokens_in, num_prefix, depth, removed=plan.removed, method=resolve_method(request.method, request.knobs)
+    )
+    output = request.output or default_schedule_path(request, device, plan)
+    outcome = PlanOutcome(plan, output, path, cached, keep_counts=list(schedule.tokens_out))
+    if request.verify:
+        say("measuring the planned model beside the unpruned one")
+        outcome.measured_ms, outcome.measured_unpruned_ms = measure_plan(request, list(schedule.removed))
+    planned = {
+        **plan.to_dict(),
+        "model": request.model,
+        "method": request.method,
+        "method_options": curves.get("method_options", {}),
+        "backend": request.backend,
+        "device": device,
+        "batch": request.batch,
+        "threads": request.threads,
+        "budget": {"latency_ms": request.latency_ms, "speedup": request.speedup},
+        "max_rate": request.max_rate,
+        "weights_from": str(request.sensitivity) if request.sensitivity else "early blocks first",
+        "curves": str(path),
+        "measured_ms": outcome.measured_ms,
+        "measured_unpruned_ms": outcome.measured_unpruned_ms,
+        "created": now_iso(),
+    }
+    save_schedule(output, schedule, planned=planned)
+    return outcome
+
+
+def measure_plan(request: PlanRequest, removed: list[int], rounds: int | None = None) -> tuple[float, float]:
+    """Median ms of the model pruned with ``removed`` and of the unpruned model, timed interleaved."""
+    import torch
+
+    from ..export.onnx import export_onnx
+    from ..pruning.models import CLI_RANDOM_SEED, create_model
+    from ..pruning.patch import apply_method
+    from ..pruning.spec import resolve_method
+    from ..record import PruningRecord
+
+    items: dict[str, _Timed] = {}
+    with tempfile.TemporaryDirectory(prefix="vitprune-plan-check-") as folder:
+        for name, method, schedule in (("planned", request.method, removed), ("unpruned", "none", None)):
+            network = create_model(request.model, request.weights, seed=CLI_RANDOM_SEED)
+            network = apply_method(
+                network, resolve_method(method, request.knobs if method != "none" else {}), schedule=schedule
+            ).eval()
+            if request.backend == "ort-cpu":
+                with contextlib.redirect_stdout(None):
+                    path = export_onnx(network, Path(folder) / f"{name}.onnx", batch=request.batch, check=False).path
+                items[name] = _prepare_file(path, request.threads)
+            else:
+                images = torch.randn((request.batch, *tuple(PruningRecord.from_model(network).input_size)))
+                items[name] = _prepare(network, images, request.backend, request.threads, Path(folder), name)
+        medians = _time_interleaved(items, request.warmup, request.iterations, rounds or request.rounds, lambda m: None)
+    return medians["planned"], medians["unpruned"]
+
+
+__all__ = [
+    "PlanOutcome",
+    "PlanRequest",
+    "cost_model",
+    "curve_points",
+    "curves_path",
+    "load_curves",
+    "measure_curves",
+    "measure_plan",
+    "plan_schedule",
+    "sensitivity_weights",
+]
