@@ -37,6 +37,9 @@ CURVE_SCHEMA = "vitprune.curves/1"
 PLAN_BACKENDS = ("ort-cpu", "torch-cpu", "torch-cuda")
 #: share of the patch tokens the ``reduce`` curve's block removes
 PROBE_SHARE = 0.1
+#: what a curve point and a checked model report: the protocol's median, or the minimum, which a machine
+#: other jobs load disturbs far less (a query longer than the scheduler's slice is preempted there)
+STATISTICS = ("median", "min")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class PlanRequest:
     warmup: int = 10
     iterations: int = 60
     rounds: int = 3
+    statistic: str = "median"
     device: str | None = None
     output: Path | None = None
     results_root: Path = Path("results")
@@ -202,8 +206,11 @@ def _prepare(module, example, backend: str, threads: int | None, folder: Path, n
     return _Timed(run, torch.cuda.synchronize if backend == "torch-cuda" else None)
 
 
-def _time_interleaved(items: dict[str, _Timed], warmup: int, iterations: int, rounds: int, say) -> dict[str, float]:
-    """Median ms of each item, timed round-robin: ``rounds`` passes of ``iterations / rounds`` queries each."""
+def _time_interleaved(
+    items: dict[str, _Timed], warmup: int, iterations: int, rounds: int, say, statistic: str = "median"
+) -> dict[str, float]:
+    """The ``statistic`` (median, or min on a machine others load) of each item's ms, timed round-robin:
+    ``rounds`` passes of ``iterations / rounds`` queries each."""
     for item in items.values():
         for _ in range(warmup):
             item.once()
@@ -212,7 +219,7 @@ def _time_interleaved(items: dict[str, _Timed], warmup: int, iterations: int, ro
         say(f"timing round {index + 1}/{rounds} over {len(items)} parts")
         for item in items.values():
             item.samples.extend(item.once() for _ in range(per_round))
-    return {key: latency_stats(item.samples)["median"] for key, item in items.items()}
+    return {key: latency_stats(item.samples)[statistic] for key, item in items.items()}
 
 
 # ---------------------------------------------------------------- curves (cached)
@@ -221,6 +228,7 @@ def _time_interleaved(items: dict[str, _Timed], warmup: int, iterations: int, ro
 def curves_path(request: PlanRequest, device: str) -> Path:
     knobs = "".join(f"_{slug(k)}-{slug(str(v))}" for k, v in sorted(request.knobs.items()))
     threads = f"_t{request.threads}" if request.threads else ""
+    threads += "" if request.statistic == "median" else f"_{request.statistic}"
     name = f"{slug(request.model)}_{slug(request.method)}{knobs}_{request.backend}_b{request.batch}{threads}.json"
     return Path(request.results_root) / slug(device) / "curves" / name
 
@@ -268,7 +276,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         else:
             images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
             items["unpruned"] = _prepare(unpruned, images, request.backend, request.threads, folder, "unpruned")
-        medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say)
+        medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say, request.statistic)
     curves = {kind: {"tokens": points, "ms": [medians[f"{kind}:{n}"] for n in points]} for kind in planner.CURVES}
     unpruned_ms = medians["unpruned"]
     from ..portable.environment import describe_machine
@@ -293,6 +301,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         "warmup": request.warmup,
         "iterations": request.iterations,
         "rounds": request.rounds,
+        "statistic": request.statistic,
         "environment": describe_machine(),
         "created": now_iso(),
     }
@@ -374,6 +383,8 @@ def check_request(request: PlanRequest) -> None:
         raise VitPruneError(f"--speedup must be ≥ 1 (1.5 = one and a half times as fast), got {request.speedup!r}")
     if not (0 < request.max_rate < 1):
         raise VitPruneError(f"--max-rate must be in (0, 1), got {request.max_rate!r}")
+    if request.statistic not in STATISTICS:
+        raise VitPruneError(f"--statistic must be one of {', '.join(STATISTICS)}, not {request.statistic!r}")
     if request.batch < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {request.batch}")
     _check_backend(request.backend)
@@ -431,6 +442,7 @@ def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome
         "threads": request.threads,
         "budget": {"latency_ms": request.latency_ms, "speedup": request.speedup},
         "max_rate": request.max_rate,
+        "statistic": request.statistic,
         "weights_from": str(request.sensitivity) if request.sensitivity else "early blocks first",
         "curves": str(path),
         "measured_ms": outcome.measured_ms,
@@ -465,7 +477,9 @@ def measure_plan(request: PlanRequest, removed: list[int], rounds: int | None = 
             else:
                 images = torch.randn((request.batch, *tuple(PruningRecord.from_model(network).input_size)))
                 items[name] = _prepare(network, images, request.backend, request.threads, Path(folder), name)
-        medians = _time_interleaved(items, request.warmup, request.iterations, rounds or request.rounds, lambda m: None)
+        medians = _time_interleaved(
+            items, request.warmup, request.iterations, rounds or request.rounds, lambda m: None, request.statistic
+        )
     return medians["planned"], medians["unpruned"]
 
 
