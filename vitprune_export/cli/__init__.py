@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "plugins",
     "build",
     "bundle",
+    "deploy",
     "profile",
     "plan",
     "compare",
