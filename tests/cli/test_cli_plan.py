@@ -125,7 +125,7 @@ def test_plan_sensitivity_from_adjust_rates(tmp_path, monkeypatch):
 def test_plan_measures_and_caches_curves_on_torch_cpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["plan", *TINY, "--method", "topk", "--backend", "torch-cpu", "--device-name", DEVICE, "--speedup", "1",
-            "--points", "3", "--iterations", "3", "--warm-up", "1", "--json"]  # fmt: skip
+            "--points", "3", "--refine", "0", "--iterations", "3", "--warm-up", "1", "--json"]  # fmt: skip
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -42,6 +42,9 @@ def plan(
     ] = None,
     batch: BatchOption = 1,
     points: Annotated[int, typer.Option("--points", min=2, help="Token counts measured on each curve.")] = 8,
+    refine: Annotated[
+        int, typer.Option("--refine", min=0, help="Rounds of extra points where the curve steps (0: none).")
+    ] = 5,
     iterations: Annotated[
         int, typer.Option("--iterations", min=1, help="Timed queries per curve point (and per model checked).")
     ] = 60,
@@ -89,6 +92,7 @@ def plan(
         sensitivity=sensitivity,
         max_rate=max_rate,
         points=points,
+        refine=refine,
         warmup=warm_up,
         iterations=iterations,
         device=device_name,

@@ -58,6 +58,7 @@ class PlanRequest:
     sensitivity: Path | None = None
     max_rate: float = 0.25
     points: int = 8
+    refine: int = 5
     warmup: int = 10
     iterations: int = 60
     rounds: int = 3
@@ -262,12 +263,20 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
     generator = torch.Generator().manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="vitprune-plan-") as folder:
         folder = Path(folder)
-        for n in points:
-            example = torch.randn((request.batch, n, dim), generator=generator)
-            for kind in planner.CURVES:
-                say(f"preparing {kind} at {n} tokens")
-                part = _part(block, method, n, probe(n), num_prefix, layer, kind)
-                items[f"{kind}:{n}"] = _prepare(part, example, request.backend, request.threads, folder, f"{kind}_{n}")
+
+        def prepare(counts: list[int]) -> dict[str, _Timed]:
+            prepared = {}
+            for n in counts:
+                example = torch.randn((request.batch, n, dim), generator=generator)
+                for kind in planner.CURVES:
+                    say(f"preparing {kind} at {n} tokens")
+                    part = _part(block, method, n, probe(n), num_prefix, layer, kind)
+                    prepared[f"{kind}:{n}"] = _prepare(
+                        part, example, request.backend, request.threads, folder, f"{kind}_{n}"
+                    )
+            return prepared
+
+        items.update(prepare(points))
         say("preparing the unpruned model")
         unpruned = apply_method(network, "none")
         if request.backend == "ort-cpu":
@@ -277,6 +286,18 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
             images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
             items["unpruned"] = _prepare(unpruned, images, request.backend, request.threads, folder, "unpruned")
         medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say, request.statistic)
+        # find the steps: bisect the segments where the block curve jumps or falls (two points at a time)
+        for _ in range(request.refine):
+            curve = planner.Curve(tuple(points), tuple(medians[f"block:{n}"] for n in points))
+            found = set(planner.points_to_refine(curve)) - set(points)
+            if not found:
+                break
+            say(f"a step between measured counts: measuring {', '.join(map(str, sorted(found)))} tokens too")
+            extra = prepare(sorted(found))
+            medians.update(
+                _time_interleaved(extra, request.warmup, request.iterations, request.rounds, say, request.statistic)
+            )
+            points = sorted(set(points) | found)
     curves = {kind: {"tokens": points, "ms": [medians[f"{kind}:{n}"] for n in points]} for kind in planner.CURVES}
     unpruned_ms = medians["unpruned"]
     from ..portable.environment import describe_machine

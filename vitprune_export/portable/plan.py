@@ -143,6 +143,28 @@ class Plan:
         }
 
 
+def points_to_refine(curve: Curve, most: int = 2, steepness: float = 3.0) -> list[int]:
+    """Token counts to measure next so that a step in ``curve`` is found, not smoothed over.
+
+    A segment between two measured counts whose slope is over ``steepness`` times the curve's median
+    slope, or that falls while the token count rises, hides a step (a count where the device pads or
+    switches kernels); its midpoint is measured next, so repeated calls bisect the step down to one
+    token. The ``most`` steepest segments at least two tokens wide are returned.
+    """
+    xs, ys = curve.tokens, curve.ms
+    slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
+    if len(slopes) < 2:
+        return []
+    typical = sorted(abs(slope) for slope in slopes)[len(slopes) // 2]
+    suspicious = [
+        (abs(slope), i)
+        for i, slope in enumerate(slopes)
+        if xs[i + 1] - xs[i] >= 2 and (slope > steepness * typical or slope < -typical)
+    ]
+    suspicious.sort(reverse=True)
+    return sorted((xs[i] + xs[i + 1]) // 2 for _, i in suspicious[:most])
+
+
 def early_first_weights(depth: int, tilt: float = 0.25) -> list[float]:
     """Weights that prefer tokens in early blocks: ``1 + tilt`` for the first, falling linearly to 1."""
     if depth < 2:
