@@ -79,6 +79,9 @@ def test_plan_from_cached_curves_writes_a_schedule_that_export_reads(tmp_path, m
     result = invoke("export", *TINY, "--method", "topk", "--schedule", str(schedule), "-o", str(exported), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["keep_counts"] == data["tokens_out"]
+    result = invoke("flops", *TINY[:2], "--method", "topk", "--schedule", str(schedule))
+    assert result.exit_code == 0, result.output
+    assert " ".join(map(str, data["tokens_out"])) in result.stdout.replace("\n", " ")
 
 
 def test_plan_human_output_and_tome_limits(tmp_path, monkeypatch):
@@ -146,7 +149,7 @@ def test_plan_measures_and_caches_curves_on_torch_cpu(tmp_path, monkeypatch):
         (["--speedup", "1.5", "--latency-ms", "3"], "give one budget"),
         ([], "give one budget"),
         (["--speedup", "0.5"], "--speedup must be ≥ 1"),
-        (["--speedup", "1.5", "--backend", "trt"], "vitprune bundle --plan"),
+        (["--speedup", "1.5", "--backend", "trt"], "TensorRT curves are not measured yet"),
         (["--speedup", "1.5", "--method", "none"], "keeps every token"),
         (["--speedup", "1.5", "--sensitivity", "missing.json"], "sensitivity file 'missing.json' does not exist"),
         (["--speedup", "1.5", "--max-rate", "1.5"], "--max-rate must be in (0, 1)"),

@@ -32,10 +32,6 @@ def deploy(
         Optional[list[int]],
         typer.Option("--batch", "-b", help="Batch to measure, repeatable [default: the profile's]."),
     ] = None,
-    plan_speedup: Annotated[
-        Optional[float],
-        typer.Option("--plan-speedup", help="Also run plan.sh there (a bundle made with --plan) for this speed-up."),
-    ] = None,
     copy: Annotated[Optional[str], typer.Option("--copy", help="rsync | scp [default: rsync when installed].")] = None,
     results: Annotated[Path, typer.Option("--results", help="Local results folder to bring results into.")] = Path(
         "results"
@@ -59,7 +55,6 @@ def deploy(
         ssh_options=list(ssh_option or []),
         build_args=list(build_arg or []),
         batches=list(batch or []),
-        plan_speedup=plan_speedup,
         results_root=results,
         copy_tool=copy,
     )

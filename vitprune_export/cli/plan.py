@@ -17,9 +17,7 @@ def plan(
     model: Annotated[str, typer.Option("--model", "-m", help="timm model name.")] = DEFAULT_MODEL_NAME,
     method: Annotated[str, typer.Option("--method", help="Token-reduction method (see 'vitprune methods').")] = "topk",
     weights: WeightsOption = "random",
-    backend: Annotated[
-        str, typer.Option("--backend", help="ort-cpu | torch-cpu | torch-cuda (TensorRT: in a bundle, plan.sh).")
-    ] = "ort-cpu",
+    backend: Annotated[str, typer.Option("--backend", help="ort-cpu | torch-cpu | torch-cuda.")] = "ort-cpu",
     latency_ms: Annotated[
         Optional[float], typer.Option("--latency-ms", help="Budget: latency of one query in ms.")
     ] = None,

@@ -6,7 +6,7 @@ local shell string):
 1. a check on the host (``ssh HOST sh -c SCRIPT deploy DIR``): the folder is made, its free space read,
    and TensorRT's Python bindings imported — a full disk or a missing TensorRT is one line here;
 2. the copy: ``rsync -a --protect-args`` when rsync is installed here, else ``scp -r``;
-3. ``./build.sh`` and ``./profile.sh`` on the host (and ``./plan.sh`` when asked), their output streamed;
+3. ``./build.sh`` and ``./profile.sh`` on the host, their output streamed;
 4. the host's ``results/`` copied back into the local results folder, also when a step failed, so a run
    that breaks halfway keeps what it measured; then the comparison table of the device's results.
 
@@ -59,7 +59,6 @@ class DeployRequest:
     ssh_options: list[str] = field(default_factory=list)
     build_args: list[str] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
-    plan_speedup: float | None = None
     results_root: Path = Path("results")
     copy_tool: str | None = None  # rsync | scp; default: rsync when installed
 
@@ -282,7 +281,7 @@ def fetch_results(request: DeployRequest, tool: str, remote: str) -> list[Path]:
 
 
 def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> DeployOutcome:
-    """Copy, build, measure (and plan) on ``request.host``; fetch the results; raise on the first failed step
+    """Copy, build and measure on ``request.host``; fetch the results; raise on the first failed step
     after fetching whatever the host measured."""
     _check_request(request)
     bundle = Path(request.bundle)
@@ -296,10 +295,6 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
     steps: list[tuple[str, list[str]]] = [("build", ["./build.sh", *request.build_args])]
     for batch in request.batches or [None]:
         steps.append(("profile", ["./profile.sh", *([str(batch)] if batch else [])]))
-    if request.plan_speedup is not None:
-        if not (bundle / "plan.sh").is_file():
-            raise VitPruneError(f"{str(bundle)!r} has no plan.sh; make the bundle with 'vitprune bundle --plan'")
-        steps.append(("plan", ["./plan.sh", "--speedup", f"{request.plan_speedup:g}"]))
     outcome = DeployOutcome(remote, tool, version, [])
     try:
         for name, words in steps:
