@@ -11,8 +11,8 @@ Reported per method:
 * the uniform rate that reaches the plan's measured latency (linear between the two uniform rates around
   it) and the tokens it keeps in total (sum of the keep counts), against the plan's.
 
-    python benchmarks/plan_vs_uniform.py --methods topk tome --speedup 1.5 --threads 1 \
-        --json results/plan_vs_uniform.json
+    python benchmarks/plan_vs_uniform.py --methods topk tome --speedup 1.5 --threads 1 --clock cpu \
+        --rates 0.05 0.07 0.09 0.11 0.13 --json results/plan_vs_uniform.json
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
-    parser.add_argument("--statistic", default="min", help="median, or min on a machine other jobs load")
+    parser.add_argument("--statistic", default="median", help="median, or min")
+    parser.add_argument("--clock", default="wall", help="wall, or cpu (this thread's CPU time: --threads 1)")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args()
 
@@ -63,6 +64,7 @@ def main() -> int:
     from vitprune_export.pruning.patch import apply_method
 
     report = {"model": args.model, "speedup": args.speedup, "threads": args.threads, "statistic": args.statistic}
+    report["clock"] = args.clock
     report["methods"] = {}
     report["load_before"] = load_average()
     started = time.time()
@@ -78,6 +80,7 @@ def main() -> int:
                 iterations=args.iterations,
                 rounds=args.rounds,
                 statistic=args.statistic,
+                clock=args.clock,
                 remeasure=True,
                 verify=False,
                 results_root=folder / "results",
@@ -94,7 +97,7 @@ def main() -> int:
                 print(f"[{method}] exporting {name}", flush=True)
                 network = apply_method(create_model(args.model, "random", seed=CLI_RANDOM_SEED), which, **schedule)
                 path = export_onnx(network, folder / f"{method}_{name}.onnx", check=False).path
-                items[name] = _prepare_file(path, args.threads)
+                items[name] = _prepare_file(path, args.threads, args.clock)
             print(f"[{method}] timing {len(items)} models interleaved (load {load_average()})", flush=True)
             medians = _time_interleaved(
                 items,

@@ -51,6 +51,12 @@ def plan(
         str,
         typer.Option("--statistic", help="median (the protocol) or min (steadier on a machine other jobs load)."),
     ] = "median",
+    clock: Annotated[
+        str,
+        typer.Option(
+            "--clock", help="wall (the protocol) or cpu (this thread's CPU time; --threads 1, a shared machine)."
+        ),
+    ] = "wall",
     remeasure: Annotated[bool, typer.Option("--remeasure", help="Measure the curves again even when cached.")] = False,
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Measure the planned model beside the unpruned one.")
@@ -96,6 +102,7 @@ def plan(
         device=device_name,
         output=output,
         statistic=statistic,
+        clock=clock,
         remeasure=remeasure,
         verify=check,
     )

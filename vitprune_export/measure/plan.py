@@ -40,6 +40,8 @@ PROBE_SHARE = 0.1
 #: what a curve point and a checked model report: the protocol's median, or the minimum, which a machine
 #: other jobs load disturbs far less (a query longer than the scheduler's slice is preempted there)
 STATISTICS = ("median", "min")
+#: wall-clock time (the protocol), or the CPU time of the timing thread (one intra-op thread; steady on a shared machine)
+CLOCKS = ("wall", "cpu")
 
 
 @dataclass
@@ -63,6 +65,7 @@ class PlanRequest:
     iterations: int = 60
     rounds: int = 3
     statistic: str = "median"
+    clock: str = "wall"
     device: str | None = None
     output: Path | None = None
     results_root: Path = Path("results")
@@ -159,20 +162,28 @@ def _part(block, method, tokens: int, remove: int, num_prefix: int, layer: int, 
 
 
 class _Timed:
-    """One thing to time: a session (ONNX Runtime) or a module (PyTorch), and its samples."""
+    """One thing to time: a session (ONNX Runtime) or a module (PyTorch), and its samples.
 
-    def __init__(self, run, sync=None):
+    ``clock``: ``wall`` (``time.perf_counter``, the protocol) or ``cpu`` (``time.thread_time``: the CPU
+    time of this thread, which with one intra-op thread is where ONNX Runtime and PyTorch compute; the
+    time a loaded machine's scheduler keeps the thread waiting does not count).
+    """
+
+    def __init__(self, run, sync=None, clock: str = "wall"):
         self.run, self.sync, self.samples = run, sync, []
+        self.timer = time.thread_time if clock == "cpu" else time.perf_counter
 
     def once(self) -> float:
-        started = time.perf_counter()
+        started = self.timer()
         self.run()
         if self.sync is not None:
             self.sync()
-        return (time.perf_counter() - started) * 1e3
+        return (self.timer() - started) * 1e3
 
 
-def _prepare(module, example, backend: str, threads: int | None, folder: Path, name: str) -> _Timed:
+def _prepare(
+    module, example, backend: str, threads: int | None, folder: Path, name: str, clock: str = "wall"
+) -> _Timed:
     import torch
 
     if backend == "ort-cpu":
@@ -191,7 +202,7 @@ def _prepare(module, example, backend: str, threads: int | None, folder: Path, n
             options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: example.numpy()}
-        return _Timed(lambda: session.run(None, feed))
+        return _Timed(lambda: session.run(None, feed), clock=clock)
     device = torch.device("cuda" if backend == "torch-cuda" else "cpu")
     if backend == "torch-cuda":
         from ..tensorrt.env import require_cuda_gpu
@@ -204,7 +215,7 @@ def _prepare(module, example, backend: str, threads: int | None, folder: Path, n
         with torch.inference_mode():
             module(data)
 
-    return _Timed(run, torch.cuda.synchronize if backend == "torch-cuda" else None)
+    return _Timed(run, torch.cuda.synchronize if backend == "torch-cuda" else None, clock)
 
 
 def _time_interleaved(
@@ -230,6 +241,7 @@ def curves_path(request: PlanRequest, device: str) -> Path:
     knobs = "".join(f"_{slug(k)}-{slug(str(v))}" for k, v in sorted(request.knobs.items()))
     threads = f"_t{request.threads}" if request.threads else ""
     threads += "" if request.statistic == "median" else f"_{request.statistic}"
+    threads += "" if request.clock == "wall" else f"_{request.clock}"
     name = f"{slug(request.model)}_{slug(request.method)}{knobs}_{request.backend}_b{request.batch}{threads}.json"
     return Path(request.results_root) / slug(device) / "curves" / name
 
@@ -272,7 +284,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
                     say(f"preparing {kind} at {n} tokens")
                     part = _part(block, method, n, probe(n), num_prefix, layer, kind)
                     prepared[f"{kind}:{n}"] = _prepare(
-                        part, example, request.backend, request.threads, folder, f"{kind}_{n}"
+                        part, example, request.backend, request.threads, folder, f"{kind}_{n}", request.clock
                     )
             return prepared
 
@@ -281,10 +293,12 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         unpruned = apply_method(network, "none")
         if request.backend == "ort-cpu":
             path = export_onnx(unpruned, folder / "unpruned.onnx", batch=request.batch, check=False).path
-            items["unpruned"] = _prepare_file(path, request.threads)
+            items["unpruned"] = _prepare_file(path, request.threads, request.clock)
         else:
             images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
-            items["unpruned"] = _prepare(unpruned, images, request.backend, request.threads, folder, "unpruned")
+            items["unpruned"] = _prepare(
+                unpruned, images, request.backend, request.threads, folder, "unpruned", request.clock
+            )
         medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say, request.statistic)
         # find the steps: bisect the segments where the block curve jumps or falls (two points at a time)
         for _ in range(request.refine):
@@ -323,17 +337,18 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         "iterations": request.iterations,
         "rounds": request.rounds,
         "statistic": request.statistic,
+        "clock": request.clock,
         "environment": describe_machine(),
         "created": now_iso(),
     }
 
 
-def _prepare_file(path: Path, threads: int | None) -> _Timed:
+def _prepare_file(path: Path, threads: int | None, clock: str = "wall") -> _Timed:
     from .runners import get_runner
 
     runner = get_runner("ort-cpu", threads=threads)
     runner.load(path)
-    return _Timed(runner.infer)
+    return _Timed(lambda: runner.session.run(None, runner.feed), clock=clock)
 
 
 def load_curves(path: Path) -> dict[str, Any] | None:
@@ -406,6 +421,10 @@ def check_request(request: PlanRequest) -> None:
         raise VitPruneError(f"--max-rate must be in (0, 1), got {request.max_rate!r}")
     if request.statistic not in STATISTICS:
         raise VitPruneError(f"--statistic must be one of {', '.join(STATISTICS)}, not {request.statistic!r}")
+    if request.clock not in CLOCKS:
+        raise VitPruneError(f"--clock must be one of {', '.join(CLOCKS)}, not {request.clock!r}")
+    if request.clock == "cpu" and (request.threads != 1 or request.backend == "torch-cuda"):
+        raise VitPruneError("--clock cpu times this thread's CPU: use it with --threads 1 on ort-cpu or torch-cpu")
     if request.batch < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {request.batch}")
     _check_backend(request.backend)
@@ -464,6 +483,7 @@ def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome
         "budget": {"latency_ms": request.latency_ms, "speedup": request.speedup},
         "max_rate": request.max_rate,
         "statistic": request.statistic,
+        "clock": request.clock,
         "weights_from": str(request.sensitivity) if request.sensitivity else "early blocks first",
         "curves": str(path),
         "measured_ms": outcome.measured_ms,
@@ -494,10 +514,12 @@ def measure_plan(request: PlanRequest, removed: list[int], rounds: int | None = 
             if request.backend == "ort-cpu":
                 with contextlib.redirect_stdout(None):
                     path = export_onnx(network, Path(folder) / f"{name}.onnx", batch=request.batch, check=False).path
-                items[name] = _prepare_file(path, request.threads)
+                items[name] = _prepare_file(path, request.threads, request.clock)
             else:
                 images = torch.randn((request.batch, *tuple(PruningRecord.from_model(network).input_size)))
-                items[name] = _prepare(network, images, request.backend, request.threads, Path(folder), name)
+                items[name] = _prepare(
+                    network, images, request.backend, request.threads, Path(folder), name, request.clock
+                )
         medians = _time_interleaved(
             items, request.warmup, request.iterations, rounds or request.rounds, lambda m: None, request.statistic
         )
