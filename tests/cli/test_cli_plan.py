@@ -136,6 +136,7 @@ def test_plan_measures_and_caches_curves_on_torch_cpu(tmp_path, monkeypatch):
     assert summary["measured_ms"] > 0 and summary["measured_unpruned_ms"] > 0
     curves = json.loads((tmp_path / summary["curves"]).read_text())
     assert curves["schema"] == CURVE_SCHEMA and curves["depth"] == 6 and curves["tokens_in"] == 65
+    assert 0 <= curves["reduction_scale"] <= 2 and curves["calibration"]["measured_ms"] > 0
     for kind in ("block", "mlp", "reduce"):
         assert curves["curves"][kind]["tokens"] == [9, 40, 65]  # an eighth of the patches, the middle rounded to 8, all
         assert all(ms > 0 for ms in curves["curves"][kind]["ms"])

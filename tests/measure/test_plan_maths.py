@@ -190,3 +190,12 @@ def test_points_to_refine_bisects_a_step():
     assert len(points) <= 8 + 6
     smooth = [25, 48, 72, 96, 120, 144, 176, 197]
     assert planner.points_to_refine(Curve(tuple(smooth), tuple(0.02 * n + 0.001 * n * n / 197 for n in smooth))) == []
+
+
+def test_the_reduction_step_is_calibrated_on_a_whole_model():
+    model = smooth_model(reduce_overhead=0.3)
+    keep = uniform_keep(197, 12, 0.08)
+    truth = CostModel(model.block, model.mlp, model.reduce, model.probe, model.fixed_ms, reduction_scale=0.5)
+    scale = planner.calibrated_reduction_scale(model, 197, keep, truth.total(197, keep))
+    assert scale == pytest.approx(0.5)
+    assert planner.calibrated_reduction_scale(model, 197, keep, 0.0) == 0.0  # clamped: never a negative step

@@ -37,6 +37,8 @@ CURVE_SCHEMA = "vitprune.curves/1"
 PLAN_BACKENDS = ("ort-cpu", "torch-cpu", "torch-cuda")
 #: share of the patch tokens the ``reduce`` curve's block removes
 PROBE_SHARE = 0.1
+#: the uniform rate the reduction step is calibrated on is the one the raw model puts nearest this speed-up
+CALIBRATION_SPEEDUP = 1.4
 #: what a curve point and a checked model report: the protocol's median, or the minimum, which a machine
 #: other jobs load disturbs far less (a query longer than the scheduler's slice is preempted there)
 STATISTICS = ("median", "min")
@@ -61,6 +63,7 @@ class PlanRequest:
     max_rate: float = 0.25
     points: int = 8
     refine: int = 5
+    calibrate: bool = True
     warmup: int = 10
     iterations: int = 60
     rounds: int = 3
@@ -316,7 +319,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
     unpruned_ms = medians["unpruned"]
     from ..portable.environment import describe_machine
 
-    return {
+    data = {
         "schema": CURVE_SCHEMA,
         "model": request.model,
         "method": request.method,
@@ -340,6 +343,37 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         "clock": request.clock,
         "environment": describe_machine(),
         "created": now_iso(),
+    }
+    if request.calibrate:
+        data.update(_calibrate(request, data, method, say))
+    return data
+
+
+def _calibrate(request: PlanRequest, data: dict[str, Any], method, say) -> dict[str, Any]:
+    """Measure the model at one uniform rate beside the unpruned one and scale the reduction step's cost so
+    the model predicts it: a step measured on its own (a separate graph, nothing fused around it) can cost
+    more or less than inside the model."""
+    from ..pruning.schedule import build_schedule
+
+    model, _ = cost_model(data)
+    tokens_in, depth, num_prefix = data["tokens_in"], data["depth"], data["num_prefix"]
+    unpruned = model.total(tokens_in, [tokens_in] * depth)
+
+    def uniform(rate: float):
+        return build_schedule(tokens_in, num_prefix, depth, rate=rate, method=method)
+
+    rate = min(
+        (r / 100 for r in range(1, 40)),
+        key=lambda r: abs(model.total(tokens_in, uniform(r).tokens_out) - unpruned / CALIBRATION_SPEEDUP),
+    )
+    schedule = uniform(rate)
+    say(f"calibrating the reduction step on the uniform rate {rate:g}")
+    measured, measured_unpruned = measure_plan(request, list(schedule.removed))
+    target = measured / measured_unpruned * unpruned
+    scale = planner.calibrated_reduction_scale(model, tokens_in, schedule.tokens_out, target)
+    return {
+        "reduction_scale": scale,
+        "calibration": {"rate": rate, "measured_ms": measured, "measured_unpruned_ms": measured_unpruned},
     }
 
 
@@ -368,6 +402,7 @@ def cost_model(curves: dict[str, Any], max_rate: float = 1.0) -> tuple[planner.C
         *(planner.Curve.from_points(curves["curves"][kind]) for kind in planner.CURVES),
         probe=planner.probe_rule(float(curves.get("probe_share", PROBE_SHARE)), num_prefix, rule),
         fixed_ms=float(curves["fixed_ms"]),
+        reduction_scale=float(curves.get("reduction_scale", 1.0)),
     )
 
     def limit(tokens: int) -> int:

@@ -86,14 +86,18 @@ class CostModel:
     reduce: Curve
     probe: Callable[[int], int]
     fixed_ms: float = 0.0
+    reduction_scale: float = 1.0
 
     def attention(self, tokens: int) -> float:
         """``A(n)``: the block without its MLP, at ``n`` tokens."""
         return self.block.at(tokens) - self.mlp.at(tokens)
 
     def reducing(self, tokens: int) -> float:
-        """``R(n)``: attention, scores and the reduction step of a block that receives ``n`` tokens."""
-        return self.reduce.at(tokens) - self.mlp.at(tokens - self.probe(tokens))
+        """``R(n)``: attention, scores and the reduction step of a block that receives ``n`` tokens; the step's
+        own cost ``R(n) − A(n)`` scaled by ``reduction_scale`` (calibrated on a whole pruned model)."""
+        attention = self.attention(tokens)
+        measured = self.reduce.at(tokens) - self.mlp.at(tokens - self.probe(tokens))
+        return attention + self.reduction_scale * (measured - attention)
 
     def block_cost(self, tokens_in: int, tokens_out: int) -> float:
         front = self.attention(tokens_in) if tokens_out == tokens_in else self.reducing(tokens_in)
@@ -357,6 +361,19 @@ def probe_rule(share: float, num_prefix: int, max_remove: Callable[[int], int]) 
     return probe
 
 
+def calibrated_reduction_scale(
+    model: CostModel, tokens_in: int, keep_counts: Sequence[int], measured_ms: float, lowest: float = 0.0
+) -> float:
+    """The ``reduction_scale`` under which ``model`` predicts ``measured_ms`` for a whole model with these keep
+    counts (a uniform rate: every block reduces), clamped to [``lowest``, 2]."""
+    base = CostModel(model.block, model.mlp, model.reduce, model.probe, model.fixed_ms, 0.0)
+    full = CostModel(model.block, model.mlp, model.reduce, model.probe, model.fixed_ms, 1.0)
+    without, per_unit = base.total(tokens_in, keep_counts), full.total(tokens_in, keep_counts)
+    if abs(per_unit - without) < 1e-12:
+        return 1.0
+    return min(2.0, max(lowest, (measured_ms - without) / (per_unit - without)))
+
+
 def solve(problem: dict) -> Plan:
     """Plan from a JSON problem: ``curves`` {block, mlp, reduce}, ``fixed_ms``, ``tokens_in``, ``depth``,
     ``num_prefix``, ``max_remove`` rule, ``probe_share``, and ``latency_ms`` or ``speedup``, ``weights``."""
@@ -370,6 +387,7 @@ def solve(problem: dict) -> Plan:
             curves["reduce"],
             probe_rule(float(problem.get("probe_share", 0.1)), num_prefix, rule),
             float(problem.get("fixed_ms", 0.0)),
+            float(problem.get("reduction_scale", 1.0)),
         )
         tokens_in, depth = int(problem["tokens_in"]), int(problem["depth"])
     except (KeyError, TypeError, ValueError) as error:
