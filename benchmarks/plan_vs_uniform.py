@@ -59,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from vitprune_export.export.onnx import export_onnx
-    from vitprune_export.measure.plan import PlanRequest, _prepare_file, _time_interleaved, plan_schedule
+    from vitprune_export.measure.plan import PlanRequest, plan_schedule, prepare_onnx_file, time_interleaved
     from vitprune_export.pruning.models import CLI_RANDOM_SEED, create_model
     from vitprune_export.pruning.patch import apply_method
 
@@ -97,9 +97,9 @@ def main() -> int:
                 print(f"[{method}] exporting {name}", flush=True)
                 network = apply_method(create_model(args.model, "random", seed=CLI_RANDOM_SEED), which, **schedule)
                 path = export_onnx(network, folder / f"{method}_{name}.onnx", check=False).path
-                items[name] = _prepare_file(path, args.threads, args.clock)
+                items[name] = prepare_onnx_file(path, args.threads, args.clock)
             print(f"[{method}] timing {len(items)} models interleaved (load {load_average()})", flush=True)
-            medians = _time_interleaved(
+            medians = time_interleaved(
                 items,
                 10,
                 args.iterations,

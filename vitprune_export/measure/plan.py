@@ -221,7 +221,7 @@ def _prepare(
     return _Timed(run, torch.cuda.synchronize if backend == "torch-cuda" else None, clock)
 
 
-def _time_interleaved(
+def time_interleaved(
     items: dict[str, _Timed], warmup: int, iterations: int, rounds: int, say, statistic: str = "median"
 ) -> dict[str, float]:
     """The ``statistic`` (median, or min on a machine others load) of each item's ms, timed round-robin:
@@ -296,13 +296,13 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         unpruned = apply_method(network, "none")
         if request.backend == "ort-cpu":
             path = export_onnx(unpruned, folder / "unpruned.onnx", batch=request.batch, check=False).path
-            items["unpruned"] = _prepare_file(path, request.threads, request.clock)
+            items["unpruned"] = prepare_onnx_file(path, request.threads, request.clock)
         else:
             images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
             items["unpruned"] = _prepare(
                 unpruned, images, request.backend, request.threads, folder, "unpruned", request.clock
             )
-        medians = _time_interleaved(items, request.warmup, request.iterations, request.rounds, say, request.statistic)
+        medians = time_interleaved(items, request.warmup, request.iterations, request.rounds, say, request.statistic)
         # find the steps: bisect the segments where the block curve jumps or falls (two points at a time)
         for _ in range(request.refine):
             curve = planner.Curve(tuple(points), tuple(medians[f"block:{n}"] for n in points))
@@ -312,7 +312,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
             say(f"a step between measured counts: measuring {', '.join(map(str, sorted(found)))} tokens too")
             extra = prepare(sorted(found))
             medians.update(
-                _time_interleaved(extra, request.warmup, request.iterations, request.rounds, say, request.statistic)
+                time_interleaved(extra, request.warmup, request.iterations, request.rounds, say, request.statistic)
             )
             points = sorted(set(points) | found)
     curves = {kind: {"tokens": points, "ms": [medians[f"{kind}:{n}"] for n in points]} for kind in planner.CURVES}
@@ -377,7 +377,7 @@ def _calibrate(request: PlanRequest, data: dict[str, Any], method, say) -> dict[
     }
 
 
-def _prepare_file(path: Path, threads: int | None, clock: str = "wall") -> _Timed:
+def prepare_onnx_file(path: Path, threads: int | None, clock: str = "wall") -> _Timed:
     from .runners import get_runner
 
     runner = get_runner("ort-cpu", threads=threads)
@@ -549,13 +549,13 @@ def measure_plan(request: PlanRequest, removed: list[int], rounds: int | None = 
             if request.backend == "ort-cpu":
                 with contextlib.redirect_stdout(None):
                     path = export_onnx(network, Path(folder) / f"{name}.onnx", batch=request.batch, check=False).path
-                items[name] = _prepare_file(path, request.threads, request.clock)
+                items[name] = prepare_onnx_file(path, request.threads, request.clock)
             else:
                 images = torch.randn((request.batch, *tuple(PruningRecord.from_model(network).input_size)))
                 items[name] = _prepare(
                     network, images, request.backend, request.threads, Path(folder), name, request.clock
                 )
-        medians = _time_interleaved(
+        medians = time_interleaved(
             items, request.warmup, request.iterations, rounds or request.rounds, lambda m: None, request.statistic
         )
     return medians["planned"], medians["unpruned"]
@@ -571,5 +571,7 @@ __all__ = [
     "measure_curves",
     "measure_plan",
     "plan_schedule",
+    "prepare_onnx_file",
     "sensitivity_weights",
+    "time_interleaved",
 ]
