@@ -31,6 +31,7 @@ WeightsOption = Annotated[
     ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 DEFAULT_MODEL_NAME = DEFAULT_MODEL

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, print_json, print_next
 from .options import (
     BatchOption,
+    ForceOption,
     JsonOption,
     RateOption,
     RatesOption,
@@ -78,6 +79,7 @@ def profile(
             help="Result JSON [default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
         ),
     ] = None,
+    force: ForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -87,8 +89,12 @@ def profile(
     vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06;
     vitprune profile --backend ort-cpu --method none   (the baseline for 'vitprune compare')
     """
+    from ..files import check_output
     from ..measure.profile import ModelSpec, profile_target
     from ..measure.results import default_result_path, write_result
+
+    if output is not None:
+        check_output(output, "--output", force=force, suffix=".json")
 
     warm_up = either(warm_up, warmup, "--warm-up", "--warmup", 20)
     iterations = either(iterations, iters, "--iterations", "--iters", 100)
@@ -108,6 +114,7 @@ def profile(
         status=console.status,
     )
     path = output or default_result_path(result)
+    check_output(path, "--output", force=force)
     write_result(path, result)
     if json:
         print_json({**result, "path": str(path)})
@@ -131,4 +138,4 @@ def profile(
     if result.get("note"):
         console.print(f"[yellow]note:[/] {result['note']}")
     console.print(f"[green]wrote[/] {path}")
-    console.print(f"next: vitprune compare {Path(path).parent}")
+    print_next(["compare", Path(path).parent])

@@ -65,7 +65,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             )
             axis.grid(alpha=0.3)
     figure.tight_layout()
-    with atomic_output(path, suffix=".png") as temporary:
+    with atomic_output(path, suffix=".png", option="--plot") as temporary:
         figure.savefig(temporary, format="png", dpi=120)
     plt.close(figure)
     return path

@@ -30,11 +30,10 @@ from ..files import slug
 from ..portable import environment as machine
 from ..portable import results as result_format
 from ..portable import stats
-from ..record import PruningRecord, library_versions
+from ..record import ENGINE_SUFFIXES, PruningRecord, check_onnx_input, library_versions
 from .runners import TORCH_BACKENDS, get_runner
 from .runners.base import Runner
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 Status = Callable[[str], contextlib.AbstractContextManager]
 
 
@@ -277,6 +276,8 @@ def profile_target(
             target = Path(target)
             if spec.given:
                 raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
+            if target.is_dir():
+                raise VitPruneError(f"TARGET {str(target)!r} is a folder; give an ONNX file or an engine")
             if not target.is_file():
                 raise VitPruneError(f"TARGET {str(target)!r} does not exist")
             loaded_target, model_name = _file_target(target, backend, spec.weights, status)
@@ -302,8 +303,9 @@ def _file_target(target: Path, backend: str, weights: str, status: Status) -> tu
         return target, None
     if suffix in ENGINE_SUFFIXES:
         raise VitPruneError(f"{str(target)!r} is a TensorRT engine; profile it with --backend trt")
+    record = check_onnx_input(target)
     if backend in TORCH_BACKENDS:
-        record = PruningRecord.read(target) or PruningRecord.from_metadata({})
+        record = record or PruningRecord.from_metadata({})
         with status("rebuilding the model from the ONNX metadata…"):
             return record.rebuild(weights, source=repr(str(target))), record.model
     return target, None

@@ -37,6 +37,8 @@ def build_pruned_model(
 
     resolved = resolve_method(method, knobs)
     check_model_name(model)
+    if schedule is not None and Path(schedule).is_dir():
+        raise VitPruneError(f"--schedule {str(schedule)!r} is a folder; give the JSON file 'vitprune adjust' wrote")
     if schedule is not None and not Path(schedule).is_file():
         raise VitPruneError(f"schedule file {str(schedule)!r} does not exist")
     network = create_model(model, weights, seed=CLI_RANDOM_SEED)

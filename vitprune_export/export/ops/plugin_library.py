@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import MissingDependencyError, VitPruneError
+from ...files import check_output
 from ...resources import plugin_sources_dir
 
 DEFAULT_ARCHES = ("87", "89", "90")  # Jetson Orin, Ada (RTX 40xx, L4), Hopper (H100/H200)
@@ -104,6 +105,7 @@ def build_plugin_library(
             f"plugin sources not found in {str(source)!r}; reinstall vitprune or pass the plugins/ folder"
         )
     build = Path(build_dir) if build_dir else DEFAULT_BUILD_DIR
+    check_output(build, "--build-dir", folder=True)
     cmake = shutil.which("cmake")
     if cmake is None:
         raise MissingDependencyError(
