@@ -23,7 +23,7 @@ def bundle(
     ] = Path("bundles/jetson-orin-nano"),
     plugins_dir: Annotated[
         Optional[Path],
-        typer.Option("--plugins-dir", help="Plugin sources to include [default: the ones shipped with vitprune]."),
+        typer.Option("--plugins-dir", help="Plugin sources to include \\[default: the ones shipped with vitprune]."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
     json: JsonOption = False,

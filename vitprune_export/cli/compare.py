@@ -15,7 +15,7 @@ from .app import command, console, err_console
 def compare(
     results: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Result JSON files and/or folders [default: results/, where 'vitprune profile' writes]."),
+        typer.Argument(help="Result JSON files and/or folders \\[default: results/, where 'vitprune profile' writes]."),
     ] = None,
     references: Annotated[
         bool, typer.Option("--references", help="Also read the results the project measured (shipped with vitprune).")

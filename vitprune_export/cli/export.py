@@ -41,7 +41,7 @@ def export(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="ONNX file to write [default: engines/MODEL_METHOD_rRATE.onnx]."),
+        typer.Option("--output", "-o", help="ONNX file to write \\[default: engines/MODEL_METHOD_rRATE.onnx]."),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")

@@ -30,7 +30,7 @@ def _user_errors_exit_2(fn):
 @_user_errors_exit_2
 def build(
     arch: Annotated[
-        Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated [default: 87,89,90].")
+        Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated \\[default: 87,89,90].")
     ] = None,
     tensorrt_root: Annotated[
         Optional[Path], typer.Option("--tensorrt-root", help="TensorRT install folder (with include/NvInferRuntime.h).")
@@ -43,7 +43,7 @@ def build(
     ] = False,
     build_dir: Annotated[
         Optional[Path],
-        typer.Option("--build-dir", help="CMake build folder [default: build/plugins under the working directory]."),
+        typer.Option("--build-dir", help="CMake build folder \\[default: build/plugins under the working directory]."),
     ] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,

@@ -48,27 +48,28 @@ def profile(
     weights: WeightsOption = "random",
     batch: BatchOption = 1,
     warm_up: Annotated[
-        Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first [default: 20].")
+        Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first \\[default: 20].")
     ] = None,
     warmup: Annotated[Optional[int], typer.Option("--warmup", min=0, hidden=True)] = None,
     iterations: Annotated[
-        Optional[int], typer.Option("--iterations", min=1, help="Timed queries [default: 100].")
+        Optional[int], typer.Option("--iterations", min=1, help="Timed queries \\[default: 100].")
     ] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", min=1, hidden=True)] = None,
     threads: Annotated[
-        Optional[int], typer.Option("--threads", min=1, help="CPU threads (intra-op) [default: the runtime's].")
+        Optional[int],
+        typer.Option("--threads", min=1, max=1024, help="CPU threads (intra-op) \\[default: the runtime's]."),
     ] = None,
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Half precision (torch-cuda; trt: label of an fp16 engine).")
     ] = False,
     plugins: Annotated[
         Optional[Path],
-        typer.Option("--plugins", help="TensorRT plugin library [default: build/plugins/libvitprune_plugins.so]."),
+        typer.Option("--plugins", help="TensorRT plugin library \\[default: build/plugins/libvitprune_plugins.so]."),
     ] = None,
     device_name: Annotated[
         Optional[str],
         typer.Option(
-            "--device-name", help="Folder/column name [default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano]."
+            "--device-name", help="Folder/column name \\[default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano]."
         ),
     ] = None,
     output: Annotated[
@@ -76,7 +77,7 @@ def profile(
         typer.Option(
             "--output",
             "-o",
-            help="Result JSON [default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
+            help="Result JSON \\[default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
         ),
     ] = None,
     force: ForceOption = False,
@@ -138,4 +139,12 @@ def profile(
     if result.get("note"):
         console.print(f"[yellow]note:[/] {result['note']}")
     console.print(f"[green]wrote[/] {path}")
-    print_next(["compare", Path(path).parent])
+    folder = Path(path).parent
+    compare = ["compare", folder]
+    if not any(folder.glob(f"{result['model']}_none_*{backend}_b{batch}*.json")):  # compare needs the baseline
+        baseline = ["profile", "--backend", backend, "--model", result["model"], "--method", "none"]
+        baseline += ["--batch", str(batch)] if batch != 1 else []
+        baseline += ["--device-name", device_name] if device_name else []
+        print_next(baseline, compare)
+    else:
+        print_next(compare)

@@ -20,7 +20,7 @@ def rewrite(
         str, typer.Option("--to", help="plugins: TensorRT plugin nodes; standard: plain ONNX ops, no plugins needed.")
     ] = "standard",
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: IN_<to>.onnx].")
+        Optional[Path], typer.Option("--output", "-o", help="ONNX file to write \\[default: IN_<to>.onnx].")
     ] = None,
     check: Annotated[
         bool,

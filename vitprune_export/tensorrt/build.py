@@ -157,8 +157,8 @@ def build_engine(
     output = Path(output) if output else default_engine_path(onnx_path, profile, settings.precision)
     check_output(output, "--output", force=force)
     check_output(description_path(output), "--output")
-    if settings.timing_cache:
-        check_output(settings.timing_cache, "--timing-cache")
+    for cache in {str(path) for path in (timing_cache, settings.timing_cache) if path}:
+        check_output(cache, "--timing-cache")
     if library is not None:
         load_plugin_library(library, trt)
     for note in settings.notes:
