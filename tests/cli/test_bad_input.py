@@ -17,7 +17,7 @@ TINY = ("--model", TINY_MODEL, "--weights", "random")
 #: words of the "what to do" half of an error line
 ACTIONS = re.compile(
     r"\b(give|use|choose|pass|run|make|export|build|profile|pick|see|did you mean|leave|install|re-|"
-    r"rename|remove|check|needs?|must|should|expected|try|one of|only|at least|at most|in \[)",
+    r"rename|remove|check|needs?|must|should|expected|try|one of|only|at least|at most|in \[|takes)",
     re.IGNORECASE,
 )
 
@@ -48,8 +48,9 @@ for name, base in SPEC_COMMANDS.items():
         case(f"{name}-rates[{value}]", [*base, "--rates", value], "--rates")
     case(f"{name}-rates-all-ones", [*base, "--rates", ",".join(["0.9"] * SIX)], "patch token")
     case(f"{name}-rate-and-rates", [*base, "--rate", "0.1", "--rates", ",".join(["0.1"] * SIX)], "--rate")
-    for key in ("missing", "folder", "empty", "bad_json", "list_json", "text"):
+    for key in ("missing", "folder", "empty", "bad_json", "text"):
         case(f"{name}-schedule[{key}]", [*base, "--schedule", f"{{{key}}}"], f"{{{key}}}")
+    case(f"{name}-schedule[list_json]", [*base, "--schedule", "{list_json}"], "schedule")
     for value in ["", "topkk", "TOP-K", "nonsense"]:
         base_without_method = base[: base.index("--method")]
         case(f"{name}-method[{value}]", [*base_without_method, "--method", value, "--rate", "0.1"], "method")
@@ -95,7 +96,6 @@ case("export-output-folder", [*EXPORT, "-o", "{folder}"], "{folder}")
 case("export-output-under-a-file", [*EXPORT, "-o", "{under_blocker}.onnx"], "{blocker}")
 case("export-output-exists", [*EXPORT, "-o", "{existing}.onnx"], "--force")
 case("export-output-not-onnx", [*EXPORT, "-o", "{root}/model.txt"], ".onnx")
-case("export-plugin-nodes-none", ["export", *TINY, "--method", "none", "--plugin-nodes"], "plugin")
 case("export-extra-argument", [*EXPORT, "extra"], "extra")
 
 # ---------------------------------------------------------------- ONNX inputs of rewrite, build, bundle, profile
@@ -214,7 +214,7 @@ for value in ["foo", "", "md", "TABLE"]:
     case(f"compare-format[{value}]", [*COMPARE, "--format", value], "--format")
 for value in [*INT_MIN_1, "100000"]:
     case(f"compare-batch[{value}]", [*COMPARE, "--batch", value], "--batch")
-case("compare-batch-none-left", [*COMPARE, "--batch", "7"], "batch")
+case("compare-batch-none-left", [*COMPARE, "--batch", "7"], "--batch")
 case("compare-output-with-table", [*COMPARE, "-o", "out.md"], "--output")
 case("compare-output-folder", [*COMPARE, "-f", "markdown", "-o", "{folder}"], "{folder}")
 case("compare-output-under-a-file", [*COMPARE, "-f", "csv", "-o", "{under_blocker}.csv"], "{blocker}")
@@ -229,7 +229,7 @@ for command in ("methods", "check"):
     case(f"{command}-extra-argument", [command, "extra"], "extra")
     case(f"{command}-unknown-option", [command, "--foo"], "--foo")
 PLUGINS = ["plugins", "build", "--build-dir", "plugin-build"]
-for value in ["foo", "0", "", "87,", "sm_87", "8.7", "-87"]:
+for value in ["foo", "0", "", "sm_87", "8.7", "-87"]:
     case(f"plugins-arch[{value}]", [*PLUGINS, "--arch", value], "--arch")
 for value in INT_MIN_1:
     case(f"plugins-jobs[{value}]", [*PLUGINS, "--jobs", value], "--jobs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -59,8 +60,12 @@ def test_next_hints_are_quoted_unwrapped_and_run_when_pasted(cli, tmp_path):
     assert profile == ["profile", str(folder / "m.onnx"), "--backend", "ort-cpu"]
     profiled = cli(*profile)
     assert profiled.exit_code == 0, profiled.output
-    [compare] = next_hint(profiled.output)
-    assert cli(*compare).exit_code == 0
+    baseline, compare = next_hint(profiled.output)  # no baseline yet: the hint measures it first
+    assert baseline[:2] == ["profile", "--backend"] and "none" in baseline and compare[0] == "compare"
+    assert cli(*baseline).exit_code == 0
+    compared = cli(*compare)
+    assert compared.exit_code == 0, compared.output
+    assert next_hint(cli(*profile, "--force").output) == [compare]  # with the baseline there: compare only
 
     rewritten = cli("rewrite", folder / "m.onnx", "--to", "standard")
     assert rewritten.exit_code == 0, rewritten.output
@@ -138,7 +143,21 @@ COMMANDS = ["export", "flops", "rewrite", "build", "bundle", "profile", "compare
 def test_help_fits_80_columns_and_keeps_its_defaults(cli, command):
     text = cli(command, "--help").output
     assert all(len(line) <= 80 for line in text.splitlines()), text
-    assert " ." not in text.replace("│", " ").replace("  ", " "), "a [default: …] eaten as markup leaves ' .'"
+    assert not re.search(r"\w \.(\s|│|$)", text, re.MULTILINE), "a [default: …] eaten as markup leaves ' .'"
+
+
+def test_output_is_written_for_80_columns(cli, inputs, monkeypatch):
+    """At 200 columns nothing wraps: every line but the paths and the next: hint is ≤ 80 characters by design."""
+    monkeypatch.setenv("COLUMNS", "200")
+    runs = [
+        cli("check"),
+        cli("flops", "--method", "topk", "--rate", "0.06"),
+        cli("profile", inputs["onnx"], "--iterations", "2", "--warm-up", "0"),
+    ]
+    for run in runs:
+        assert run.exit_code == 0, run.output
+        long = [line for line in run.output.splitlines() if len(line) > 80 and not line.startswith(("next:", "wrote"))]
+        assert not long, run.output
 
 
 def test_output_fits_80_columns(cli, inputs):
@@ -146,9 +165,9 @@ def test_output_fits_80_columns(cli, inputs):
         cli("methods"),
         cli("check"),
         cli("flops", "--method", "topk", "--rate", "0.06"),
+        cli("compare", "--references"),
         cli("profile", inputs["onnx"], "--iterations", "2", "--warm-up", "0"),
         cli("export", *TINY, "--method", "topk", "--rate", "0.1", "-o", "m.onnx"),
-        cli("compare", "--references"),
     ]
     for run in runs:
         assert run.exit_code == 0, run.output

@@ -45,7 +45,7 @@ class _OneLineUsageErrors(typer.core.TyperGroup):
             message = error.format_message().replace("\n", " ").strip().rstrip(".")
             err_console.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True, markup=True)
             sys.exit(USER_ERROR if isinstance(error, click_errors.UsageError) else error.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             err_console.print("interrupted; nothing was written")
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)

@@ -90,12 +90,15 @@ def profile(
     vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06;
     vitprune profile --backend ort-cpu --method none   (the baseline for 'vitprune compare')
     """
+    from ..errors import VitPruneError
     from ..files import check_output
     from ..measure.profile import ModelSpec, profile_target
     from ..measure.results import default_result_path, write_result
 
     if output is not None:
         check_output(output, "--output", force=force, suffix=".json")
+    if device_name is not None and not any(character.isalnum() for character in device_name):
+        raise VitPruneError(f"--device-name {device_name!r} names no folder; give a name such as rtx4090-desktop")
 
     warm_up = either(warm_up, warmup, "--warm-up", "--warmup", 20)
     iterations = either(iterations, iters, "--iterations", "--iters", 100)
@@ -124,12 +127,18 @@ def profile(
     console.print(
         f"[bold]{result['model']}[/] / {result['method']}"
         + (f" r={result['rate']:g}" if result["rate"] is not None else "")
-        + f" on {result['device']} {backend} ({result['precision']}, batch {batch}, {result['environment'].get('threads')} threads)"
+        + f" on {result['device']}, {backend}"
     )
     console.print(
-        f"[bold]latency[/] median {stats['median']:.3f} ms, mean {stats['mean']:.3f}, p90 {stats['p90']:.3f}, "
-        f"p99 {stats['p99']:.3f}, std {stats['std']:.3f} (min {stats['min']:.3f}, max {stats['max']:.3f}) "
-        f"over {iterations} queries after {warm_up} warm-up; {result['images_per_s']:.1f} images/s"
+        f"{result['precision']}, batch {batch}, {result['environment'].get('threads')} threads; "
+        f"{iterations} queries after {warm_up} warm-up"
+    )
+    console.print(
+        f"[bold]latency[/] median {stats['median']:.3f} ms, mean {stats['mean']:.3f}, std {stats['std']:.3f}; "
+        f"{result['images_per_s']:.1f} images/s"
+    )
+    console.print(
+        f"        p90 {stats['p90']:.3f}, p99 {stats['p99']:.3f}, min {stats['min']:.3f}, max {stats['max']:.3f}"
     )
     if result.get("macs"):
         console.print(

@@ -110,7 +110,9 @@ def build_comparison(results: list[dict[str, Any]], baseline: str = "none", batc
     if batch is not None:
         latency = [r for r in latency if r["batch"] == batch]
         if not latency:
-            raise VitPruneError(f"no latency result has batch {batch}; batches present: {_batches(results)}")
+            raise VitPruneError(
+                f"no latency result has batch {batch}; batches present: {_batches(results)}; choose one with --batch"
+            )
     if not latency:
         raise VitPruneError("no latency results among the inputs; run 'vitprune profile' first")
 

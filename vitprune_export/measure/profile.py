@@ -259,10 +259,16 @@ def profile_target(
         if target is None:
             if backend == "trt":
                 raise VitPruneError("backend 'trt' needs a TARGET: an engine file (vitprune build)")
-            model_name = spec.model or DEFAULT_MODEL
+            model_name = DEFAULT_MODEL if spec.model is None else spec.model
             with status("building the pruned model…"):
                 loaded_target = build_pruned_model(
-                    model_name, spec.method or "none", spec.rate, spec.rates, spec.schedule, spec.weights, spec.knobs
+                    model_name,
+                    "none" if spec.method is None else spec.method,
+                    spec.rate,
+                    spec.rates,
+                    spec.schedule,
+                    spec.weights,
+                    spec.knobs,
                 )
             if backend not in TORCH_BACKENDS:  # ort-cpu runs a file: export the spec to a temporary one
                 from ..export.onnx import export_onnx
@@ -279,7 +285,10 @@ def profile_target(
             if target.is_dir():
                 raise VitPruneError(f"TARGET {str(target)!r} is a folder; give an ONNX file or an engine")
             if not target.is_file():
-                raise VitPruneError(f"TARGET {str(target)!r} does not exist")
+                raise VitPruneError(
+                    f"TARGET {str(target)!r} does not exist; give an ONNX file (vitprune export) or an engine "
+                    "(vitprune build)"
+                )
             loaded_target, model_name = _file_target(target, backend, spec.weights, status)
         return profile(
             runner,

@@ -136,7 +136,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise VitPruneError(f"checkpoint {str(path)!r} is a folder; give the .pt file 'vitprune finetune' wrote")
     if not path.is_file():
         raise VitPruneError(
-            f"checkpoint {str(path)!r} does not exist; give a file saved by 'vitprune finetune' or torch.save"
+            f"checkpoint {str(path)!r} does not exist; --weights takes auto, random, or a checkpoint file "
+            "saved by 'vitprune finetune' or torch.save"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -72,7 +72,9 @@ def load_removed_counts(path: str | Path) -> list[int]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise VitPruneError(f"schedule file {str(path)!r} does not exist") from None
+        raise VitPruneError(
+            f"schedule file {str(path)!r} does not exist; give the JSON file 'vitprune adjust' wrote"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise VitPruneError(
             f"schedule file {str(path)!r} is not valid JSON ({error}); expected a list of removed counts"

@@ -18,7 +18,9 @@ def resolve_method(method: str, knobs: dict[str, Any]):
     if unknown:
         flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
         has = ", ".join(knob.flag for knob in cls.knobs) or "none"
-        raise VitPruneError(f"method {method!r} does not take {flags}; its options: {has}")
+        raise VitPruneError(
+            f"method {method!r} does not take {flags}; leave it out (its options: {has}; see 'vitprune methods')"
+        )
     return get_method(method, **knobs)
 
 
@@ -41,7 +43,9 @@ def build_pruned_model(
     if schedule is not None and Path(schedule).is_dir():
         raise VitPruneError(f"--schedule {str(schedule)!r} is a folder; give the JSON file 'vitprune adjust' wrote")
     if schedule is not None and not Path(schedule).is_file():
-        raise VitPruneError(f"schedule file {str(schedule)!r} does not exist")
+        raise VitPruneError(
+            f"schedule file {str(schedule)!r} does not exist; give the JSON file 'vitprune adjust' wrote"
+        )
     if rate is not None:
         check_rate(rate, "--rate")
     for entry in parse_rates(rates) if rates is not None else []:

@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import portable
 from ..errors import VitPruneError
+from ..files import check_output
 from ..portable.results import now_iso
 from ..record import PruningRecord, check_onnx_input
 from ..resources import plugin_sources_dir
@@ -119,8 +120,7 @@ def bundle(
         raise VitPruneError(
             f"--plugins-dir {str(plugins_dir)!r} is not a folder; leave it out to ship the plugin sources of vitprune"
         )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VitPruneError(f"--output {str(out_dir)!r} is a file; give a folder name")
+    check_output(out_dir, "--output", folder=True)
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
     record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))

@@ -56,7 +56,7 @@ def plugin_sources() -> Path:
 
 def parse_arches(text: str | None) -> tuple[str, ...]:
     """``"87,89,90"`` → ("87", "89", "90"); a clear error for anything that is not an SM number."""
-    if not text:
+    if text is None:
         return DEFAULT_ARCHES
     arches = tuple(part.strip() for part in text.replace(";", ",").split(",") if part.strip())
     bad = [arch for arch in arches if not re.fullmatch(r"\d{2,3}[af]?", arch)]
