@@ -212,3 +212,19 @@ def test_check_without_tensorrt(cli, monkeypatch):
     assert "pip install tensorrt-rtx" in verdicts["rtx-generic"]["how"]
     human = cli("check")
     assert "TensorRT          not installed" in " ".join(human.output.split()) or "not installed (pip" in human.output
+
+
+def test_a_warning_during_a_spinner_prints_above_it_not_over_it(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from vitprune_export.cli import app as app_module
+
+    terminal = Console(force_terminal=True, file=io.StringIO(), width=80)
+    monkeypatch.setattr(app_module, "console", terminal)
+    assert app_module._warning_console() is app_module.err_console
+    with terminal.status("building the pruned model…"):
+        assert app_module._warning_console() is terminal  # the live display prints it above the spinner
+        app_module._show_warning("USING RANDOM WEIGHTS for x", UserWarning, "", 0)
+    assert "USING RANDOM WEIGHTS for x" in terminal.file.getvalue()

@@ -70,12 +70,20 @@ def fail(message: str) -> None:
     raise typer.Exit(USER_ERROR)
 
 
+def _warning_console() -> Console:
+    """stderr, unless a spinner is running on the terminal: then the spinner's console, which prints above it
+    instead of over it."""
+    return console if console.is_terminal and getattr(console, "_live_stack", None) else err_console
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     text = str(message)
     if "RANDOM WEIGHTS" in text:
-        err_console.print(f"[bold yellow on red] WARNING [/] [bold yellow]{text}[/]", highlight=False, soft_wrap=True)
+        _warning_console().print(
+            f"[bold yellow on red] WARNING [/] [bold yellow]{text}[/]", highlight=False, soft_wrap=True
+        )
     elif issubclass(category, VitPruneWarning):
-        err_console.print(f"[bold yellow]note:[/] {text}", highlight=False, soft_wrap=True)
+        _warning_console().print(f"[bold yellow]note:[/] {text}", highlight=False, soft_wrap=True)
 
 
 class Terminated(KeyboardInterrupt):
