@@ -215,11 +215,12 @@ def test_check_without_tensorrt(cli, monkeypatch):
 
 
 def test_a_warning_during_a_spinner_prints_above_it_not_over_it(monkeypatch):
+    import importlib
     import io
 
     from rich.console import Console
 
-    from vitprune_export.cli import app as app_module
+    app_module = importlib.import_module("vitprune_export.cli.app")  # the module, not the Typer app it holds
 
     terminal = Console(force_terminal=True, file=io.StringIO(), width=80)
     monkeypatch.setattr(app_module, "console", terminal)
