@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import VitPruneError
-from .app import app, console, fail, print_json
+from .app import app, console, fail, print_json, print_next
 
 plugins_app = typer.Typer(no_args_is_help=True, help="Build the vitprune TensorRT plugin library.")
 app.add_typer(plugins_app, name="plugins")
@@ -78,4 +78,14 @@ def build(
     if result.kernels_only:
         console.print("kernels only: callable through their C ABI (see plugins/README.md); no TensorRT plugin library")
     else:
-        console.print(f"next: vitprune build MODEL_plugins.onnx --plugins {result.library}")
+        print_next(
+            ["export", "--method", "topk-vpa", "--rate", "0.06", "--plugin-nodes"],
+            [
+                "build",
+                "engines/vit_small_patch16_224_topk-vpa_r0.06_plugins.onnx",
+                "--profile",
+                "rtx4090",
+                "--plugins",
+                result.library,
+            ],
+        )
