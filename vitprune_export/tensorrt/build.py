@@ -65,8 +65,8 @@ def describe_build(
     from .env import import_tensorrt
 
     onnx_path = Path(onnx_path)
-    check_onnx_input(onnx_path)
     profile = _engine_profile(profile, onnx_path)
+    check_onnx_input(onnx_path)
     try:
         installed = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
         flavour, version, origin = installed.flavour, installed.version, "installed"
@@ -122,8 +122,8 @@ def build_engine(
     from .env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)
-    check_onnx_input(onnx_path)
     profile = _engine_profile(profile, onnx_path)
+    check_onnx_input(onnx_path)
     facts = OnnxFacts.read(onnx_path)
     plugin_ops = facts.plugin_ops
     record = PruningRecord.read(onnx_path)
