@@ -21,7 +21,7 @@ from rich.console import Console
 
 from ..errors import VitPruneError, VitPruneWarning
 
-try:  # Typer ≥ 0.22 carries its own copy of click
+try:  # recent Typer releases carry their own copy of click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older Typer on click
     from click import exceptions as click_errors
