@@ -229,3 +229,13 @@ def test_a_warning_during_a_spinner_prints_above_it_not_over_it(monkeypatch):
         assert app_module._warning_console() is terminal  # the live display prints it above the spinner
         app_module._show_warning("USING RANDOM WEIGHTS for x", UserWarning, "", 0)
     assert "USING RANDOM WEIGHTS for x" in terminal.file.getvalue()
+
+
+def test_python_dash_m_runs_the_cli():
+    run = subprocess.run(
+        [sys.executable, "-m", "vitprune_export.cli", "plugins", "build", "--arch", "foo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and run.stderr.strip().startswith("error: --arch takes SM numbers"), run.stderr

@@ -95,7 +95,7 @@ def _raise_terminated(signum, frame):
 
 
 @contextlib.contextmanager
-def _terminate_like_interrupt():
+def terminate_like_interrupt():
     """While a command runs, SIGTERM unwinds the stack (``finally`` blocks run) instead of killing the process."""
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -130,7 +130,7 @@ def command(name: str | None = None, **kwargs):
                 warnings.filterwarnings("always", category=VitPruneWarning)
                 warnings.showwarning = _show_warning
                 try:
-                    with _terminate_like_interrupt():
+                    with terminate_like_interrupt():
                         return fn(*args, **kw)
                 except VitPruneError as error:
                     fail(str(error))

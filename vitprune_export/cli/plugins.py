@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import VitPruneError
-from .app import app, console, fail, print_json, print_next
+from .app import Terminated, app, console, err_console, fail, print_json, print_next, terminate_like_interrupt
 
 plugins_app = typer.Typer(no_args_is_help=True, help="Build the vitprune TensorRT plugin library.")
 app.add_typer(plugins_app, name="plugins")
@@ -19,9 +19,13 @@ def _user_errors_exit_2(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with terminate_like_interrupt():
+                return fn(*args, **kwargs)
         except VitPruneError as error:
             fail(str(error))
+        except KeyboardInterrupt as interrupt:
+            err_console.print("interrupted; nothing was written")
+            raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
 
     return wrapper
 
