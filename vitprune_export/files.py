@@ -19,24 +19,57 @@ from .errors import VitPruneError
 from .portable import files
 
 
-def ensure_writable_dir(path: Path) -> None:
-    """Create the parent folder of ``path``; a clear error when that is impossible."""
+def _check_parent(path: Path, option: str) -> None:
+    """The folder of ``path`` can be made and written: its nearest existing ancestor is a writable folder."""
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise VitPruneError(
+            f"cannot create folder {str(parent)!r} for {option}: {str(existing)!r} is a file; choose another {option}"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VitPruneError(f"folder {str(existing)!r} is not writable; choose another {option}")
+
+
+def ensure_writable_dir(path: Path, option: str = "--output") -> None:
+    """Create the parent folder of ``path``; a clear error (naming ``option``) when that is impossible."""
+    _check_parent(path, option)
     parent = path.parent if str(path.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise VitPruneError(
-            f"cannot create folder {str(parent)!r} for the output ({error.strerror}); choose another --output"
+            f"cannot create folder {str(parent)!r} for {option} ({error.strerror}); choose another {option}"
         ) from None
-    if not os.access(parent, os.W_OK):
-        raise VitPruneError(f"folder {str(parent)!r} is not writable; choose another --output")
+
+
+def check_output(
+    path: str | Path, option: str = "--output", force: bool = True, folder: bool = False, suffix: str = ""
+) -> Path:
+    """Refuse an output before any work: a folder where a file is asked (or the reverse), a name without
+    ``suffix``, a folder that cannot be made or written, or an existing output without ``force``.
+
+    Creates and writes nothing.
+    """
+    path = Path(path)
+    if not folder and path.is_dir():
+        example = f" such as {str(path / ('out' + suffix))!r}" if suffix else ""
+        raise VitPruneError(f"{option} {str(path)!r} is a folder; give a file name{example}")
+    if folder and path.exists() and not path.is_dir():
+        raise VitPruneError(f"{option} {str(path)!r} is a file; give a folder name")
+    if suffix and path.suffix.lower() != suffix:
+        raise VitPruneError(f"{option} writes a {suffix} file; give a name ending in {suffix}, not {path.name!r}")
+    _check_parent(path, option)
+    if path.exists() and not force:
+        raise VitPruneError(f"{str(path)!r} already exists; pass --force to replace it, or choose another {option}")
+    return path
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path, suffix: str = "") -> Iterator[Path]:
+def atomic_output(path: str | Path, suffix: str = "", option: str = "--output") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
-    path = Path(path)
-    ensure_writable_dir(path)
+    path = check_output(path, option)
+    ensure_writable_dir(path, option)
     with files.atomic_path(path, suffix=suffix or ".tmp") as temporary:
         yield temporary
 

@@ -81,7 +81,12 @@ def test_cli_profile_model_spec_writes_the_result(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "wrote" in result.output and "next: vitprune compare" in result.output
+    # next: measures the missing baseline first, then compares
+    assert (
+        "wrote" in result.output
+        and "next: vitprune profile" in result.output
+        and "&& vitprune compare" in result.output
+    )
     data = load_result(output)
     check_latency_result(data, batch=1, iterations=5)
     assert (data["model"], data["method"], data["rate"], data["device"]) == (TINY, "topk", 0.1, "ci")

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "eval",
     "finetune",
     "adjust",
+    "check",
 )
 
 for _module in _COMMAND_MODULES:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import command, console, err_console, print_json
-from .options import JsonOption
+from .app import command, console, err_console, print_json, print_next
+from .options import ForceOption, JsonOption
 
 
 @command("build", no_args_is_help=True)
@@ -42,6 +42,7 @@ def build(
         ),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
+    force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
     """Build a TensorRT engine for a device profile; write the engine and a JSON beside it.
@@ -55,7 +56,14 @@ def build(
 
     with console.status(f"building a TensorRT engine from {onnx} for profile {profile} (this takes minutes)…"):
         result = build_engine(
-            onnx, profile, output=output, plugins=plugins, fp16=fp16, timing_cache=timing_cache, verbose=verbose
+            onnx,
+            profile,
+            output=output,
+            plugins=plugins,
+            fp16=fp16,
+            timing_cache=timing_cache,
+            verbose=verbose,
+            force=force,
         )
     summary = {
         "engine": str(result.path),
@@ -80,7 +88,7 @@ def build(
     console.print(
         f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) and {result.json_path} in {result.seconds:.1f} s"
     )
-    console.print(f"next: vitprune profile {result.path} --backend trt")
+    print_next(["profile", result.path, "--backend", "trt"])
 
 
 def _dry_run(onnx: Path, profile_name: str, fp16: bool | None, timing_cache: Path | None, json: bool) -> None:

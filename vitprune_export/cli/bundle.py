@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,7 +23,7 @@ def bundle(
     ] = Path("bundles/jetson-orin-nano"),
     plugins_dir: Annotated[
         Optional[Path],
-        typer.Option("--plugins-dir", help="Plugin sources to include [default: the ones shipped with vitprune]."),
+        typer.Option("--plugins-dir", help="Plugin sources to include \\[default: the ones shipped with vitprune]."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
     json: JsonOption = False,
@@ -53,5 +54,9 @@ def bundle(
         console.print("[yellow]note:[/] no plugin sources were found; the bundle builds the ONNX without plugins")
     console.print(f"[green]wrote[/] {result.path}/ ({len(result.files)} files)")
     console.print(
-        f"next: copy {result.path} to the device and follow {result.path}/README.md (./build.sh, then ./profile.sh)"
+        f"on the device: copy {shlex.quote(str(result.path))} there, then run ./build.sh && ./profile.sh in it "
+        "(its README.md says more)",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
     )

@@ -15,7 +15,7 @@ from .app import command, console, err_console
 def compare(
     results: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Result JSON files and/or folders [default: results/, where 'vitprune profile' writes]."),
+        typer.Argument(help="Result JSON files and/or folders \\[default: results/, where 'vitprune profile' writes]."),
     ] = None,
     references: Annotated[
         bool, typer.Option("--references", help="Also read the results the project measured (shipped with vitprune).")
@@ -34,6 +34,7 @@ def compare(
         Optional[Path],
         typer.Option("--output", "-o", help="Write the markdown/csv/json text to this file instead of stdout."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output or --plot file if it exists.")] = False,
 ) -> None:
     """Rows = method (+ rate), columns = device/backend; each cell the median latency and its Δ% vs the baseline.
 
@@ -41,7 +42,7 @@ def compare(
     """
     import sys
 
-    from ..files import atomic_write_text
+    from ..files import atomic_write_text, check_output
     from ..measure.compare import FORMATS, build_comparison, render, render_table
     from ..measure.results import DEFAULT_ROOT, load_results, reference_results
 
@@ -49,6 +50,10 @@ def compare(
         raise VitPruneError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if output is not None and fmt == "table":
         raise VitPruneError("--output writes text: use it with --format markdown, csv or json")
+    if output is not None:
+        check_output(output, "--output", force=force)
+    if plot is not None:
+        check_output(plot, "--plot", force=force, suffix=".png")
     if results:
         sources = list(results)
     else:  # results/ of the working directory; with --references only when it exists

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     BatchOption,
+    ForceOption,
     JsonOption,
     ModelOption,
     RateOption,
@@ -40,7 +41,7 @@ def export(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or later).")] = 18,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="ONNX file to write [default: engines/MODEL_METHOD_rRATE.onnx]."),
+        typer.Option("--output", "-o", help="ONNX file to write \\[default: engines/MODEL_METHOD_rRATE.onnx]."),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")
@@ -50,6 +51,7 @@ def export(
         bool, typer.Option("--plugin-nodes", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")
     ] = False,
     plugins: Annotated[bool, typer.Option("--plugins", hidden=True)] = False,
+    force: ForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -74,6 +76,7 @@ def export(
             tolerance=atol,
             model_name=model,
             plugins=plugin_nodes or plugins,
+            force=force,
         )
     record = result.record
     summary = {
@@ -103,4 +106,4 @@ def export(
     )
     console.print(f"[bold]weights[/] {record.weights}")
     console.print(f"[green]wrote[/] {result.path} ({summary['size_mb']:.1f} MB) in {summary['seconds']:.1f} s")
-    console.print(f"next: vitprune profile {result.path} --backend ort-cpu")
+    print_next(["profile", result.path, "--backend", "ort-cpu"])

@@ -50,9 +50,10 @@ def flops(
     if json:
         print_json(data)
         return
+    console.print(f"{model} / {method}")
     console.print(
-        f"{model} / {method}: {data['gmacs']:.3f} GMACs (unpruned {data['baseline_gmacs']:.3f}, "
-        f"ratio {data['ratio']:.3f}), {data['params_m']:.2f} M params"
+        f"{data['gmacs']:.3f} GMACs (unpruned {data['baseline_gmacs']:.3f}, ratio {data['ratio']:.3f}), "
+        f"{data['params_m']:.2f} M params"
     )
     console.print(f"tokens after each block: {' '.join(map(str, data['keep_counts']))}")
     if not resolve_method(method, knobs or {}).changes_token_count and method != "none":

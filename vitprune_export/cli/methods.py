@@ -17,10 +17,17 @@ def methods(json: JsonOption = False) -> None:
     if json:
         print_json(rows)
         return
-    table = Table(title="vitprune methods", show_lines=False)
-    for column in ("method", "what it does", "paper", "options", "TensorRT"):
-        table.add_column(column, overflow="fold")
+    table = Table(box=None, pad_edge=False, title="vitprune methods", caption="papers, TensorRT details: --json")
+    table.add_column("method", no_wrap=True)
+    table.add_column("what it does", ratio=3)
+    table.add_column("options", ratio=2)
+    table.add_column("TensorRT plugin", no_wrap=True)
     for name, row in zip(list_methods(), rows):
         knobs = " ".join(f"{knob.flag} {knob.default}" for knob in method_class(name).knobs) or "—"
-        table.add_row(row["name"], row["summary"], row["paper"], knobs, row["tensorrt"])
+        plugin = (
+            row["tensorrt"].split("--plugin-nodes: one ", 1)[1].split()[0]
+            if "--plugin-nodes: one " in row["tensorrt"]
+            else "—"
+        )
+        table.add_row(row["name"], row["summary"], knobs, plugin)
     console.print(table)

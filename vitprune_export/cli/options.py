@@ -30,7 +30,8 @@ WeightsOption = Annotated[
         "--weights", help="auto (pretrained if reachable, else random, loudly), random, or a checkpoint PATH."
     ),
 ]
-BatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size.")]
+BatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, max=4096, help="Batch size.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace the output if it exists.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 DEFAULT_MODEL_NAME = DEFAULT_MODEL

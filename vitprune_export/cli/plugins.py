@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import VitPruneError
-from .app import app, console, fail, print_json
+from .app import Terminated, app, console, err_console, fail, print_json, print_next, terminate_like_interrupt
 
 plugins_app = typer.Typer(no_args_is_help=True, help="Build the vitprune TensorRT plugin library.")
 app.add_typer(plugins_app, name="plugins")
@@ -19,9 +19,13 @@ def _user_errors_exit_2(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with terminate_like_interrupt():
+                return fn(*args, **kwargs)
         except VitPruneError as error:
             fail(str(error))
+        except KeyboardInterrupt as interrupt:
+            err_console.print("interrupted; nothing was written")
+            raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
 
     return wrapper
 
@@ -30,7 +34,7 @@ def _user_errors_exit_2(fn):
 @_user_errors_exit_2
 def build(
     arch: Annotated[
-        Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated [default: 87,89,90].")
+        Optional[str], typer.Option("--arch", help="CUDA SM architectures, comma-separated \\[default: 87,89,90].")
     ] = None,
     tensorrt_root: Annotated[
         Optional[Path], typer.Option("--tensorrt-root", help="TensorRT install folder (with include/NvInferRuntime.h).")
@@ -43,7 +47,7 @@ def build(
     ] = False,
     build_dir: Annotated[
         Optional[Path],
-        typer.Option("--build-dir", help="CMake build folder [default: build/plugins under the working directory]."),
+        typer.Option("--build-dir", help="CMake build folder \\[default: build/plugins under the working directory]."),
     ] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
@@ -78,4 +82,14 @@ def build(
     if result.kernels_only:
         console.print("kernels only: callable through their C ABI (see plugins/README.md); no TensorRT plugin library")
     else:
-        console.print(f"next: vitprune build MODEL_plugins.onnx --plugins {result.library}")
+        print_next(
+            ["export", "--method", "topk-vpa", "--rate", "0.06", "--plugin-nodes"],
+            [
+                "build",
+                "engines/vit_small_patch16_224_topk-vpa_r0.06_plugins.onnx",
+                "--profile",
+                "rtx4090",
+                "--plugins",
+                result.library,
+            ],
+        )

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, print_json, print_next
 from .options import (
     BatchOption,
+    ForceOption,
     JsonOption,
     RateOption,
     RatesOption,
@@ -47,27 +48,28 @@ def profile(
     weights: WeightsOption = "random",
     batch: BatchOption = 1,
     warm_up: Annotated[
-        Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first [default: 20].")
+        Optional[int], typer.Option("--warm-up", min=0, help="Untimed queries first \\[default: 20].")
     ] = None,
     warmup: Annotated[Optional[int], typer.Option("--warmup", min=0, hidden=True)] = None,
     iterations: Annotated[
-        Optional[int], typer.Option("--iterations", min=1, help="Timed queries [default: 100].")
+        Optional[int], typer.Option("--iterations", min=1, help="Timed queries \\[default: 100].")
     ] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", min=1, hidden=True)] = None,
     threads: Annotated[
-        Optional[int], typer.Option("--threads", min=1, help="CPU threads (intra-op) [default: the runtime's].")
+        Optional[int],
+        typer.Option("--threads", min=1, max=1024, help="CPU threads (intra-op) \\[default: the runtime's]."),
     ] = None,
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Half precision (torch-cuda; trt: label of an fp16 engine).")
     ] = False,
     plugins: Annotated[
         Optional[Path],
-        typer.Option("--plugins", help="TensorRT plugin library [default: build/plugins/libvitprune_plugins.so]."),
+        typer.Option("--plugins", help="TensorRT plugin library \\[default: build/plugins/libvitprune_plugins.so]."),
     ] = None,
     device_name: Annotated[
         Optional[str],
         typer.Option(
-            "--device-name", help="Folder/column name [default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano]."
+            "--device-name", help="Folder/column name \\[default: e.g. cpu-2core, h100-80gb-hbm3, jetson-orin-nano]."
         ),
     ] = None,
     output: Annotated[
@@ -75,9 +77,10 @@ def profile(
         typer.Option(
             "--output",
             "-o",
-            help="Result JSON [default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
+            help="Result JSON \\[default: results/<device>/<model>_<method>_<rate>_<backend>_b<batch>.json].",
         ),
     ] = None,
+    force: ForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -87,8 +90,15 @@ def profile(
     vitprune profile --backend torch-cpu --model vit_small_patch16_224 --method topk --rate 0.06;
     vitprune profile --backend ort-cpu --method none   (the baseline for 'vitprune compare')
     """
+    from ..errors import VitPruneError
+    from ..files import check_output
     from ..measure.profile import ModelSpec, profile_target
     from ..measure.results import default_result_path, write_result
+
+    if output is not None:
+        check_output(output, "--output", force=force, suffix=".json")
+    if device_name is not None and not any(character.isalnum() for character in device_name):
+        raise VitPruneError(f"--device-name {device_name!r} names no folder; give a name such as rtx4090-desktop")
 
     warm_up = either(warm_up, warmup, "--warm-up", "--warmup", 20)
     iterations = either(iterations, iters, "--iterations", "--iters", 100)
@@ -108,6 +118,7 @@ def profile(
         status=console.status,
     )
     path = output or default_result_path(result)
+    check_output(path, "--output", force=force)
     write_result(path, result)
     if json:
         print_json({**result, "path": str(path)})
@@ -116,12 +127,18 @@ def profile(
     console.print(
         f"[bold]{result['model']}[/] / {result['method']}"
         + (f" r={result['rate']:g}" if result["rate"] is not None else "")
-        + f" on {result['device']} {backend} ({result['precision']}, batch {batch}, {result['environment'].get('threads')} threads)"
+        + f" on {result['device']}, {backend}"
     )
     console.print(
-        f"[bold]latency[/] median {stats['median']:.3f} ms, mean {stats['mean']:.3f}, p90 {stats['p90']:.3f}, "
-        f"p99 {stats['p99']:.3f}, std {stats['std']:.3f} (min {stats['min']:.3f}, max {stats['max']:.3f}) "
-        f"over {iterations} queries after {warm_up} warm-up; {result['images_per_s']:.1f} images/s"
+        f"{result['precision']}, batch {batch}, {result['environment'].get('threads')} threads; "
+        f"{iterations} queries after {warm_up} warm-up"
+    )
+    console.print(
+        f"[bold]latency[/] median {stats['median']:.3f} ms, mean {stats['mean']:.3f}, std {stats['std']:.3f}; "
+        f"{result['images_per_s']:.1f} images/s"
+    )
+    console.print(
+        f"        p90 {stats['p90']:.3f}, p99 {stats['p99']:.3f}, min {stats['min']:.3f}, max {stats['max']:.3f}"
     )
     if result.get("macs"):
         console.print(
@@ -131,4 +148,12 @@ def profile(
     if result.get("note"):
         console.print(f"[yellow]note:[/] {result['note']}")
     console.print(f"[green]wrote[/] {path}")
-    console.print(f"next: vitprune compare {Path(path).parent}")
+    folder = Path(path).parent
+    compare = ["compare", folder]
+    if not any(folder.glob(f"{result['model']}_none_*{backend}_b{batch}*.json")):  # compare needs the baseline
+        baseline = ["profile", "--backend", backend, "--model", result["model"], "--method", "none"]
+        baseline += ["--batch", str(batch)] if batch != 1 else []
+        baseline += ["--device-name", device_name] if device_name else []
+        print_next(baseline, compare)
+    else:
+        print_next(compare)

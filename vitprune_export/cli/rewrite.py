@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import command, console, print_json
-from .options import JsonOption
+from .app import command, console, print_json, print_next
+from .options import ForceOption, JsonOption
 
 
 @command("rewrite", no_args_is_help=True)
@@ -20,13 +20,14 @@ def rewrite(
         str, typer.Option("--to", help="plugins: TensorRT plugin nodes; standard: plain ONNX ops, no plugins needed.")
     ] = "standard",
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="ONNX file to write [default: IN_<to>.onnx].")
+        Optional[Path], typer.Option("--output", "-o", help="ONNX file to write \\[default: IN_<to>.onnx].")
     ] = None,
     check: Annotated[
         bool,
         typer.Option("--check/--no-check", help="onnx.checker, forbidden ops, and ONNX Runtime parity of IN vs OUT."),
     ] = True,
     atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
+    force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
     """Turn vitprune plugin nodes into standard ONNX ops, or normalise them into TensorRT plugin nodes.
@@ -39,7 +40,7 @@ def rewrite(
         raise typer.BadParameter(f"must be one of {', '.join(TARGETS)}", param_hint="--to")
     output = output or input_path.with_name(f"{input_path.stem}_{to}.onnx")
     with console.status(f"rewriting {input_path} to {to} nodes and checking it…"):
-        result = rewrite_onnx(input_path, output, to, check=check, atol=atol)
+        result = rewrite_onnx(input_path, output, to, check=check, atol=atol, force=force)
     summary = {
         "path": str(result.path),
         "to": to,
@@ -59,6 +60,6 @@ def rewrite(
         console.print(f"[bold]parity[/] max |IN − OUT| in ONNX Runtime = {result.parity_max_abs_diff:.2e}")
     console.print(f"[green]wrote[/] {result.path} in {result.seconds:.1f} s")
     if to == "plugins":
-        console.print(f"next: vitprune plugins build && vitprune build {result.path}")
+        print_next(["plugins", "build"], ["build", result.path, "--profile", "rtx-generic"])
     else:
-        console.print(f"next: vitprune build {result.path}   (no plugin library needed)")
+        print_next(["build", result.path, "--profile", "rtx-generic"], comment="no plugin library needed")

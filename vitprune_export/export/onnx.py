@@ -22,10 +22,11 @@ from typing import Any
 import torch
 
 from ..errors import VitPruneError
-from ..files import atomic_output
+from ..files import atomic_output, check_output
 from ..pruning.models import input_size_of
 from ..pruning.patch import num_tokens_of, pruning_info
 from ..record import PruningRecord, library_versions
+from .parity import check_tolerance
 
 log = logging.getLogger("vitprune")
 
@@ -124,6 +125,7 @@ def export_onnx(
     model_name: str | None = None,
     parity_batches: list[int] | None = None,
     plugins: bool = False,
+    force: bool = True,
 ) -> ExportResult:
     """Export a patched model to ``path`` (default :func:`default_onnx_path`); verify it; return an :class:`ExportResult`.
 
@@ -131,6 +133,7 @@ def export_onnx(
     ONNX Runtime differs from PyTorch by more than ``tolerance``. Parity is always
     measured; ``parity_batches`` defaults to ``[batch]`` (plus 3 with a dynamic batch).
     ``plugins``: emit one custom node per pruning layer (see ``vitprune_export.export.ops``).
+    ``force``: replace ``path`` when it exists (else a VitPruneError before any work).
     The pruning record (:meth:`PruningRecord.from_model`, with the library versions, batch and
     opset) is made here and written into the file's metadata.
     """
@@ -138,8 +141,14 @@ def export_onnx(
 
     if opset < 18:
         raise VitPruneError(f"--opset {opset} is below 18, the lowest the dynamo exporter writes; use 18 or later")
+    if opset > onnx.defs.onnx_opset_version():
+        raise VitPruneError(
+            f"--opset {opset} is above {onnx.defs.onnx_opset_version()}, the newest the installed onnx knows; "
+            "use 18 (the default)"
+        )
     if batch < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {batch}")
+    check_tolerance(tolerance)
     model = model.eval()
     if plugins:
         from .ops import check_method_has_plugin
@@ -151,6 +160,7 @@ def export_onnx(
         versions=library_versions(), batch="dynamic" if dynamic_batch else batch, opset=opset, plugins=bool(plugins)
     )
     path = Path(path) if path is not None else default_onnx_path(record, plugins)
+    check_output(path, "--output", force=force, suffix=".onnx")
     started = time.perf_counter()
     # torch.export specialises a size-1 axis: trace a dynamic batch with 2 images
     example = torch.randn((max(batch, 2) if dynamic_batch else batch, *input_size_of(model)))

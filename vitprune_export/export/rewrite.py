@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingDependencyError, VitPruneError
-from ..files import atomic_output
+from ..files import atomic_output, check_output
 from .ops.spec import DOMAIN, DOMAIN_VERSION, OPS
+from .parity import check_tolerance
 
 TARGETS = ("plugins", "standard")
 DEFAULT_PARITY_TOLERANCE = 1e-4
@@ -60,9 +61,10 @@ def load_model(path: str | Path):
     """The ONNX model at ``path``; a one-line error when it is missing or unreadable."""
     import onnx
 
+    from ..record import check_onnx_input
+
     path = Path(path)
-    if not path.is_file():
-        raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export --plugin-nodes'")
+    check_onnx_input(path, hint="export one with 'vitprune export --plugin-nodes'")
     try:
         return onnx.load(str(path))
     except Exception as error:
@@ -209,11 +211,13 @@ def rewrite_onnx(
     target: str,
     check: bool = True,
     atol: float = DEFAULT_PARITY_TOLERANCE,
+    force: bool = True,
 ) -> RewriteResult:
     """Rewrite ``input_path`` into form ``target`` and write it atomically to ``output_path``.
 
     ``check``: ``onnx.checker``, :func:`forbidden_ops` and :func:`rewrite_parity` (max |Δ| of the
     logits ≤ ``atol``) on the result; any problem is an error and nothing is written.
+    ``force``: replace ``output_path`` when it exists (else a VitPruneError before any work).
     """
     import onnx
 
@@ -221,7 +225,11 @@ def rewrite_onnx(
     output_path = Path(output_path)
     if output_path.resolve() == Path(input_path).resolve():
         raise VitPruneError("--output must differ from the input file")
+    if target not in TARGETS:
+        raise VitPruneError(f"unknown --to {target!r}; choose one of {', '.join(TARGETS)}")
+    check_tolerance(atol)
     proto = load_model(input_path)
+    check_output(output_path, "--output", force=force, suffix=".onnx")
     before = len(plugin_nodes(proto))
     if target == "plugins" and before == 0:
         raise VitPruneError(

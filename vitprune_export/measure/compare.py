@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import VitPruneError
+from ..errors import VitPruneError, did_you_mean
 from ..record import PruningRecord
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -110,7 +110,9 @@ def build_comparison(results: list[dict[str, Any]], baseline: str = "none", batc
     if batch is not None:
         latency = [r for r in latency if r["batch"] == batch]
         if not latency:
-            raise VitPruneError(f"no latency result has batch {batch}; batches present: {_batches(results)}")
+            raise VitPruneError(
+                f"no latency result has batch {batch}; batches present: {_batches(results)}; choose one with --batch"
+            )
     if not latency:
         raise VitPruneError("no latency results among the inputs; run 'vitprune profile' first")
 
@@ -176,8 +178,9 @@ def _apply_baseline(comparison: Comparison) -> None:
         base = comparison.baseline_row(model)
         if base is None or not base.cells:
             methods = sorted({row.method for row in comparison.rows if row.model == model})
+            near = did_you_mean(comparison.baseline, methods)
             raise VitPruneError(
-                f"no baseline: model {model!r} has no latency result for method {comparison.baseline!r} "
+                f"no baseline: model {model!r} has no latency result for method {comparison.baseline!r}{near} "
                 f"(methods present: {', '.join(methods)}); profile it with --method {comparison.baseline} "
                 "or pick another with --baseline"
             )

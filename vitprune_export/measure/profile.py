@@ -30,11 +30,10 @@ from ..files import slug
 from ..portable import environment as machine
 from ..portable import results as result_format
 from ..portable import stats
-from ..record import PruningRecord, library_versions
+from ..record import ENGINE_SUFFIXES, PruningRecord, check_onnx_input, library_versions
 from .runners import TORCH_BACKENDS, get_runner
 from .runners.base import Runner
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 Status = Callable[[str], contextlib.AbstractContextManager]
 
 
@@ -260,10 +259,16 @@ def profile_target(
         if target is None:
             if backend == "trt":
                 raise VitPruneError("backend 'trt' needs a TARGET: an engine file (vitprune build)")
-            model_name = spec.model or DEFAULT_MODEL
+            model_name = DEFAULT_MODEL if spec.model is None else spec.model
             with status("building the pruned model…"):
                 loaded_target = build_pruned_model(
-                    model_name, spec.method or "none", spec.rate, spec.rates, spec.schedule, spec.weights, spec.knobs
+                    model_name,
+                    "none" if spec.method is None else spec.method,
+                    spec.rate,
+                    spec.rates,
+                    spec.schedule,
+                    spec.weights,
+                    spec.knobs,
                 )
             if backend not in TORCH_BACKENDS:  # ort-cpu runs a file: export the spec to a temporary one
                 from ..export.onnx import export_onnx
@@ -277,8 +282,13 @@ def profile_target(
             target = Path(target)
             if spec.given:
                 raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
+            if target.is_dir():
+                raise VitPruneError(f"TARGET {str(target)!r} is a folder; give an ONNX file or an engine")
             if not target.is_file():
-                raise VitPruneError(f"TARGET {str(target)!r} does not exist")
+                raise VitPruneError(
+                    f"TARGET {str(target)!r} does not exist; give an ONNX file (vitprune export) or an engine "
+                    "(vitprune build)"
+                )
             loaded_target, model_name = _file_target(target, backend, spec.weights, status)
         return profile(
             runner,
@@ -302,8 +312,9 @@ def _file_target(target: Path, backend: str, weights: str, status: Status) -> tu
         return target, None
     if suffix in ENGINE_SUFFIXES:
         raise VitPruneError(f"{str(target)!r} is a TensorRT engine; profile it with --backend trt")
+    record = check_onnx_input(target)
     if backend in TORCH_BACKENDS:
-        record = PruningRecord.read(target) or PruningRecord.from_metadata({})
+        record = record or PruningRecord.from_metadata({})
         with status("rebuilding the model from the ONNX metadata…"):
             return record.rebuild(weights, source=repr(str(target))), record.model
     return target, None

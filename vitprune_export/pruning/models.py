@@ -70,10 +70,20 @@ def list_model_names() -> list[str]:
     return timm.list_models()
 
 
+def _near_models(name: str, names: list[str]) -> str:
+    """``" (did you mean …?)"``: the models whose name starts with ``name`` (``deit_tiny`` →
+    ``deit_tiny_patch16_224``) first, else the closest spellings."""
+    if name:
+        starting = sorted((n for n in names if n.startswith(name)), key=len)[:3]
+        if starting:
+            return " (did you mean " + " or ".join(repr(n) for n in starting) + "?)"
+    return did_you_mean(name, names)
+
+
 def check_model_name(name: str) -> None:
     names = list_model_names()
     if name not in names:
-        raise VitPruneError(f"unknown model {name!r}{did_you_mean(name, names)}; see timm.list_models()")
+        raise VitPruneError(f"unknown model {name!r}{_near_models(name, names)}; see timm.list_models()")
 
 
 @contextlib.contextmanager
@@ -122,9 +132,12 @@ def _random_source(reason: str | None, seed: int | None) -> str:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint: a state dict, or a dict holding one under ``state_dict``/``model``."""
     path = Path(path)
+    if path.is_dir():
+        raise VitPruneError(f"checkpoint {str(path)!r} is a folder; give the .pt file 'vitprune finetune' wrote")
     if not path.is_file():
         raise VitPruneError(
-            f"checkpoint {str(path)!r} does not exist; give a file saved by 'vitprune finetune' or torch.save"
+            f"checkpoint {str(path)!r} does not exist; --weights takes auto, random, or a checkpoint file "
+            "saved by 'vitprune finetune' or torch.save"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -72,7 +72,9 @@ def load_removed_counts(path: str | Path) -> list[int]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise VitPruneError(f"schedule file {str(path)!r} does not exist") from None
+        raise VitPruneError(
+            f"schedule file {str(path)!r} does not exist; give the JSON file 'vitprune adjust' wrote"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise VitPruneError(
             f"schedule file {str(path)!r} is not valid JSON ({error}); expected a list of removed counts"
@@ -87,7 +89,7 @@ def load_removed_counts(path: str | Path) -> list[int]:
     return data
 
 
-def _check_rate(rate: float, where: str) -> None:
+def check_rate(rate: float, where: str) -> None:
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.0 <= rate < 1.0):
         raise VitPruneError(f"{where} must be in [0, 1), got {rate!r}")
 
@@ -112,7 +114,7 @@ def build_schedule(
     if given > 1:
         raise VitPruneError("give only one of --rate, --rates or --schedule")
     if rate is not None:
-        _check_rate(rate, "--rate")
+        check_rate(rate, "--rate")
         rates = [rate] * depth
     if rates is not None:
         rates = list(rates)
@@ -121,7 +123,7 @@ def build_schedule(
                 f"--rates has {len(rates)} entries but the model has {depth} blocks; give one rate per block"
             )
         for index, layer_rate in enumerate(rates):
-            _check_rate(layer_rate, f"rate of block {index}")
+            check_rate(layer_rate, f"rate of block {index}")
     if removed is not None:
         removed = list(removed)
         if len(removed) != depth:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, VitPruneError
+from ..record import check_onnx_input
 from .profiles import DeviceProfile, load_profile
 from .settings import BuilderSettings, OnnxFacts, builder_settings, expected_tensorrt
 
@@ -64,9 +65,8 @@ def describe_build(
     from .env import import_tensorrt
 
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
     profile = _engine_profile(profile, onnx_path)
+    check_onnx_input(onnx_path)
     try:
         installed = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
         flavour, version, origin = installed.flavour, installed.version, "installed"
@@ -106,11 +106,15 @@ def build_engine(
     fp16: bool | None = None,
     timing_cache: str | Path | None = None,
     verbose: bool = False,
+    force: bool = True,
 ) -> BuildResult:
-    """Build a TensorRT engine for ``profile`` from ``onnx_path``; write it, its JSON and the timing cache."""
+    """Build a TensorRT engine for ``profile`` from ``onnx_path``; write it, its JSON and the timing cache.
+
+    ``force``: replace an existing engine (else a VitPruneError before the build starts).
+    """
     from .. import __version__
     from ..export.fp16 import convert_onnx_to_fp16
-    from ..files import atomic_output, atomic_write_bytes
+    from ..files import atomic_output, atomic_write_bytes, check_output
     from ..portable.engine_description import describe_engine, description_path, encode
     from ..portable.plugin_nodes import BuildError, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
     from ..portable.trt_build import build_serialized_engine
@@ -118,9 +122,8 @@ def build_engine(
     from .env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
     profile = _engine_profile(profile, onnx_path)
+    check_onnx_input(onnx_path)
     facts = OnnxFacts.read(onnx_path)
     plugin_ops = facts.plugin_ops
     record = PruningRecord.read(onnx_path)
@@ -152,6 +155,10 @@ def build_engine(
             'name the target instead (e.g. ["sm_89"]) to build ahead of time on the CPU'
         )
     output = Path(output) if output else default_engine_path(onnx_path, profile, settings.precision)
+    check_output(output, "--output", force=force)
+    check_output(description_path(output), "--output")
+    for cache in {str(path) for path in (timing_cache, settings.timing_cache) if path}:
+        check_output(cache, "--timing-cache")
     if library is not None:
         load_plugin_library(library, trt)
     for note in settings.notes:

@@ -32,8 +32,9 @@ from typing import Any
 
 from .. import portable
 from ..errors import VitPruneError
+from ..files import check_output
 from ..portable.results import now_iso
-from ..record import PruningRecord
+from ..record import PruningRecord, check_onnx_input
 from ..resources import plugin_sources_dir
 from .profiles import DeviceProfile, load_profile
 from .settings import OnnxFacts, builder_settings, expected_tensorrt, load_onnx
@@ -105,8 +106,7 @@ def bundle(
 
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    if not onnx_path.is_file():
-        raise VitPruneError(f"ONNX file {str(onnx_path)!r} does not exist; make one with 'vitprune export'")
+    check_onnx_input(onnx_path)
     if _uses_external_data(onnx_path):
         raise VitPruneError(f"{str(onnx_path)!r} keeps its weights in an external data file; re-export it as one file")
     profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
@@ -116,6 +116,11 @@ def bundle(
         )
     if out_dir.exists() and not force:
         raise VitPruneError(f"{str(out_dir)!r} already exists; choose another -o or pass --force to replace it")
+    if plugins_dir is not None and not Path(plugins_dir).is_dir():
+        raise VitPruneError(
+            f"--plugins-dir {str(plugins_dir)!r} is not a folder; leave it out to ship the plugin sources of vitprune"
+        )
+    check_output(out_dir, "--output", folder=True)
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
     record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))

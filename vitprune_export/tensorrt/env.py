@@ -114,10 +114,13 @@ def load_plugin_library(path: str | Path, trt: TensorRT | None = None) -> None:
     try:
         handle = registry.load_library(key)
     except Exception as error:
-        raise VitPruneError(f"TensorRT could not load plugin library {str(path)!r}: {error}") from None
+        raise VitPruneError(
+            f"TensorRT could not load plugin library {str(path)!r} ({error}); rebuild it with 'vitprune plugins build'"
+        ) from None
     if handle is None:
         raise VitPruneError(
-            f"TensorRT could not load plugin library {str(path)!r} (built for another TensorRT or CUDA?)"
+            f"TensorRT could not load plugin library {str(path)!r} (not a library, or built for another TensorRT "
+            "or CUDA); rebuild it here with 'vitprune plugins build'"
         )
     missing = missing_plugin_creators(trt)
     if missing:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import MissingDependencyError, VitPruneError
+from ...files import check_output
 from ...resources import plugin_sources_dir
 
 DEFAULT_ARCHES = ("87", "89", "90")  # Jetson Orin, Ada (RTX 40xx, L4), Hopper (H100/H200)
@@ -55,7 +56,7 @@ def plugin_sources() -> Path:
 
 def parse_arches(text: str | None) -> tuple[str, ...]:
     """``"87,89,90"`` → ("87", "89", "90"); a clear error for anything that is not an SM number."""
-    if not text:
+    if text is None:
         return DEFAULT_ARCHES
     arches = tuple(part.strip() for part in text.replace(";", ",").split(",") if part.strip())
     bad = [arch for arch in arches if not re.fullmatch(r"\d{2,3}[af]?", arch)]
@@ -104,6 +105,7 @@ def build_plugin_library(
             f"plugin sources not found in {str(source)!r}; reinstall vitprune or pass the plugins/ folder"
         )
     build = Path(build_dir) if build_dir else DEFAULT_BUILD_DIR
+    check_output(build, "--build-dir", folder=True)
     cmake = shutil.which("cmake")
     if cmake is None:
         raise MissingDependencyError(
