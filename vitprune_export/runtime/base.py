@@ -49,6 +49,10 @@ class Runner(ABC):
         self.last_latency_ms: float | None = None
         self.loaded: LoadedModel | None = None
         self.batch: int = 1
+        #: the runtime settings the queries run with, chosen at :meth:`load` or given by the
+        #: user (threads, spinning, graph optimisation, compile mode, …) and ``chosen_by``
+        #: ("tuned" | "given" | "default"); a result records them
+        self.settings: dict[str, Any] = {}
 
     @abstractmethod
     def load(self, target: Any, batch: int = 1) -> LoadedModel:
