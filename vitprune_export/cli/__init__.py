@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "build",
     "bundle",
     "profile",
+    "bench",
     "compare",
     "eval",
     "finetune",
