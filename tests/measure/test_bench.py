@@ -112,6 +112,7 @@ def test_bench_writes_one_result_per_cell_then_resumes_and_force_redoes(tmp_path
     assert all(result["settings"]["threads"] == result["threads"] for result in results)
     assert all(result["noise"]["rounds"] == 2 and "noisy" in result["noise"] for result in pruned)
     assert all("noise" not in result for result in results if result["method"] == "none")
+    assert all(result["settings"]["chosen_by"].startswith("the group's baseline") for result in pruned)
 
     before = _mtimes(tmp_path)
     again = bench.run_bench(cells, _settings(tmp_path))

@@ -14,7 +14,10 @@ How a grid is run:
 3. **Export** once per (model, method, rate, batch) that an ``ort-cpu`` cell
    still needs, parity-checked, into ``<results>/onnx/``; a file there is reused.
 4. **Measure** one group at a time — the cells that share (model, backend,
-   batch, threads) — interleaved: after a warm-up, every round times a chunk of
+   batch, threads) — with one set of runtime settings: the runner of the
+   group's baseline chooses what the user left open (threads, ONNX Runtime's
+   spinning and graph optimisation) and every cell of the group runs with
+   that, so pruned and unpruned differ only by the model. Interleaved: after a warm-up, every round times a chunk of
    queries of each cell in turn (the order rotates each round), so machine
    drift hits every cell alike. The group's baseline runs in every round even
    when its own result is done, so each pruned cell has a paired ratio per
@@ -427,27 +430,43 @@ def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, 
     return paths
 
 
-def _load_runner(job: _Job, networks, onnx_paths, settings: BenchSettings):
+#: runner settings a group's first runner chooses and the others then run with (runner option → setting)
+SHARED_SETTINGS = {
+    "ort-cpu": {"threads": "threads", "spinning": "spinning", "graph_optimization": "graph_optimization"},
+    "torch-cpu": {"threads": "threads"},
+}
+
+
+def _load_runner(job: _Job, networks, onnx_paths, settings: BenchSettings, chosen: dict[str, Any] | None = None):
+    """Load ``job``'s runner; ``chosen``: the settings the group's baseline was tuned to, given to this one."""
     from .runners import get_runner
 
     cell = job.cell
-    runner = get_runner(cell.backend, threads=cell.threads, **settings.runner_options.get(cell.backend, {}))
+    options = dict(settings.runner_options.get(cell.backend, {}), threads=cell.threads)
+    if chosen:
+        options.update({option: chosen[key] for option, key in SHARED_SETTINGS[cell.backend].items()})
+    runner = get_runner(cell.backend, **options)
     if cell.backend == "ort-cpu":
         runner.load(onnx_paths[(cell.variant, cell.batch)], batch=cell.batch, model_name=cell.variant.model)
     else:
         runner.load(copy.deepcopy(networks[cell.variant]), batch=cell.batch, model_name=cell.variant.model)
+    if chosen:
+        runner.settings["chosen_by"] = "the group's baseline (tuned or given there)"
     return runner
 
 
 def _measure_group(jobs, networks, onnx_paths, settings, progress, task, status, report, log) -> None:
     """Load every job's runner, warm up, then time ``rounds`` chunks per job, interleaved, rotating the order."""
     ready = []
+    chosen = None  # one set of runtime settings per group: pruned and unpruned compared like for like
     for job in jobs:
         if job.cell.backend == "ort-cpu" and (job.cell.variant, job.cell.batch) not in onnx_paths:
             continue
         try:
             with status(f"loading {job.cell.label} …"):
-                job.runner = _load_runner(job, networks, onnx_paths, settings)
+                job.runner = _load_runner(job, networks, onnx_paths, settings, chosen)
+            if chosen is None and job.cell.backend in SHARED_SETTINGS:
+                chosen = job.runner.settings
         except VitPruneError as error:
             report.failed[job.cell.label] = str(error)
             log(f"skipped {job.cell.label}: {error}")
