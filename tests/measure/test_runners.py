@@ -89,6 +89,86 @@ def test_ort_cpu_missing_or_broken_file(tmp_path):
         get_runner("ort-cpu").load(broken)
 
 
+def test_ort_cpu_keeps_given_settings_and_records_them(export_cache):
+    _, exported = export_cache(TINY, "topk", rate=0.1)
+    runner = get_runner("ort-cpu", threads=2, spinning="off", graph_optimization="extended")
+    runner.load(exported.path, batch=1)
+    recorded = {key: runner.settings[key] for key in ("threads", "spinning", "graph_optimization", "chosen_by")}
+    assert recorded == {"threads": 2, "spinning": False, "graph_optimization": "extended", "chosen_by": "given"}
+    options = runner.session.get_session_options()  # the session was built with them
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_ort_cpu_chooses_the_open_settings_by_timing_them(export_cache, monkeypatch):
+    network, exported = export_cache(TINY, "topk", rate=0.1)
+    monkeypatch.setattr("vitprune_export.portable.environment.physical_cores", lambda: 2)
+    runner = get_runner("ort-cpu")
+    runner.load(exported.path, batch=2)
+    tuning = runner.settings["tuning_ms"]
+    assert set(tuning) == {
+        f"{threads} {spin} {level}"
+        for threads, spin in (("2t", "spin"), ("2t", "nospin"), ("1t", "nospin"))
+        for level in ("all", "extended")
+    }
+    settings = runner.settings
+    chosen = f"{settings['threads']}t {'spin' if settings['spinning'] else 'nospin'} {settings['graph_optimization']}"
+    assert tuning[chosen] == min(tuning.values()) and settings["chosen_by"] == "tuned"
+    assert runner.threads == settings["threads"]  # what the result's environment reports
+    runner.infer()
+    with torch.no_grad():
+        expected = network(torch.from_numpy(runner.feed[runner.input_name])).numpy()
+    assert float(np.abs(runner.output() - expected).max()) < 1e-4
+
+
+def test_runner_settings_errors_are_one_line():
+    with pytest.raises(VitPruneError, match="spinning must be on, off or auto, not 'sometimes'"):
+        get_runner("ort-cpu", spinning="sometimes")
+    with pytest.raises(VitPruneError, match="graph optimisation must be one of disable, basic, extended, all"):
+        get_runner("ort-cpu", graph_optimization="max")
+    with pytest.raises(VitPruneError, match="compile mode must be one of default, reduce-overhead, max-autotune"):
+        get_runner("torch-cpu", compile="fastest")
+    with pytest.raises(VitPruneError, match="not both"):
+        get_runner("torch-cuda", compile="reduce-overhead", cuda_graphs=True)
+
+
+def test_torch_cpu_records_its_settings():
+    runner = get_runner("torch-cpu", threads=1)
+    runner.load(tiny(), batch=1)
+    assert {key: runner.settings[key] for key in ("threads", "compile", "chosen_by")} == {
+        "threads": 1,
+        "compile": "eager",
+        "chosen_by": "given",
+    }
+    assert torch.get_num_threads() == 1
+
+
+def test_torch_cpu_compiled_model_matches_eager():
+    network = tiny("tome")
+    runner = get_runner("torch-cpu", threads=1, compile="default")
+    runner.load(network, batch=2)
+    runner.infer()
+    with torch.no_grad():
+        expected = network(runner.images).numpy()
+    assert runner.settings["compile"] == "default"
+    np.testing.assert_allclose(runner.output(), expected, atol=1e-4)
+
+
+@requires_gpu
+@pytest.mark.gpu
+def test_cuda_graph_replay_matches_eager_and_follows_the_input():
+    network = tiny("tome")
+    runner = get_runner("torch-cuda", cuda_graphs=True)
+    runner.load(network, batch=2)
+    assert runner.settings["cuda_graphs"] is True
+    for _ in range(2):  # replay reads the captured input buffer: new images, new output
+        runner.images.copy_(torch.randn_like(runner.images))
+        runner.infer()
+        with torch.no_grad():
+            expected = network(runner.images).float().cpu().numpy()
+        np.testing.assert_allclose(runner.output(), expected, atol=1e-3)
+
+
 @requires_gpu
 @pytest.mark.gpu
 def test_torch_cuda_matches_cpu():

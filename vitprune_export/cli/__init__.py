@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "deploy",
     "profile",
     "plan",
+    "bench",
     "compare",
     "eval",
     "finetune",

@@ -8,6 +8,12 @@ median latency of one query, with its change against the baseline method
 Each row also carries its MACs with ``Δ%`` against the unpruned model and the
 top-1 accuracy of ``kind: "accuracy"`` results (one column per data set).
 Rendered as a rich table, Markdown, CSV or JSON; :mod:`.plots` draws it.
+
+Results that name their thread count (``threads``, as ``vitprune bench`` writes)
+get a column per thread count. A result that carries ``noise`` (``vitprune
+bench``: the spread of its paired rounds against the same baseline) marks its
+Δ% as noise when that spread is larger than the difference: greyed in the
+table, ``†`` in Markdown, with a note under the table.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ class Column:
     backend: str
     precision: str
     batch: int
+    threads: int | None = None  # given only by results that name it (vitprune bench --threads)
 
     @property
     def label(self) -> str:
         precision = "" if self.precision == "fp32" else f" {self.precision}"
-        return f"{self.device} {self.backend}{precision} b{self.batch}"
+        threads = f" {self.threads}t" if self.threads else ""
+        return f"{self.device} {self.backend}{precision} b{self.batch}{threads}"
 
 
 @dataclass
@@ -43,6 +51,12 @@ class Cell:
     images_per_s: float
     delta_pct: float | None = None
     source: str = ""
+    noise: dict[str, Any] | None = None  # the result's paired-round noise (baseline, delta_pct, spread_pct, noisy)
+
+    @property
+    def noisy(self) -> bool:
+        """The Δ% is within the measured noise (spread of the paired rounds larger than the difference)."""
+        return bool(self.noise and self.noise.get("noisy"))
 
 
 @dataclass
@@ -82,8 +96,9 @@ class Comparison:
         return candidates[0] if candidates else None
 
 
-def _column_of(result: dict[str, Any]) -> tuple[str, str, str]:
-    return (result["device"], result["backend"], result["precision"])
+def _column_of(result: dict[str, Any]) -> tuple[str, str, str, int | None]:
+    threads = result.get("threads")
+    return (result["device"], result["backend"], result["precision"], int(threads) if threads else None)
 
 
 def _row_key(result: dict[str, Any]) -> tuple[str, str, str]:
@@ -119,17 +134,17 @@ def build_comparison(results: list[dict[str, Any]], baseline: str = "none", batc
     batches_per_column: dict[tuple, set[int]] = {}
     for result in latency:
         batches_per_column.setdefault(_column_of(result), set()).add(result["batch"])
-    for (device, backend, precision), batches in batches_per_column.items():
+    for (device, backend, precision, _), batches in batches_per_column.items():
         if len(batches) > 1:
             raise VitPruneError(
                 f"column '{device} {backend} {precision}' mixes batch sizes {', '.join(map(str, sorted(batches)))}; "
                 "compare one at a time with --batch N"
             )
     columns = sorted(
-        (Column(d, b, p, next(iter(batches_per_column[(d, b, p)]))) for d, b, p in batches_per_column),
-        key=lambda c: (c.device, c.backend, c.precision),
+        (Column(d, b, p, next(iter(batches_per_column[(d, b, p, t)])), t) for d, b, p, t in batches_per_column),
+        key=lambda c: (c.device, c.backend, c.precision, c.threads or 0),
     )
-    column_by_key = {(c.device, c.backend, c.precision): c for c in columns}
+    column_by_key = {(c.device, c.backend, c.precision, c.threads): c for c in columns}
 
     rows: dict[tuple, Row] = {}
 
@@ -150,6 +165,7 @@ def build_comparison(results: list[dict[str, Any]], baseline: str = "none", batc
             latency_ms=float(result["latency_ms"]["median"]),
             images_per_s=float(result["images_per_s"]),
             source=str(result.get("_path", result.get("source", ""))),
+            noise=result.get("noise") if isinstance(result.get("noise"), dict) else None,
         )
     datasets: list[str] = []
     for result in sorted(accuracy, key=lambda r: r.get("created", "")):
@@ -193,6 +209,8 @@ def _apply_baseline(comparison: Comparison) -> None:
                 reference = base.cells.get(column)
                 if reference is not None and reference.latency_ms > 0:
                     cell.delta_pct = 100.0 * (cell.latency_ms / reference.latency_ms - 1)
+                if cell.noise and cell.noise.get("baseline") != comparison.baseline:
+                    cell.noise = None  # measured against another baseline: says nothing about this Δ%
 
 
 # ---------------------------------------------------------------- rendering
@@ -202,12 +220,25 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:+.1f}%".replace("-", "−")
 
 
+NOISE_MARK = "†"
+NOISE_NOTE = (
+    f"{NOISE_MARK} grey Δ%: within the noise — the spread of the paired rounds against the baseline "
+    "is larger than the difference"
+)
+
+
 def _latency_text(cell: Cell | None, is_baseline: bool) -> str:
     if cell is None:
         return "–"
     if is_baseline or cell.delta_pct is None:
         return f"{cell.latency_ms:.2f}"
-    return f"{cell.latency_ms:.2f} ({_pct(cell.delta_pct)})"
+    return f"{cell.latency_ms:.2f} ({_pct(cell.delta_pct)}){NOISE_MARK if cell.noisy else ''}"
+
+
+def has_noisy_cells(comparison: Comparison) -> bool:
+    return any(
+        cell.noisy for row in comparison.rows if row.method != comparison.baseline for cell in row.cells.values()
+    )
 
 
 def _macs_text(row: Row) -> str:
@@ -241,13 +272,16 @@ def render_table(comparison: Comparison, title: str | None = None):
     from rich.table import Table
 
     header, body = text_grid(comparison)
+    from rich.text import Text
+
     table = Table(
-        title=title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)"
+        title=title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)",
+        caption=NOISE_NOTE if has_noisy_cells(comparison) else None,
     )
     for index, name in enumerate(header):
         table.add_column(name, justify="left" if index < (2 if len(comparison.models) > 1 else 1) else "right")
     for cells in body:
-        table.add_row(*cells)
+        table.add_row(*(Text(text, style="dim") if text.endswith(NOISE_MARK) else Text(text) for text in cells))
     return table
 
 
@@ -255,6 +289,8 @@ def render_markdown(comparison: Comparison) -> str:
     header, body = text_grid(comparison)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    if has_noisy_cells(comparison):
+        lines += ["", NOISE_NOTE.replace("grey ", "")]
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +298,14 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
     return {
         "baseline": comparison.baseline,
         "columns": [
-            {"label": c.label, "device": c.device, "backend": c.backend, "precision": c.precision, "batch": c.batch}
+            {
+                "label": c.label,
+                "device": c.device,
+                "backend": c.backend,
+                "precision": c.precision,
+                "batch": c.batch,
+                "threads": c.threads,
+            }
             for c in comparison.columns
         ],
         "datasets": comparison.datasets,
@@ -280,6 +323,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
                         "median_ms": cell.latency_ms,
                         "images_per_s": cell.images_per_s,
                         "delta_pct": cell.delta_pct,
+                        "noise": cell.noise,
                     }
                     for column, cell in row.cells.items()
                 },

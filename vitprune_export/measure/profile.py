@@ -167,6 +167,8 @@ def latency_result(
         runner.source,
         backend=runner.backend,
     )
+    if runner.settings:  # threads, spinning, graph optimisation, compile mode: chosen or given
+        result["settings"] = runner.settings
     note = getattr(runner, "note", "")
     if note:
         result["note"] = note

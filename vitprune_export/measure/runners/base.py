@@ -37,6 +37,10 @@ class Runner(ABC):
         self.source: str = ""
         self.input_shape: tuple[int, ...] = ()
         self.batch: int = 1
+        #: the runtime settings the queries run with, chosen at :meth:`load` or given by the
+        #: user (threads, spinning, graph optimisation, compile mode, …) and ``chosen_by``
+        #: ("tuned" | "given" | "default"); a result records them
+        self.settings: dict[str, Any] = {}
 
     @abstractmethod
     def load(self, target: Any, batch: int = 1, model_name: str | None = None) -> PruningRecord:

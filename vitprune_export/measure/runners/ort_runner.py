@@ -1,17 +1,32 @@
 """``ort-cpu``: an exported ONNX file in ONNX Runtime's CPU execution provider.
 
-``threads`` sets ``intra_op_num_threads`` (ONNX Runtime's default is one per
-physical core). Graph optimisations are on (``ORT_ENABLE_ALL``). A file with
-vitprune custom nodes (``vitprune export --plugins``) needs their reference
-kernels, registered through ``vitprune_export.export.ops.onnxruntime``; those run in
-Python, so their latency says nothing about TensorRT plugins — the runner
+Session settings (:attr:`Runner.settings`, written into every result):
+
+| setting | values | left open (``None``) |
+| --- | --- | --- |
+| ``threads`` | intra-op threads | tried: the physical cores and half of them (1 and 2 on a 2-core machine) |
+| ``spinning`` | ``session.intra_op.allow_spinning`` on/off (threads > 1) | tried: both |
+| ``graph_optimization`` | ``all`` \\| ``extended`` \\| ``basic`` \\| ``disable`` | tried: ``all`` and ``extended`` |
+
+Settings a user gives are kept; the open ones are chosen at :meth:`OrtCpuRunner.load`
+by timing each candidate session on the prepared input, interleaved in rounds so a
+drifting machine hits all alike, and keeping the fastest (``tune=False``: ONNX
+Runtime's own defaults — one thread per physical core, spinning on, ``all``). Spinning
+matters most: idle intra-op threads that spin win on a quiet machine and lose to
+the OS scheduler when other processes want the cores.
+
+A file with vitprune custom nodes (``vitprune export --plugins``) needs their
+reference kernels, registered through ``vitprune_export.export.ops.onnxruntime``; those
+run in Python, so their latency says nothing about TensorRT plugins — the runner
 warns in :attr:`note`.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +35,18 @@ from ...record import PruningRecord
 from .base import Runner
 
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+
+#: ``graph_optimization`` names → ``onnxruntime.GraphOptimizationLevel`` members
+GRAPH_OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+#: levels tried when the user leaves ``graph_optimization`` open (the others are never faster)
+TUNED_GRAPH_OPTIMIZATIONS = ("all", "extended")
+#: timed queries per candidate while tuning (after one untimed), interleaved round by round
+TUNING_ROUNDS = 5
 
 
 def custom_domains(path: Path) -> set[str]:
@@ -31,12 +58,135 @@ def custom_domains(path: Path) -> set[str]:
     return {node.domain for node in proto.graph.node if node.domain not in STANDARD_DOMAINS | local}
 
 
+def _on_off(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "1", "true", "yes"):
+        return True
+    if text in ("off", "0", "false", "no"):
+        return False
+    if text == "auto":
+        return None
+    raise VitPruneError(f"{name} must be on, off or auto, not {value!r}")
+
+
 class OrtCpuRunner(Runner):
     backend = "ort-cpu"
     device_kind = "cpu"
 
     note: str = ""
 
+    def __init__(
+        self,
+        threads: int | None = None,
+        precision: str = "fp32",
+        spinning: bool | str | None = None,
+        graph_optimization: str | None = None,
+        tune: bool = True,
+    ):
+        super().__init__(threads=threads, precision=precision)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise VitPruneError(f"--threads must be a whole number ≥ 1, not {threads!r}")
+        self.spinning = _on_off(spinning, "spinning")
+        if graph_optimization in (None, "auto"):
+            self.graph_optimization = None
+        elif graph_optimization in GRAPH_OPTIMIZATION_LEVELS:
+            self.graph_optimization = graph_optimization
+        else:
+            raise VitPruneError(
+                f"graph optimisation must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)} or auto, not {graph_optimization!r}"
+            )
+        self.tune = tune
+
+    # -- settings ------------------------------------------------------------------------
+    def candidate_settings(self) -> list[dict[str, Any]]:
+        """The session settings to try: the user's choices fixed, the open ones varied."""
+        from ...portable.environment import physical_cores
+
+        cores = physical_cores()
+        if self.threads:
+            thread_options = [self.threads]
+        elif self.tune:
+            thread_options = sorted({cores, max(1, cores // 2)}, reverse=True)
+        else:
+            thread_options = [cores]
+        if self.graph_optimization:
+            levels = [self.graph_optimization]
+        else:
+            levels = list(TUNED_GRAPH_OPTIMIZATIONS) if self.tune else ["all"]
+        candidates = []
+        for threads in thread_options:
+            if threads == 1:
+                spin_options = [False]  # one thread: nothing spins
+            elif self.spinning is not None:
+                spin_options = [self.spinning]
+            else:
+                spin_options = [True, False] if self.tune else [True]
+            for spinning in spin_options:
+                for level in levels:
+                    candidates.append({"threads": threads, "spinning": spinning, "graph_optimization": level})
+        return candidates
+
+    def _session_options(self, settings: dict[str, Any], custom_ops: bool):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[settings["graph_optimization"]]
+        )
+        options.intra_op_num_threads = settings["threads"]
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings["spinning"] else "0")
+        if custom_ops:
+            from ...export.ops.onnxruntime import register_custom_ops
+
+            register_custom_ops(options)
+        return options
+
+    def _session(self, path: Path, settings: dict[str, Any], custom_ops: bool):
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(
+                str(path), self._session_options(settings, custom_ops), providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            raise VitPruneError(f"ONNX Runtime cannot load {str(path)!r}: {str(error).splitlines()[0]}") from None
+
+    def _choose(
+        self, path: Path, custom_ops: bool, candidates: list[dict[str, Any]], first
+    ) -> tuple[Any, dict[str, Any]]:
+        """Build a session per candidate (``first`` is the first one's), time them interleaved, keep the fastest."""
+        if len(candidates) == 1:
+            return first, dict(candidates[0], chosen_by="given" if self._all_given() else "default")
+        sessions = [first] + [self._session(path, settings, custom_ops) for settings in candidates[1:]]
+        timings: list[list[float]] = [[] for _ in candidates]
+        for session in sessions:  # untimed: first-query allocations
+            session.run(None, self.feed)
+        for _ in range(TUNING_ROUNDS):
+            for session, times in zip(sessions, timings):
+                started = time.perf_counter()
+                session.run(None, self.feed)
+                times.append((time.perf_counter() - started) * 1e3)
+        medians = [statistics.median(times) for times in timings]
+        best = min(range(len(candidates)), key=medians.__getitem__)
+        settings = dict(
+            candidates[best],
+            chosen_by="tuned",
+            tuning_ms={_label(candidate): round(median, 3) for candidate, median in zip(candidates, medians)},
+        )
+        return sessions[best], settings
+
+    def _all_given(self) -> bool:
+        return (
+            bool(self.threads)
+            and self.graph_optimization is not None
+            and (self.spinning is not None or self.threads == 1)
+        )
+
+    # -- runner --------------------------------------------------------------------------
     def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         import onnxruntime as ort
 
@@ -49,27 +199,19 @@ class OrtCpuRunner(Runner):
         self.source = str(path)
         if model_name:
             self.loaded = self.loaded.replace(model=model_name)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
         domains = custom_domains(path)
         if domains:
             try:
-                from ...export.ops.onnxruntime import register_custom_ops
+                from ...export.ops.onnxruntime import register_custom_ops  # noqa: F401 - checked here, used per session
             except ImportError as error:
                 raise MissingDependencyError(
                     f"{str(path)!r} has vitprune custom nodes ({', '.join(sorted(domains))}) but their ONNX Runtime "
                     f"kernels cannot be loaded ({error}); install onnxruntime-extensions or profile a file exported without --plugins"
                 ) from None
-            register_custom_ops(options)
             self.note = "custom nodes run as Python reference kernels: this latency is not representative"
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:
-            raise VitPruneError(f"ONNX Runtime cannot load {str(path)!r}: {str(error).splitlines()[0]}") from None
-        model_input = self.session.get_inputs()[0]
+        candidates = self.candidate_settings()
+        first = self._session(path, candidates[0], bool(domains))
+        model_input = first.get_inputs()[0]
         shape = list(model_input.shape)
         if isinstance(shape[0], int) and shape[0] != batch:
             raise VitPruneError(
@@ -82,6 +224,9 @@ class OrtCpuRunner(Runner):
         self.input_shape = tuple(shape[1:])
         self.input_name = model_input.name
         self.feed = {self.input_name: np.random.default_rng(0).standard_normal((batch, *shape[1:]), dtype=np.float32)}
+        self.session, self.settings = self._choose(path, bool(domains), candidates, first)
+        self.settings["onnxruntime"] = ort.__version__
+        self.threads = self.settings["threads"]
         self._output = None
         return self.loaded
 
@@ -96,3 +241,8 @@ class OrtCpuRunner(Runner):
     def close(self) -> None:
         self.session = None
         self.feed = {}
+
+
+def _label(settings: dict[str, Any]) -> str:
+    """``2t spin all``: one candidate in a short form."""
+    return f"{settings['threads']}t {'spin' if settings['spinning'] else 'nospin'} {settings['graph_optimization']}"

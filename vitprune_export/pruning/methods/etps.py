@@ -17,20 +17,31 @@ from __future__ import annotations
 import torch
 
 from . import register_method
-from .functional import cosine_similarity_matrix, gather_patches, one_hot, rank_patch_tokens, weighted_sum_into
+from .functional import gather_tokens, one_hot, rank_patch_positions, weighted_sum_into, with_prefix
 from .scored import ScoredTokenReduction
 
 
-def squeeze_into_hosts(kept: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
-    """TPS squeeze: each removed token (B, R, C) joins its most similar kept token (B, K, C)."""
-    similarity = cosine_similarity_matrix(removed, kept)  # (B, R, K)
+def squeeze_into_hosts(kept: torch.Tensor, removed: torch.Tensor, num_prefix: int = 0) -> torch.Tensor:
+    """TPS squeeze: each removed token (B, R, C) joins its most similar kept patch token.
+
+    ``kept`` (B, P + K, C) starts with ``P = num_prefix`` prefix tokens, which never host.
+    A host ``k`` becomes ``(e·k + Σ_i w_i r_i) / (e + Σ_i w_i)``, ``w_i = exp(cos(r_i, k))``,
+    written as ``k + Σ_i (w_i / (e + Σ w))(r_i − k)``: one small one-hot product
+    ((P + K) × R) adds the guests, every other row is copied exactly, and the kept tokens
+    are neither normalised nor rescaled (their norms divide the R × (P + K) similarity).
+    """
+    unit_removed = removed / removed.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    kept_norm = kept.norm(dim=-1).clamp_min(1e-6).unsqueeze(1)  # (B, 1, P + K)
+    similarity = ((unit_removed @ kept.transpose(-2, -1)) / kept_norm)[..., num_prefix:]  # (B, R, K) cosine
     best_similarity, host = similarity.max(dim=-1)
+    host = host + num_prefix
     weight = best_similarity.exp()  # (B, R)
-    assignment = one_hot(host, kept.shape[1], kept.dtype)  # (B, R, K)
+    assignment = one_hot(host, kept.shape[1], kept.dtype)  # (B, R, P + K)
     self_weight = torch.e  # exp(cos(x, x)) = e
-    numerator = weighted_sum_into(kept * self_weight, removed * weight.unsqueeze(-1), assignment)
-    denominator = self_weight + (assignment.transpose(-2, -1) @ weight.unsqueeze(-1))
-    return numerator / denominator
+    denominator = self_weight + (weight.unsqueeze(1) @ assignment).squeeze(1)  # (B, P + K)
+    share = weight / gather_tokens(denominator, host)
+    moved = (removed - gather_tokens(kept, host)) * share.unsqueeze(-1)
+    return weighted_sum_into(kept, moved, assignment)
 
 
 @register_method
@@ -43,7 +54,7 @@ class ETPS(ScoredTokenReduction):
     def reduce(self, x, attention, size, plan):
         num_prefix = plan.num_prefix
         keep_patch = plan.tokens_out - num_prefix
-        order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
-        kept = gather_patches(x, order[:, :keep_patch], num_prefix)
-        removed = gather_patches(x, order[:, keep_patch:], num_prefix)
-        return torch.cat([x[:, :num_prefix], squeeze_into_hosts(kept, removed)], dim=1), size
+        order = rank_patch_positions(self.token_scores(x, attention), num_prefix)
+        kept = gather_tokens(x, with_prefix(order[:, :keep_patch], num_prefix))
+        removed = gather_tokens(x, order[:, keep_patch:])
+        return squeeze_into_hosts(kept, removed, num_prefix), size

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from . import register_method
-from .functional import gather_patches, gather_prefix_and_patches, rank_patch_tokens
+from .functional import gather_tokens, rank_patch_positions, with_prefix
 from .scored import ScoredTokenReduction
 
 
@@ -40,7 +40,7 @@ class EViT(ScoredTokenReduction):
         num_prefix = plan.num_prefix
         keep_patch = plan.tokens_out - num_prefix - 1  # one slot for the fused token
         scores = attention_like(self.token_scores(x, attention))
-        order = rank_patch_tokens(scores, num_prefix)
-        kept, removed = order[:, :keep_patch], order[:, keep_patch:]
-        fused = fuse_tokens(gather_patches(x, removed, num_prefix), gather_patches(scores, removed, num_prefix))
-        return torch.cat([gather_prefix_and_patches(x, kept, num_prefix), fused], dim=1), size
+        order = rank_patch_positions(scores, num_prefix)
+        removed = order[:, keep_patch:]
+        fused = fuse_tokens(gather_tokens(x, removed), gather_tokens(scores, removed))
+        return torch.cat([gather_tokens(x, with_prefix(order[:, :keep_patch], num_prefix)), fused], dim=1), size

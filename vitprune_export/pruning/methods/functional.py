@@ -20,12 +20,22 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     Runtime, ViT-S/16 Top-K r = 0.06: 859 M → 843 M instructions per image
     (unpruned 1192 M; docs/profiling.md).
     """
+    if is_single_image(x):  # one Gather on the token axis, no batch offsets
+        return x.index_select(1, index[0])
     if x.dim() == 2:
         return x.gather(1, index)
     batch, tokens, channels = x.shape
     offsets = torch.arange(batch, device=x.device).unsqueeze(1) * tokens
     rows = (index + offsets).reshape(-1)
     return x.reshape(batch * tokens, channels).index_select(0, rows).reshape(batch, index.shape[1], channels)
+
+
+def is_single_image(x: torch.Tensor) -> bool:
+    """True when the batch axis is a plain 1 (eager, or traced with a static batch of one).
+
+    A symbolic batch (export with a dynamic batch axis) is never specialised here.
+    """
+    return type(x.shape[0]) is int and x.shape[0] == 1
 
 
 def gather_patches(x: torch.Tensor, patch_index: torch.Tensor, num_prefix: int) -> torch.Tensor:
@@ -50,6 +60,22 @@ def rank_patch_tokens(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
     what Alg. 1 line 10 of the VPA paper achieves by setting the CLS score to ∞.
     """
     return scores[:, num_prefix:].argsort(dim=-1, descending=True)
+
+
+def rank_patch_positions(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """Positions (counted from token 0) of the patch tokens, best score first: (B, N − P).
+
+    :func:`rank_patch_tokens` plus ``P`` once, so the rows can be gathered directly.
+    """
+    return rank_patch_tokens(scores, num_prefix) + num_prefix
+
+
+def with_prefix(positions: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """``0…P−1`` followed by ``positions`` (B, K) → (B, P + K)."""
+    if num_prefix == 0:
+        return positions
+    prefix = torch.arange(num_prefix, device=positions.device).expand(positions.shape[0], num_prefix)
+    return torch.cat([prefix, positions], dim=1)
 
 
 def top_patch_tokens(scores: torch.Tensor, num_prefix: int, keep: int) -> torch.Tensor:
@@ -166,18 +192,29 @@ def merge_weighted_average(
     official order ``[unmerged A, B]`` with the prefix tokens of B moved to the front
     (the official code does the same for a distillation token), so that every prefix
     token keeps its position and the next block splits them the same way.
+
+    The output rows are taken with one gather; a B token ``b`` that receives A tokens
+    ``a`` then becomes ``b + Σ_a (s_a / s'_b)(a − b)`` with ``s'_b = s_b + Σ_a s_a`` —
+    the same average as ``(s_b·b + Σ_a s_a·a) / s'_b`` — through one small one-hot
+    product ((T − r) × r), so no token is multiplied and divided by its size and
+    tokens that receive nothing are copied exactly.
     """
     protected_a, protected_b = bipartite_split(num_prefix)
-    weighted = x * size.unsqueeze(-1)
-    a_tokens, b_tokens = weighted[:, 2 * protected_a :: 2], weighted[:, 2 * protected_b + 1 :: 2]
-    a_size, b_size = size[:, 2 * protected_a :: 2], size[:, 2 * protected_b + 1 :: 2]
-    assignment = one_hot(destination, b_tokens.shape[1], x.dtype)  # (B, r, patch B)
-    b_tokens = weighted_sum_into(b_tokens, gather_tokens(a_tokens, merged), assignment)
-    b_size = b_size + (assignment.transpose(-2, -1) @ gather_tokens(a_size, merged).unsqueeze(-1)).squeeze(-1)
-    patches = torch.cat([gather_tokens(a_tokens, unmerged), b_tokens], dim=1)
-    patch_size = torch.cat([gather_tokens(a_size, unmerged), b_size], dim=1)
-    prefix, prefix_size = x[:, :num_prefix], size[:, :num_prefix]
-    return torch.cat([prefix, patches / patch_size.unsqueeze(-1)], dim=1), torch.cat([prefix_size, patch_size], dim=1)
+    batch, tokens = x.shape[:2]
+    patch_a_start, patch_b_start = 2 * protected_a, 2 * protected_b + 1
+    out_tokens = tokens - merged.shape[1]
+    prefix = torch.arange(num_prefix, device=x.device).expand(batch, num_prefix)
+    patch_b = torch.arange(patch_b_start, tokens, 2, device=x.device)
+    index = torch.cat([prefix, 2 * unmerged + patch_a_start, patch_b.expand(batch, patch_b.shape[0])], dim=1)
+    rows, row_size = gather_tokens(x, index), gather_tokens(size, index)
+    merged_position = 2 * merged + patch_a_start
+    destination_row = destination + (num_prefix + unmerged.shape[1])  # where each receiving B token sits in ``rows``
+    assignment = one_hot(destination_row, out_tokens, x.dtype)  # (B, r, T − r)
+    moved_size = gather_tokens(size, merged_position)  # (B, r)
+    new_size = row_size + (moved_size.unsqueeze(1) @ assignment).squeeze(1)
+    share = moved_size / gather_tokens(new_size, destination_row)  # s_a / s'_b
+    moved = (gather_tokens(x, merged_position) - gather_tokens(rows, destination_row)) * share.unsqueeze(-1)
+    return weighted_sum_into(rows, moved, assignment), new_size
 
 
 def merge_bipartite(

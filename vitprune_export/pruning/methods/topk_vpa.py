@@ -14,13 +14,7 @@ import torch
 
 from . import register_method
 from .base import Knob, check_positive
-from .functional import (
-    cosine_similarity_matrix,
-    gather_patches,
-    gather_prefix_and_patches,
-    rank_patch_tokens,
-    vpa_spread_sizes,
-)
+from .functional import gather_tokens, rank_patch_positions, vpa_spread_sizes, with_prefix
 from .fused import fused_step
 from .scored import SCORE_KNOB, ScoredTokenReduction
 
@@ -47,15 +41,11 @@ class TopKVPA(ScoredTokenReduction):
             return fused(
                 x, self.token_scores(x, attention), attention.mean_key, size, num_prefix, keep_patch, float(self.tau)
             )
-        order = rank_patch_tokens(self.token_scores(x, attention), num_prefix)
-        kept, removed = order[:, :keep_patch], order[:, keep_patch:]
-
-        keys = attention.mean_key
-        similarity = cosine_similarity_matrix(
-            gather_patches(keys, removed, num_prefix), gather_patches(keys, kept, num_prefix)
-        )
-        new_patch_size = vpa_spread_sizes(
-            gather_patches(size, kept, num_prefix), gather_patches(size, removed, num_prefix), similarity, self.tau
-        )
-        x = gather_prefix_and_patches(x, kept, num_prefix)
+        order = rank_patch_positions(self.token_scores(x, attention), num_prefix)  # best first
+        keys = gather_tokens(attention.mean_key, order)
+        keys = keys / keys.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        similarity = keys[:, keep_patch:] @ keys[:, :keep_patch].transpose(-2, -1)  # M: removed × kept, cosine
+        patch_size = gather_tokens(size, order)
+        new_patch_size = vpa_spread_sizes(patch_size[:, :keep_patch], patch_size[:, keep_patch:], similarity, self.tau)
+        x = gather_tokens(x, with_prefix(order[:, :keep_patch], num_prefix))
         return x, torch.cat([size[:, :num_prefix], new_patch_size], dim=1)
