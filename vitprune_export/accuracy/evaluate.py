@@ -62,16 +62,25 @@ def _progress(enabled: bool, description: str):
 
 @torch.no_grad()
 def predict_torch(
-    model: torch.nn.Module, dataset: ImageDataset, batch_size: int = 64, progress: bool = True
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    batch_size: int = 64,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PyTorch model's ``TOP_K`` best classes per image (N, k), best first; returns (classes, labels)."""
+    """The PyTorch model's ``TOP_K`` best classes per image (N, k), best first; returns (classes, labels).
+
+    Images are read by ``workers`` loader processes (default: none for in-memory data)."""
+    from .runtime import ShardSampler, loader
+
     model.eval()
     device = _device_of(model)
     predictions, labels = [], []
     with _progress(progress, f"PyTorch ({device})") as bar:
         task = bar.add_task("torch", total=len(dataset))
-        for images, targets in data_loader(dataset, batch_size):
-            predictions.append(top_classes(model(images.to(device)).float().cpu()))
+        batches = ShardSampler(len(dataset), batch_size)
+        for images, targets in loader(dataset, batches, device, workers):
+            predictions.append(top_classes(model(images.to(device, non_blocking=True)).float().cpu()))
             labels.append(targets)
             bar.update(task, advance=len(targets))
     return torch.cat(predictions), torch.cat(labels)
