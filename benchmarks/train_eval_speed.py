@@ -1,7 +1,7 @@
 """Training and evaluation images/s of vitprune against timm's own train.py and validate.py (run by hand).
 
     python benchmarks/train_eval_speed.py --timm-scripts /work/ext/timm [--batch 64] [--workers 1]
-        [--epochs 1] [--device cpu] [--model vitprune_tiny_patch4_32]
+        [--epochs 1] [--device cpu] [--threads 1] [--model vitprune_tiny_patch4_32]
 
 timm's scripts are not in its wheel: take ``train.py`` and ``validate.py`` from a checkout of
 https://github.com/huggingface/pytorch-image-models (kept outside this repository). Both sides run
@@ -103,7 +103,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads of every run (OMP_NUM_THREADS)")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # both sides alike; on a shared CPU more threads only spin
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="vitprune-speed-") as folder:
         work = Path(folder)
@@ -138,7 +140,10 @@ def main() -> None:
         export_state_dict(work / "tiny.pt", work / "timm_weights.pt")
         log, _ = _run(validate)
         timm_eval = _last_rate(log, r",\s*([\d.]+)/s\)")
-    print(f"model {args.model}, batch {args.batch}, {args.workers} loader process(es), device {args.device}")
+    print(
+        f"model {args.model}, batch {args.batch}, {args.workers} loader process(es), device {args.device}, "
+        f"{args.threads} thread(s)"
+    )
     print(
         f"training   vitprune {ours_train:8.1f} img/s   timm train.py    {timm_train:8.1f} img/s   ratio {ours_train / timm_train:.2f}"
     )
