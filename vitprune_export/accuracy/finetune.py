@@ -181,10 +181,13 @@ def train_one_epoch(
         labels = labels.to(device, non_blocking=True)
         with autocast(amp, device):
             logits = network(images)
-        loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
-        if not processes.distributed and not torch.isfinite(loss_sum):
-            raise VitPruneError(f"the training loss became {loss_sum.item()} in epoch {epoch + 1}; lower --lr")
-        loss = loss_sum * (processes.world_size / global_sizes[step])
+        if processes.distributed:
+            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+            loss = loss_sum * (processes.world_size / global_sizes[step])
+        else:  # the plain mean: one process rounds exactly as it always did
+            loss = F.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise VitPruneError(f"the training loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -193,7 +196,7 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        total += float(loss_sum.detach())
+        total += float(loss_sum.detach()) if processes.distributed else float(loss.detach()) * labels.shape[0]
         count += labels.shape[0]
         if on_step is not None:
             on_step(global_sizes[step])
@@ -266,6 +269,7 @@ def finetune(
         for epoch in range(len(history), recipe.epochs):
             epoch_started = time.perf_counter()
             sampler.set_epoch(epoch)
+            train_loader.generator.manual_seed(recipe.seed * 100_003 + epoch)  # loader processes' seeds, per epoch
             loss = train_one_epoch(
                 network,
                 train_loader,

@@ -199,6 +199,9 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            # one draw first, as a shuffling DataLoader takes its base seed from the same generator:
+            # one process keeps the order (and so the results) of the single-process loader before it
+            torch.empty((), dtype=torch.int64).random_(generator=generator)
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
             order = list(range(self.size))
@@ -245,6 +248,7 @@ def loader(
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=batch_sampler,
+        generator=torch.Generator().manual_seed(0),  # workers' base seed; the global RNG is left alone
         num_workers=workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
