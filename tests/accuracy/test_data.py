@@ -113,3 +113,51 @@ def test_more_classes_than_outputs_is_an_error(tmp_path):
     model.num_classes = 2
     with pytest.raises(VitPruneError, match="has 3 classes but the model predicts 2"):
         check_classes(dataset, model)
+
+
+def test_model_preprocessing_is_timms_data_config_at_the_models_size():
+    from vitprune_export.pruning.models import create_model
+
+    model = create_model("vitprune_tiny_patch4_32", "random", seed=0)
+    preprocessing = Preprocessing.for_model(model)
+    assert preprocessing.input_size == (3, 32, 32)  # the model's own size, not timm's 224 default
+    assert (preprocessing.interpolation, preprocessing.crop_pct) == ("bicubic", 0.875)
+    steps = [type(step).__name__ for step in preprocessing.transform(False).transforms]
+    assert steps[:2] == ["Resize", "CenterCrop"]
+    assert type(preprocessing.transform(True).transforms[0]).__name__ == "RandomResizedCropAndInterpolation"
+
+
+def test_training_folders_are_augmented_evaluation_folders_are_not(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    gradient = Image.linear_gradient("L").convert("RGB").resize((40, 40))
+    gradient.save(tmp_path / "data" / "a" / "0.png")
+    plain = load_dataset(tmp_path / "data", "all", TINY)
+    augmented = load_dataset(tmp_path / "data", "all", TINY, training=True)
+    assert torch.equal(plain[0][0], plain[0][0])
+    torch.manual_seed(0)
+    draws = [augmented[0][0] for _ in range(4)]
+    assert draws[0].shape == (3, 32, 32)
+    assert any(not torch.equal(draws[0], other) for other in draws[1:])
+
+
+def test_imagenet_flat_validation_folder_with_the_solution_csv(tmp_path):
+    from PIL import Image
+
+    val = tmp_path / "val"
+    val.mkdir()
+    rows = ["ImageId,PredictionString"]
+    for index, synset in enumerate(["n02", "n01", "n02"]):
+        Image.new("RGB", (8, 8), (index * 100, 0, 0)).save(val / f"ILSVRC2012_val_{index:08d}.JPEG")
+        rows.append(f"ILSVRC2012_val_{index:08d},{synset} 1 2 3 4")
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+    dataset = load_dataset(val, "all", TINY)
+    assert dataset.classes == ["n01", "n02"]
+    assert [label for _, label in dataset.samples] == [1, 0, 1]
+    Image.new("RGB", (8, 8)).save(val / "stray.JPEG")
+    with pytest.raises(VitPruneError, match=r"1 image\(s\) of .* are not in .*LOC_val_solution.csv"):
+        load_dataset(val, "all", TINY)
+    (tmp_path / "LOC_val_solution.csv").write_text("ImageId,Other\nx,y\n")
+    with pytest.raises(VitPruneError, match="is not ImageNet's solution file"):
+        load_dataset(val, "all", TINY)

@@ -87,7 +87,7 @@ def test_accuracy_falls_at_a_high_rate(digits_model):
 def test_random_tokens_fall_clearly_below_topk_where_the_choice_matters(canvas_model):
     baseline = _top1(canvas_model, "none", None)
     topk = _top1(canvas_model, "topk", HIGH_RATE)
-    randoms = [_top1(canvas_model, "random", HIGH_RATE, seed=seed) for seed in (0, 1)]
+    randoms = [_top1(canvas_model, "random", HIGH_RATE, token_seed=seed) for seed in (0, 1)]
     print(
         f"\ndigits-canvas: baseline {baseline:.4f}, topk@{HIGH_RATE} {topk:.4f}, random@{HIGH_RATE} (seeds 0, 1) {randoms}"
     )
@@ -156,3 +156,101 @@ def test_cli_eval_bad_input_exits_2(arguments, fragment):
     result = CliRunner().invoke(app, base + arguments)
     assert result.exit_code == 2
     assert fragment in result.output
+
+
+def test_top5_padding_and_engine_batch():
+    from vitprune_export.accuracy.evaluate import engine_batch, pad_batch, top5, top_classes
+
+    logits = torch.tensor([[0.0, 5, 4, 3, 2, 1, -1], [9.0, 0.5, 0.4, 0.3, 0.2, 0.1, 8]])
+    classes = top_classes(logits)
+    assert classes.tolist() == [[1, 2, 3, 4, 5], [0, 6, 1, 2, 3]]
+    assert top1(classes, torch.tensor([1, 6])) == 0.5
+    assert (
+        top5(classes, torch.tensor([5, 6])) == 1.0
+        and top5(classes, torch.tensor([6, 4])) == 0.0
+        and top5(classes, torch.tensor([0, 4])) == 0.0
+    )
+    assert top_classes(torch.randn(3, 2)).shape == (3, 2)  # fewer classes than five
+    padded, count = pad_batch(torch.arange(6.0).view(3, 2), 4)
+    assert count == 3 and padded.tolist() == [[0, 1], [2, 3], [4, 5], [0, 1]]
+    assert pad_batch(torch.zeros(2, 2), None)[1] == 2
+    inputs = [{"name": "input", "mode": "INPUT", "shape": [8, 3, 32, 32]}, {"name": "o", "mode": "OUTPUT"}]
+    assert engine_batch({"io": inputs}, 64) == 8
+    assert engine_batch({"io": [{"name": "input", "mode": "TensorIOMode.INPUT", "shape": [-1, 3, 32, 32]}]}, 64) == 64
+    assert engine_batch({}, 16) == 16  # trtexec engines record no I/O: the requested batch
+
+
+@pytest.fixture(scope="module")
+def exported_tiny(tmp_path_factory):
+    """A tiny checkpoint (random weights, 10 classes) and its topk ONNX export with a static batch of 4."""
+    from vitprune_export import apply_method, export_onnx
+    from vitprune_export.accuracy.finetune import checkpoint_dict, save_checkpoint
+    from vitprune_export.pruning.models import create_model
+
+    folder = tmp_path_factory.mktemp("exported")
+    checkpoint = save_checkpoint(folder / "tiny.pt", checkpoint_dict(create_model(TINY, "random", seed=3), TINY))
+    model = apply_method(create_model(TINY, weights=checkpoint), "topk", rate=0.1)
+    onnx_path = export_onnx(model, folder / "tiny_topk.onnx", batch=4, model_name=TINY, check=False).path
+    return checkpoint, onnx_path
+
+
+def test_cli_eval_of_an_onnx_file_reads_its_record_and_feeds_compare(exported_tiny, tmp_path):
+    checkpoint, onnx_path = exported_tiny
+    output = tmp_path / "results" / "accuracy.json"
+    arguments = ["eval", str(onnx_path), "--checkpoint", str(checkpoint), "--data", "digits", "--batch", "64"]
+    result = CliRunner().invoke(app, [*arguments, "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(output.read_text())
+    assert (data["method"], data["backend"], data["device"], data["batch"]) == ("topk", "ort-cpu", "cpu", 64)
+    assert data["keep_counts"] == [59, 54, 49, 45, 41, 37]
+    accuracy = data["accuracy"]
+    assert accuracy["images"] == 360 and accuracy["artifact"] == str(onnx_path)
+    assert accuracy["agreement"] >= 0.99  # the static batch of 4 padded the last batch; same classes as PyTorch
+    assert accuracy["top1"] <= accuracy["top5"] and accuracy["reference_top1"] <= accuracy["reference_top5"]
+    assert abs(accuracy["top1"] - accuracy["reference_top1"]) <= 1 - accuracy["agreement"] + 1e-9
+    from vitprune_export.measure.compare import build_comparison
+    from vitprune_export.measure.results import load_results
+    from vitprune_export.portable.results import latency_result
+    from vitprune_export.record import PruningRecord
+
+    latency = latency_result(PruningRecord.read(onnx_path).to_metadata(), [2.0, 2.1], 4, 1, "cpu", "fp32", {}, "x")
+    comparison = build_comparison([latency, *load_results([output])], baseline="topk")
+    assert [row.accuracy for row in comparison.rows] == [{"digits/test": accuracy["top1"]}]
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--method", "topk"], "records its own pruning"),
+        ([], "was exported from a checkpoint; pass the same one"),
+    ],
+)
+def test_cli_eval_of_an_artifact_bad_input(exported_tiny, extra, fragment):
+    result = CliRunner().invoke(app, ["eval", str(exported_tiny[1]), "--data", "digits", *extra])
+    assert result.exit_code == 2 and fragment in result.output
+
+
+def test_cli_eval_of_a_file_that_is_not_a_model_exits_2(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "x.txt"), "--weights", "random"])
+    assert result.exit_code == 2 and "neither an ONNX file (.onnx) nor an engine" in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_cli_eval_of_an_engine_agrees_with_pytorch(exported_tiny, tmp_path):
+    pytest.importorskip("tensorrt", reason="needs TensorRT Python bindings")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU to run an engine (TensorRT for RTX builds on the CPU but cannot run)")
+    checkpoint, onnx_path = exported_tiny
+    engine = tmp_path / "tiny_topk.engine"
+    built = CliRunner().invoke(app, ["build", str(onnx_path), "--profile", "rtx-generic", "-o", str(engine)])
+    assert built.exit_code == 0, built.output
+    output = tmp_path / "engine.json"
+    result = CliRunner().invoke(
+        app, ["eval", str(engine), "--checkpoint", str(checkpoint), "--data", "digits", "-o", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(output.read_text())
+    assert data["backend"] == "trt" and data["device"] == "cuda"
+    assert data["accuracy"]["agreement"] >= 0.99

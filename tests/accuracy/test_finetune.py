@@ -185,3 +185,36 @@ def test_cli_finetune_bad_input_exits_2(tmp_path, arguments, fragment):
     assert result.exit_code == 2
     assert fragment in result.output
     assert not (tmp_path / "x.pt").exists()
+
+
+def _colour_folder(root):
+    from PIL import Image
+
+    for label, colour in enumerate(((255, 0, 0), (0, 0, 255))):
+        (root / f"class{label}").mkdir(parents=True)
+        for index in range(4):
+            Image.new("RGB", (8, 8), tuple(max(0, c - 20 * index) for c in colour)).save(
+                root / f"class{label}" / f"{index}.png"
+            )
+    return root
+
+
+def test_cli_run_seed_takes_effect_and_the_random_methods_token_seed_is_its_own_option(tmp_path):
+    """--seed is the run's seed (weights, head, shuffling); the random method's choice is --token-seed."""
+    from vitprune_export.pruning.models import load_checkpoint
+
+    data = _colour_folder(tmp_path / "data")
+
+    def run(name, *extra):
+        output = tmp_path / f"{name}.pt"
+        arguments = ["finetune", "--model", TINY, "--weights", "random", "--data", str(data), "--epochs", "1"]
+        arguments += ["--batch", "4", "--method", "random", "--rate", "0.2", "--device", "cpu", "-o", str(output)]
+        result = CliRunner().invoke(app, [*arguments, *extra, "--json"])
+        assert result.exit_code == 0, result.output
+        return load_checkpoint(output)
+
+    first, again, other = run("a", "--seed", "0"), run("b", "--seed", "0"), run("c", "--seed", "5")
+    assert all(torch.equal(first["state_dict"][k], again["state_dict"][k]) for k in first["state_dict"])
+    assert not torch.equal(first["state_dict"]["head.weight"], other["state_dict"]["head.weight"])
+    assert first["method"]["options"] == other["method"]["options"] == {"token_seed": 0}
+    assert run("d", "--seed", "5", "--token-seed", "3")["method"]["options"] == {"token_seed": 3}

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,8 @@ from ..errors import VitPruneError
 from ..pruning.methods import TokenReduction
 from ..pruning.schedule import Schedule, build_schedule, save_schedule
 from .data import ImageDataset
-from .finetune import EpochRecord, TrainingRecipe, finetune
+from .finetune import EpochRecord, RunSettings, TrainingRecipe, finetune
+from .runtime import Processes
 
 ADJUSTABLE_METHODS = ("topk", "topk-vpa", "evit", "etps", "tome")
 
@@ -182,20 +183,32 @@ class AdjustResult:
         }
 
 
-def mlp_gradients(model: torch.nn.Module, layer: int, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+def mlp_gradients(
+    model: torch.nn.Module,
+    layer: int,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    processes: Processes = Processes(),
+    total: int | None = None,
+) -> list[torch.Tensor]:
     """Eq. 7: ``G(r^l)``, the loss gradients w.r.t. the MLP weights of block ``layer`` on ``𝒟_s``.
 
     The pruning itself is not differentiable in ``r``; the MLP after it stands
     in for the layer (§3.3.3). Eval mode, so dropout and drop-path do not add noise.
+    Under torchrun each process holds a share of ``𝒟_s`` (``total`` images in all):
+    the summed losses' gradients are added over the processes and divided by
+    ``total``, so every process gets the gradient of the mean loss over all of ``𝒟_s``.
     """
     was_training = model.training
     model.eval()
     weights = [p for p in model.blocks[layer].mlp.parameters() if p.requires_grad]
+    device = weights[0].device
     with torch.enable_grad():
-        loss = F.cross_entropy(model(images), labels)
+        loss = F.cross_entropy(model(images.to(device)), labels.to(device), reduction="sum")
         gradients = torch.autograd.grad(loss, weights)
     model.train(was_training)
-    return [g.detach() for g in gradients]
+    gradients = processes.sum_tensors([g.detach() for g in gradients])
+    return [g / (total or labels.shape[0]) for g in gradients]
 
 
 class RateAdjuster:
@@ -210,10 +223,12 @@ class RateAdjuster:
         settings: AdjustSettings,
         sample_batch: int,
         seed: int = 0,
+        processes: Processes | None = None,
     ):
         from ..pruning.patch import num_tokens_of
 
         self.model, self.method, self.train_set, self.settings = model, method, train_set, settings
+        self.processes = processes or Processes.current()
         self.depth = len(model.blocks)
         self.num_tokens, self.num_prefix = num_tokens_of(model), int(model.num_prefix_tokens)
         self.rates = [float(settings.initial_rate)] * self.depth
@@ -235,10 +250,36 @@ class RateAdjuster:
         apply_method(self.model, self.method, schedule=removed)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``𝒟_s = Sampling(𝒟)`` (Alg. 2 line 17): one random batch of the training data."""
-        chosen = torch.randperm(len(self.train_set), generator=self.generator)[: self.sample_size].tolist()
-        images, labels = zip(*(self.train_set[i] for i in chosen))
+        """``𝒟_s = Sampling(𝒟)`` (Alg. 2 line 17): one random batch of the training data.
+
+        Every process draws the same batch (the generator is seeded alike) and keeps its share of it.
+        """
+        chosen = torch.randperm(len(self.train_set), generator=self.generator)[: self.sample_size]
+        share = chosen.tensor_split(self.processes.world_size)[self.processes.rank].tolist()
+        images, labels = zip(*(self.train_set[i] for i in share))
         return torch.stack(images), torch.tensor(labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to take the same decisions (plain types and one tensor)."""
+        return {
+            "rates": list(self.rates),
+            "layer": self.layer,
+            "losses": list(self.losses),
+            "loss_previous": self.loss_previous,
+            "curve": [list(rates) for rates in self.curve],
+            "updates": [asdict(update) for update in self.updates],
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rates = [float(rate) for rate in state["rates"]]
+        self.layer = state["layer"]
+        self.losses = list(state["losses"])
+        self.loss_previous = state["loss_previous"]
+        self.curve = [list(rates) for rates in state["curve"]]
+        self.updates = [RateUpdate(**update) for update in state["updates"]]
+        self.generator.set_state(state["generator"])
+        self.apply(self.rates)
 
     def __call__(self, record: EpochRecord) -> None:
         epoch = record.epoch
@@ -259,11 +300,12 @@ class RateAdjuster:
         step = phi(loss_previous, loss_current, settings.max_step, settings.alpha)
         rate_current = self.rates[layer]
         images, labels = self.sample()
-        gradients_current = mlp_gradients(self.model, layer, images, labels)
+        total = self.sample_size
+        gradients_current = mlp_gradients(self.model, layer, images, labels, self.processes, total)
         tentative = list(self.rates)
         tentative[layer] = _clip(rate_current + step, settings.max_rate)  # Eq. 8
         self.apply(tentative)
-        gradients_temp = mlp_gradients(self.model, layer, images, labels)
+        gradients_temp = mlp_gradients(self.model, layer, images, labels, self.processes, total)
         change = gradient_change(gradients_current, gradients_temp)
         scale = gas_scale(gradients_current, gradients_temp)  # Eq. 9
         self.rates[layer] = _clip(gas_update(rate_current, step, scale), settings.max_rate)  # Eq. 10
@@ -289,28 +331,56 @@ def adjust_rates(
     recipe: TrainingRecipe,
     settings: AdjustSettings = AdjustSettings(),
     *,
+    run: RunSettings = RunSettings(),
+    processes: Processes | None = None,
+    device: torch.device | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    state_path: str | Path | None = None,
+    resume: bool = False,
 ) -> AdjustResult:
     """Fine-tune ``model`` for ``recipe.epochs`` while Algorithm 2 adjusts each layer's rate.
 
     The model is patched with ``method`` at ``settings.initial_rate`` first and
     re-patched whenever a rate changes; it ends patched with the final schedule.
+    Under torchrun every process takes the same decisions: the epoch losses and
+    the GAS gradients are summed over the processes before Eq. 6–10 read them.
     """
+    from .evaluate import top1_on
+
     check_adjustable(method)
     settings.validate()
     recipe.validate()
+    processes = processes or Processes.current()
     adjuster = RateAdjuster(
-        model, method, train_set, recipe.epochs, settings, settings.sample_batch or recipe.batch_size, seed=recipe.seed
+        model,
+        method,
+        train_set,
+        recipe.epochs,
+        settings,
+        settings.sample_batch or recipe.batch_size,
+        seed=recipe.seed,
+        processes=processes,
     )
     started = time.perf_counter()
     trained = finetune(
-        model, train_set, test_set, recipe, progress=progress, on_epoch_end=adjuster, description="adjusting"
+        model,
+        train_set,
+        test_set,
+        recipe,
+        run=run,
+        processes=processes,
+        device=device,
+        progress=progress,
+        on_epoch_end=adjuster,
+        log=log,
+        description="adjusting",
+        state_path=state_path,
+        resume=resume,
     )
     accuracy = trained.accuracy
     if test_set is not None:  # the last update may have changed the schedule after the last evaluation
-        from .evaluate import predict_torch, top1
-
-        accuracy = top1(*predict_torch(model, test_set, batch_size=256, progress=False))
+        accuracy = top1_on(model, test_set, batch_size=run.eval_batch, processes=processes, amp=run.amp)
     return AdjustResult(
         schedule=adjuster.schedule(),
         rates=list(adjuster.rates),
@@ -320,7 +390,90 @@ def adjust_rates(
         accuracy=accuracy,
         seconds=time.perf_counter() - started,
         settings=settings,
+        extra={"world_size": trained.world_size, "global_batch": trained.global_batch},
     )
+
+
+def run_adjust(
+    output: str | Path,
+    *,
+    model: str,
+    weights: str,
+    data: str,
+    method: str,
+    knobs: dict[str, Any],
+    recipe: TrainingRecipe,
+    settings: AdjustSettings,
+    run: RunSettings = RunSettings(),
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """``vitprune adjust``: load, adjust while fine-tuning (one process or torchrun's), write the schedule
+    (and the weights when ``checkpoint`` is given). Returns the summary on the main process, None elsewhere."""
+    from ..pruning.spec import resolve_method
+    from .finetune import checkpoint_dict, prepare_training, save_checkpoint, training_state_path
+    from .runtime import processes as open_processes
+
+    started = time.perf_counter()
+    recipe.validate()
+    settings.validate()
+    resolved = resolve_method(method, knobs)
+    check_adjustable(resolved)
+    with open_processes(run.device) as (group, device):
+        torch.manual_seed(recipe.seed)
+        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
+        result = adjust_rates(
+            network,
+            resolved,
+            train_set,
+            test_set,
+            recipe,
+            settings,
+            run=run,
+            processes=group,
+            device=device,
+            progress=progress,
+            log=log,
+            state_path=training_state_path(output),
+            resume=resume,
+        )
+        if group.is_main:
+            save_adjusted_schedule(
+                output,
+                result,
+                model=model,
+                method=method,
+                method_options=resolved.knob_values(),
+                data=data,
+                weights=str(weights),
+                epochs=recipe.epochs,
+                created_by="vitprune adjust",
+            )
+            if checkpoint is not None:
+                save_checkpoint(
+                    checkpoint,
+                    checkpoint_dict(network, model, model_kwargs, epoch=recipe.epochs, accuracy=result.accuracy),
+                )
+        group.barrier()
+        if not group.is_main:
+            return None
+        return {
+            "schedule": str(output),
+            "training_state": str(training_state_path(output)),
+            "removed": list(result.schedule.removed),
+            "keep_counts": list(result.schedule.tokens_out),
+            "rates": result.rates,
+            "updates": len(result.updates),
+            "test_top1": result.accuracy,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "world_size": group.world_size,
+            "global_batch": recipe.batch_size,
+            "device": str(device),
+            "amp": run.amp,
+            "seconds": time.perf_counter() - started,
+        }
 
 
 def save_adjusted_schedule(path: str | Path, result: AdjustResult, **extra: Any) -> Path:
@@ -344,6 +497,7 @@ __all__ = [
     "mlp_gradients",
     "phi",
     "removed_for_rates",
+    "run_adjust",
     "save_adjusted_schedule",
     "switch_epochs",
 ]

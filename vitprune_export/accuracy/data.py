@@ -13,10 +13,19 @@ Three sources, named by ``--data``:
   ``digits`` every patch carries stroke pixels and a random subset of tokens
   serves as well as a chosen one; here the choice of tokens matters
   (docs/accuracy.md).
-* a folder — an ImageFolder tree (``DIR/<class>/<image>``), read with PIL,
-  resized (bilinear) and normalised in plain Python (no torchvision). When
+* a folder — an ImageFolder tree (``DIR/<class>/<image>``), read with PIL and
+  transformed by timm's transform factory with the model's data config
+  (input size, mean/std, interpolation, crop percentage): the evaluation
+  transform (resize, centre crop, normalise) for evaluation, the training
+  transform (random resized crop, flip, colour jitter) for fine-tuning. When
   ``DIR/train`` and ``DIR/val`` (or ``DIR/test``) both exist they are the
-  splits; otherwise the images are split 80/20 with a fixed seed.
+  splits; otherwise the images are split 80/20 with a fixed seed. ImageNet's
+  class folders (``val/n01440764/…``) are such a tree: sorted synset folders
+  give timm's ImageNet class indices.
+* ImageNet's validation images as distributed (``val/ILSVRC2012_val_*.JPEG``,
+  no class folders) with Kaggle's ``LOC_val_solution.csv`` in the folder or
+  beside it: the label of each image is its synset's index among the sorted
+  synsets of the CSV.
 
 Everything is a :class:`torch.utils.data.Dataset` yielding ``(image, label)``
 with ``image`` a float tensor of the model's input shape.
@@ -50,17 +59,52 @@ class Preprocessing:
     input_size: tuple[int, int, int]
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    crop_mode: str = "center"
 
     @classmethod
     def for_model(cls, model: torch.nn.Module) -> Preprocessing:
-        """The input size of ``model`` and the mean/std of its timm pretrained config."""
+        """timm's data config of ``model`` (``resolve_data_config``), at the model's own input size.
+
+        Mean/std come from the config only when the model declares them (pretrained timm models do)."""
+        from .._compat import import_timm
         from ..pruning.models import input_size_of
 
-        config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+        import_timm()
+        from timm.data import resolve_data_config
+
+        config = resolve_data_config({}, model=model)
+        declared = getattr(model, "pretrained_cfg", None) or {}
         channels = input_size_of(model)[0]
-        mean = tuple(float(v) for v in config.get("mean", (0.5,) * channels))
-        std = tuple(float(v) for v in config.get("std", (0.5,) * channels))
-        return cls(input_size_of(model), mean, std)
+        # timm falls back to ImageNet's statistics; a model that declares none (the tiny ViT) keeps 0.5
+        mean = config["mean"] if "mean" in declared else (0.5,) * channels
+        std = config["std"] if "std" in declared else (0.5,) * channels
+        return cls(
+            input_size_of(model),
+            tuple(float(v) for v in mean)[:channels],
+            tuple(float(v) for v in std)[:channels],
+            str(config.get("interpolation", "bilinear")),
+            float(config.get("crop_pct") or 1.0),
+            str(config.get("crop_mode") or "center"),
+        )
+
+    def transform(self, training: bool = False):
+        """timm's transform factory: evaluation (resize, centre crop, normalise) or training augmentation."""
+        from .._compat import import_timm
+
+        import_timm()
+        from timm.data import create_transform
+
+        return create_transform(
+            input_size=self.input_size,
+            is_training=training,
+            interpolation=self.interpolation,
+            mean=self.mean,
+            std=self.std,
+            crop_pct=self.crop_pct,
+            crop_mode=self.crop_mode,
+        )
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` (…, C, H, W) in [0, 1] → ``(x − mean) / std``."""
@@ -83,6 +127,8 @@ class ImageDataset(torch.utils.data.Dataset):
 class TensorImageDataset(ImageDataset):
     """Images already decoded into one tensor (N, C, H, W) with labels (N,)."""
 
+    in_memory = True  # no loader processes needed
+
     def __init__(self, name: str, images: torch.Tensor, labels: torch.Tensor, classes: list[str]):
         self.name, self.images, self.labels, self.classes = name, images, labels, classes
 
@@ -94,34 +140,46 @@ class TensorImageDataset(ImageDataset):
 
 
 class FolderImageDataset(ImageDataset):
-    """Images read lazily from files with PIL; ``samples`` is a list of (path, label)."""
+    """Images read lazily from files with PIL; ``samples`` is a list of (path, label).
 
-    def __init__(self, name: str, samples: list[tuple[Path, int]], classes: list[str], preprocessing: Preprocessing):
+    ``training``: timm's training augmentation instead of its evaluation transform.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        samples: list[tuple[Path, int]],
+        classes: list[str],
+        preprocessing: Preprocessing,
+        training: bool = False,
+    ):
         self.name, self.samples, self.classes, self.preprocessing = name, samples, classes, preprocessing
+        self.training = training
+        self._transform = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._transform is None:  # built in the loader process that reads
+            self._transform = self.preprocessing.transform(self.training)
         path, label = self.samples[index]
-        return load_image(path, self.preprocessing), label
+        return load_image(path, self.preprocessing, self._transform), label
 
 
-def load_image(path: Path, preprocessing: Preprocessing) -> torch.Tensor:
-    """One image file → a normalised (C, H, W) float tensor (bilinear resize, no crop)."""
+def load_image(path: Path, preprocessing: Preprocessing, transform=None) -> torch.Tensor:
+    """One image file → a normalised (C, H, W) float tensor through ``transform`` (default: timm's evaluation one)."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow comes with matplotlib/timm
         raise MissingDependencyError("reading image folders needs Pillow: pip install pillow") from None
-    channels, height, width = preprocessing.input_size
+    transform = transform or preprocessing.transform(False)
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L").resize((width, height), Image.BILINEAR)
-            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+            image = image.convert("RGB" if preprocessing.input_size[0] == 3 else "L")
     except OSError as error:
         raise VitPruneError(f"cannot read image {str(path)!r} ({error}); remove it or replace it") from None
-    pixels = data.view(height, width, channels).permute(2, 0, 1).float() / 255.0
-    return preprocessing.normalise(pixels)
+    return transform(image)
 
 
 # -- digits -------------------------------------------------------------------------------
@@ -175,16 +233,24 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _image_files(folder: Path, recursive: bool = True) -> list[Path]:
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _images_by_class(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     folders = _class_folders(root)
     if not folders:
+        imagenet = _imagenet_validation(root)
+        if imagenet is not None:
+            return imagenet
         raise VitPruneError(
-            f"data folder {str(root)!r} has no class sub-folders; expected DIR/<class>/<image> (ImageFolder layout)"
+            f"data folder {str(root)!r} has no class sub-folders; expected DIR/<class>/<image> (ImageFolder "
+            f"layout) or ImageNet's flat val/ images with {IMAGENET_SOLUTION} beside them"
         )
     samples = []
     for label, folder in enumerate(folders):
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        samples.extend((path, label) for path in files)
+        samples.extend((path, label) for path in _image_files(folder))
     if not samples:
         raise VitPruneError(
             f"data folder {str(root)!r} has class folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -192,13 +258,54 @@ def _images_by_class(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return samples, [folder.name for folder in folders]
 
 
+IMAGENET_SOLUTION = "LOC_val_solution.csv"
+
+
+def _imagenet_validation(root: Path) -> tuple[list[tuple[Path, int]], list[str]] | None:
+    """ImageNet's flat validation folder labelled by Kaggle's ``LOC_val_solution.csv`` (in it or beside it).
+
+    Each CSV row is ``ImageId,PredictionString`` whose first word is the synset; the class index is the
+    synset's position among the sorted synsets, timm's ImageNet order. None when there is no CSV.
+    """
+    import csv
+
+    solution = next((p for p in (root / IMAGENET_SOLUTION, root.parent / IMAGENET_SOLUTION) if p.is_file()), None)
+    if solution is None:
+        return None
+    synset_of: dict[str, str] = {}
+    with solution.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                synset_of[row["ImageId"]] = row["PredictionString"].split()[0]
+            except (KeyError, IndexError, AttributeError):
+                raise VitPruneError(
+                    f"{str(solution)!r} is not ImageNet's solution file (rows 'ImageId,PredictionString' "
+                    "with the synset first); fix or remove it"
+                ) from None
+    classes = sorted(set(synset_of.values()))
+    index = {synset: label for label, synset in enumerate(classes)}
+    files = _image_files(root, recursive=False)
+    unlabelled = [p.name for p in files if p.stem not in synset_of]
+    if unlabelled:
+        raise VitPruneError(
+            f"{len(unlabelled)} image(s) of {str(root)!r} are not in {str(solution)!r} (e.g. {unlabelled[0]}); "
+            "remove them or use the matching solution file"
+        )
+    if not files:
+        raise VitPruneError(f"{str(root)!r} holds no images next to {str(solution)!r}")
+    return [(path, index[synset_of[path.stem]]) for path in files], classes
+
+
 def _named_splits(root: Path) -> tuple[Path, Path] | None:
     test = next((root / name for name in ("val", "test") if (root / name).is_dir()), None)
     return (root / "train", test) if (root / "train").is_dir() and test is not None else None
 
 
-def load_folder(root: Path, split: Split, preprocessing: Preprocessing) -> FolderImageDataset:
-    """An ImageFolder tree; ``DIR/train`` + ``DIR/val|test`` when present, else a seeded 80/20 split."""
+def load_folder(root: Path, split: Split, preprocessing: Preprocessing, training: bool = False) -> FolderImageDataset:
+    """An ImageFolder tree; ``DIR/train`` + ``DIR/val|test`` when present, else a seeded 80/20 split.
+
+    ``training``: the images go through timm's training augmentation.
+    """
     named = _named_splits(root)
     if named is not None:
         folder = named[0] if split == "train" else named[1]
@@ -209,9 +316,9 @@ def load_folder(root: Path, split: Split, preprocessing: Preprocessing) -> Folde
                 raise VitPruneError(
                     f"{str(named[0])!r} and {str(named[1])!r} have different class folders; make them match"
                 )
-            return FolderImageDataset(f"{root.name}/all", train + test, classes, preprocessing)
+            return FolderImageDataset(f"{root.name}/all", train + test, classes, preprocessing, training)
         samples, classes = _images_by_class(folder)
-        return FolderImageDataset(f"{root.name}/{folder.name}", samples, classes, preprocessing)
+        return FolderImageDataset(f"{root.name}/{folder.name}", samples, classes, preprocessing, training)
     samples, classes = _images_by_class(root)
     if split != "all":
         order = list(range(len(samples)))
@@ -219,11 +326,14 @@ def load_folder(root: Path, split: Split, preprocessing: Preprocessing) -> Folde
         cut = max(1, round(len(order) * TEST_SHARE)) if len(order) > 1 else 0
         test_ids = set(order[:cut])
         samples = [s for i, s in enumerate(samples) if (i in test_ids) == (split == "test")]
-    return FolderImageDataset(f"{root.name}/{split}", samples, classes, preprocessing)
+    return FolderImageDataset(f"{root.name}/{split}", samples, classes, preprocessing, training)
 
 
-def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing) -> ImageDataset:
-    """``digits``, ``digits-canvas`` or an ImageFolder path → the ``split`` (train | test | all) as a Dataset."""
+def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing, training: bool = False) -> ImageDataset:
+    """``digits``, ``digits-canvas`` or an image folder → the ``split`` (train | test | all) as a Dataset.
+
+    ``training``: a folder's images get timm's training augmentation (the digits are used as they are).
+    """
     if split not in ("train", "test", "all"):
         raise VitPruneError(f"split must be train, test or all, not {split!r}")
     if str(data) in (DIGITS, DIGITS_CANVAS):
@@ -238,7 +348,7 @@ def load_dataset(data: str | Path, split: Split, preprocessing: Preprocessing) -
         raise VitPruneError(
             f"--data {str(data)!r} is a file; give 'digits', 'digits-canvas' or a folder DIR/<class>/<image>"
         )
-    dataset = load_folder(root, split, preprocessing)
+    dataset = load_folder(root, split, preprocessing, training)
     if len(dataset) == 0:
         raise VitPruneError(f"the {split} split of {str(data)!r} holds no images; add images or use another folder")
     return dataset

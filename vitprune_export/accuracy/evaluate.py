@@ -23,8 +23,10 @@ import torch
 from ..errors import VitPruneError
 from ..portable.results import now_iso, record_fields
 from .data import ImageDataset, data_loader
+from .runtime import Processes
 
-BACKENDS = ("torch-cpu", "ort-cpu")
+BACKENDS = ("torch-cpu", "ort-cpu", "trt")
+TOP_K = 5
 REFERENCE_BACKEND = "torch-cpu"
 
 
@@ -40,6 +42,9 @@ class EvalResult:
     reference_top1: float | None
     seconds: float
     onnx_path: str | None = None
+    top5: float | None = None
+    reference_top5: float | None = None
+    artifact: str | None = None
 
 
 def _progress(enabled: bool, description: str):
@@ -57,24 +62,68 @@ def _progress(enabled: bool, description: str):
 
 @torch.no_grad()
 def predict_torch(
-    model: torch.nn.Module, dataset: ImageDataset, batch_size: int = 64, progress: bool = True
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    batch_size: int = 64,
+    progress: bool = True,
+    workers: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-1 predictions of the PyTorch model on ``dataset``; returns (predictions, labels)."""
+    """The PyTorch model's ``TOP_K`` best classes per image (N, k), best first; returns (classes, labels).
+
+    Images are read by ``workers`` loader processes (default: none for in-memory data)."""
+    from .runtime import ShardSampler, loader
+
     model.eval()
+    device = _device_of(model)
     predictions, labels = [], []
-    with _progress(progress, "PyTorch (CPU)") as bar:
+    with _progress(progress, f"PyTorch ({device})") as bar:
         task = bar.add_task("torch", total=len(dataset))
-        for images, targets in data_loader(dataset, batch_size):
-            predictions.append(model(images).argmax(dim=-1))
+        batches = ShardSampler(len(dataset), batch_size)
+        for images, targets in loader(dataset, batches, device, workers):
+            predictions.append(top_classes(model(images.to(device, non_blocking=True)).float().cpu()))
             labels.append(targets)
             bar.update(task, advance=len(targets))
     return torch.cat(predictions), torch.cat(labels)
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def top1_on(
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    *,
+    batch_size: int = 256,
+    processes: Processes | None = None,
+    amp: str = "off",
+    workers: int | None = None,
+) -> float:
+    """Top-1 of ``model`` (on its device) over ``dataset``; under torchrun each process takes every
+    W-th image and the counts are summed, so every process returns the same number."""
+    from .runtime import ShardSampler, autocast, loader
+
+    processes = processes or Processes.current()
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    correct, count = 0, 0
+    for images, labels in loader(dataset, ShardSampler(len(dataset), batch_size, processes), device, workers):
+        with autocast(amp, device):
+            logits = model(images.to(device, non_blocking=True))
+        correct += int((logits.argmax(dim=-1).cpu() == labels).sum())
+        count += int(labels.shape[0])
+    model.train(was_training)
+    correct, count = processes.sum([correct, count])
+    return correct / count if count else 0.0
+
+
 def predict_onnxruntime(
     path: str | Path, dataset: ImageDataset, batch_size: int = 64, progress: bool = True, custom_ops: bool = False
 ) -> torch.Tensor:
-    """Top-1 predictions of an ONNX file in ONNX Runtime (CPU) on ``dataset``."""
+    """The ``TOP_K`` best classes (N, k) of an ONNX file in ONNX Runtime (CPU) on ``dataset``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -89,16 +138,71 @@ def predict_onnxruntime(
     with _progress(progress, "ONNX Runtime (CPU)") as bar:
         task = bar.add_task("ort", total=len(dataset))
         for images, _ in data_loader(dataset, fixed_batch or batch_size):
-            if fixed_batch is not None and images.shape[0] != fixed_batch:  # pad the last batch of a static graph
-                padding = images[:1].expand(fixed_batch - images.shape[0], *images.shape[1:])
-                logits = session.run(None, {input_meta.name: torch.cat([images, padding]).numpy()})[0][
-                    : images.shape[0]
-                ]
-            else:
-                logits = session.run(None, {input_meta.name: images.numpy()})[0]
-            predictions.append(torch.from_numpy(logits).argmax(dim=-1))
-            bar.update(task, advance=images.shape[0])
+            padded, count = pad_batch(images, fixed_batch)
+            logits = session.run(None, {input_meta.name: padded.numpy()})[0][:count]
+            predictions.append(top_classes(torch.from_numpy(logits).float()))
+            bar.update(task, advance=count)
     return torch.cat(predictions)
+
+
+def top_classes(logits: torch.Tensor, k: int = TOP_K) -> torch.Tensor:
+    """The ``k`` highest-scoring classes per row (fewer when there are fewer classes), best first."""
+    return logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+
+
+def pad_batch(images: torch.Tensor, batch: int | None) -> tuple[torch.Tensor, int]:
+    """A static-batch graph takes exactly ``batch`` images: repeat the first to fill a short last batch.
+    Returns (images to run, how many of the outputs are real)."""
+    count = images.shape[0]
+    if batch is None or count == batch:
+        return images, count
+    if count > batch:
+        raise ValueError(f"{count} images do not fit a batch of {batch}")
+    padding = images[:1].expand(batch - count, *images.shape[1:])
+    return torch.cat([images, padding]), count
+
+
+def engine_batch(description: dict, requested: int) -> int:
+    """The batch an engine runs: its static batch (from the I/O in its description), else ``requested``."""
+    inputs = [t for t in description.get("io") or [] if str(t.get("mode", "")).upper().endswith("INPUT")]
+    if inputs and inputs[0].get("shape") and int(inputs[0]["shape"][0]) > 0:
+        return int(inputs[0]["shape"][0])
+    return requested
+
+
+def predict_tensorrt(
+    path: str | Path,
+    dataset: ImageDataset,
+    batch_size: int = 64,
+    progress: bool = True,
+    plugin_library: str | Path | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """The ``TOP_K`` best classes (N, k) of a TensorRT engine on ``dataset`` (needs TensorRT and a CUDA GPU).
+
+    Runs through the ``trt`` latency runner: each batch is copied into the engine's input buffer,
+    executed, and its logits read back. Returns (classes, the engine's description).
+    """
+    from ..measure.runners.trt_runner import TensorRTRunner, engine_description
+
+    path = Path(path)
+    if not path.is_file():
+        raise VitPruneError(f"engine {str(path)!r} does not exist; build one with 'vitprune build'")
+    description = engine_description(path)
+    batch = engine_batch(description, batch_size)
+    runner = TensorRTRunner(plugin_library=plugin_library)
+    predictions = []
+    with runner:
+        runner.load(path, batch=batch)
+        name = next(n for n in runner.buffers if n not in runner.outputs)
+        with _progress(progress, "TensorRT (CUDA)") as bar:
+            task = bar.add_task("trt", total=len(dataset))
+            for images, _ in data_loader(dataset, batch):
+                padded, count = pad_batch(images, batch)
+                runner.buffers[name].copy_(padded.to(runner.buffers[name].dtype))
+                runner._run()
+                predictions.append(top_classes(torch.from_numpy(runner.output()[:count]).float()))
+                bar.update(task, advance=count)
+    return torch.cat(predictions), description
 
 
 def _status(enabled: bool, message: str):
@@ -111,13 +215,25 @@ def _status(enabled: bool, message: str):
     return Console(stderr=True).status(message)
 
 
+def _best(predictions: torch.Tensor) -> torch.Tensor:
+    return predictions[:, 0] if predictions.ndim == 2 else predictions
+
+
 def top1(predictions: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((predictions == labels).float().mean()) if labels.numel() else 0.0
+    """Share of images whose best class is the label (``predictions``: (N,) classes or (N, k), best first)."""
+    return float((_best(predictions) == labels).float().mean()) if labels.numel() else 0.0
+
+
+def top5(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of images whose label is among the (up to) five best classes of ``predictions`` (N, k)."""
+    if not labels.numel():
+        return 0.0
+    return float((predictions[:, :5] == labels[:, None]).any(dim=1).float().mean())
 
 
 def agreement(predictions: torch.Tensor, reference: torch.Tensor) -> float:
     """Share of images with the same top-1 class in both backends."""
-    return float((predictions == reference).float().mean()) if reference.numel() else 0.0
+    return float((_best(predictions) == _best(reference)).float().mean()) if reference.numel() else 0.0
 
 
 def evaluate(
@@ -130,12 +246,16 @@ def evaluate(
     model_name: str | None = None,
     plugins: bool = False,
     progress: bool = True,
+    engine_path: str | Path | None = None,
+    plugin_library: str | Path | None = None,
 ) -> EvalResult:
     """Top-1 of a patched ``model`` on ``dataset`` with ``backend``.
 
     ``ort-cpu`` uses ``onnx_path`` when given (it must have been exported from
     this model), otherwise exports the model to a temporary ONNX file first;
-    either way it also runs PyTorch and reports their agreement.
+    ``trt`` runs the engine at ``engine_path`` (TensorRT and a CUDA GPU). Either
+    way PyTorch runs too, and the share of images with the same top-1 class is
+    the agreement.
     """
     from .data import check_classes
 
@@ -147,13 +267,43 @@ def evaluate(
         )
     if batch_size < 1:
         raise VitPruneError(f"--batch must be ≥ 1, got {batch_size}")
+    if backend == "trt" and engine_path is None:
+        raise VitPruneError("--backend trt evaluates an engine file: vitprune eval MODEL.engine --weights …")
     check_classes(dataset, model)
     started = time.perf_counter()
     reference, labels = predict_torch(model, dataset, batch_size, progress)
     if backend == REFERENCE_BACKEND:
         return EvalResult(
-            top1(reference, labels), len(labels), backend, None, None, None, time.perf_counter() - started
+            top1(reference, labels),
+            len(labels),
+            backend,
+            None,
+            None,
+            None,
+            time.perf_counter() - started,
+            top5=top5(reference, labels),
         )
+    if backend == "trt":
+        predictions, _ = predict_tensorrt(engine_path, dataset, batch_size, progress, plugin_library)
+    else:
+        predictions = _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, progress)
+    return EvalResult(
+        top1=top1(predictions, labels),
+        images=len(labels),
+        backend=backend,
+        agreement=agreement(predictions, reference),
+        reference_backend=REFERENCE_BACKEND,
+        reference_top1=top1(reference, labels),
+        seconds=time.perf_counter() - started,
+        onnx_path=str(onnx_path) if onnx_path is not None else None,
+        top5=top5(predictions, labels),
+        reference_top5=top5(reference, labels),
+        artifact=str(engine_path or onnx_path) if (engine_path or onnx_path) else None,
+    )
+
+
+def _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, progress) -> torch.Tensor:
+    """ONNX Runtime on ``onnx_path``, or on the model exported to a temporary file first."""
     with tempfile.TemporaryDirectory(prefix="vitprune-eval-") as folder:
         path = Path(onnx_path) if onnx_path is not None else Path(folder) / "model.onnx"
         if onnx_path is None:
@@ -171,17 +321,7 @@ def evaluate(
                 )
         elif not path.is_file():
             raise VitPruneError(f"--onnx {str(path)!r} does not exist; export it with 'vitprune export'")
-        predictions = predict_onnxruntime(path, dataset, batch_size, progress, custom_ops=plugins)
-    return EvalResult(
-        top1=top1(predictions, labels),
-        images=len(labels),
-        backend=backend,
-        agreement=agreement(predictions, reference),
-        reference_backend=REFERENCE_BACKEND,
-        reference_top1=top1(reference, labels),
-        seconds=time.perf_counter() - started,
-        onnx_path=str(onnx_path) if onnx_path is not None else None,
-    )
+        return predict_onnxruntime(path, dataset, batch_size, progress, custom_ops=plugins)
 
 
 def environment() -> dict[str, Any]:
@@ -200,20 +340,27 @@ def accuracy_result(
     dataset: str,
     batch_size: int,
     source: str,
+    record: dict[str, Any] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """The shared results JSON (``vitprune.result/1``, ``kind: "accuracy"``) for one evaluation; the model's
-    fields come from its pruning record."""
+    fields come from its pruning record (``record``: the evaluated file's, else made from ``model``)."""
     from ..record import PruningRecord
 
-    record = PruningRecord.from_model(model, model_name)
+    metadata = record if record is not None else PruningRecord.from_model(model, model_name).to_metadata()
     return {
-        **record_fields(record.to_metadata(), "accuracy", "cpu", result.backend, "fp32", batch_size, source),
+        **record_fields(metadata, "accuracy", device, result.backend, precision, batch_size, source),
         "accuracy": {
             "top1": result.top1,
+            "top5": result.top5,
             "dataset": dataset,
             "images": result.images,
             "agreement": result.agreement,
             "reference_backend": result.reference_backend,
+            "reference_top1": result.reference_top1,
+            "reference_top5": result.reference_top5,
+            "artifact": result.artifact,
         },
         "environment": environment(),
         "created": now_iso(),
@@ -221,13 +368,92 @@ def accuracy_result(
     }
 
 
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+def evaluate_artifact(
+    path: str | Path,
+    data: str,
+    *,
+    weights: str,
+    split: str = "test",
+    batch_size: int = 64,
+    plugin_library: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], EvalResult, torch.nn.Module]:
+    """Accuracy of an exported ONNX file (ONNX Runtime) or a built engine (TensorRT) against PyTorch.
+
+    The PyTorch reference is the file's pruning record rebuilt (same model, method, options and
+    schedule, checked against its keep counts) with ``weights`` — the checkpoint it was exported
+    from. Returns (the results JSON, the evaluation, the reference model).
+    """
+    from ..record import PruningRecord
+    from .data import Preprocessing, load_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise VitPruneError(f"{str(path)!r} does not exist; give an ONNX file or an engine to evaluate")
+    engine = path.suffix.lower() in ENGINE_SUFFIXES
+    if not engine and path.suffix.lower() != ".onnx":
+        raise VitPruneError(
+            f"{str(path)!r} is neither an ONNX file (.onnx) nor an engine ({', '.join(ENGINE_SUFFIXES)})"
+        )
+    description: dict[str, Any] = {}
+    if engine:
+        from ..measure.runners.trt_runner import engine_description
+
+        description = engine_description(path)
+        record = PruningRecord.from_metadata(description.get("onnx_metadata") or {}, str(path))
+    else:
+        record = PruningRecord.read(path)
+    if weights == "auto" and str(record.weights or "").startswith("checkpoint"):
+        raise VitPruneError(
+            f"{str(path)!r} was exported from a checkpoint; pass the same one with --weights/--checkpoint"
+        )
+    model = record.rebuild(weights, source=str(path))
+    dataset = load_dataset(data, split, Preprocessing.for_model(model))
+    plugins = bool(record.plugins)
+    result = evaluate(
+        model,
+        dataset,
+        backend="trt" if engine else "ort-cpu",
+        batch_size=batch_size,
+        onnx_path=None if engine else path,
+        model_name=record.model,
+        plugins=plugins,
+        progress=progress,
+        engine_path=path if engine else None,
+        plugin_library=plugin_library,
+    )
+    metadata = record.to_metadata()
+    output = accuracy_result(
+        model,
+        result,
+        model_name=record.model,
+        dataset=dataset.name,
+        batch_size=batch_size,
+        source=str(path),
+        record=metadata,
+        device="cuda" if engine else "cpu",
+        precision=str(description.get("precision") or "fp32"),
+    )
+    return output, result, model
+
+
 __all__ = [
     "BACKENDS",
+    "evaluate_artifact",
     "EvalResult",
     "accuracy_result",
     "agreement",
     "evaluate",
+    "engine_batch",
+    "pad_batch",
     "predict_onnxruntime",
+    "predict_tensorrt",
     "predict_torch",
     "top1",
+    "top5",
+    "top_classes",
+    "top1_on",
 ]

@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from ..errors import VitPruneError
 from ..files import atomic_output
-from .data import ImageDataset, data_loader
+from .data import ImageDataset
+from .runtime import Processes
 
 PAPER_BATCH_SIZE = 16
 PAPER_MIN_LR = 1e-6
@@ -102,6 +103,19 @@ def make_optimizer(model: torch.nn.Module, recipe: TrainingRecipe) -> torch.opti
     return torch.optim.AdamW(groups, lr=recipe.max_lr)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how fast a run trains: ``device`` (auto | cpu | cuda | cuda:N), ``amp`` (off | bf16 |
+    fp16), loader ``workers`` (None: :func:`~vitprune_export.accuracy.runtime.default_workers`),
+    ``compile`` (:func:`torch.compile` the training forward) and the evaluation batch."""
+
+    device: str = "auto"
+    amp: str = "off"
+    workers: int | None = None
+    compile: bool = False
+    eval_batch: int = 256
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -110,6 +124,15 @@ class EpochRecord:
     accuracy: float | None
     seconds: float
     keep_counts: list[int] = field(default_factory=list)
+    images_per_second: float = 0.0
+
+    def line(self, epochs: int) -> str:
+        """One log line: ``epoch 3/24 · loss 0.5120 · lr 1.20e-03 · test top-1 91.25% · 412 img/s · 3.5 s``."""
+        accuracy = "–" if self.accuracy is None else f"{self.accuracy:.2%}"
+        return (
+            f"epoch {self.epoch}/{epochs} · loss {self.train_loss:.4f} · lr {self.lr:.2e} · test top-1 {accuracy}"
+            f" · {self.images_per_second:,.0f} img/s · {self.seconds:.1f} s"
+        )
 
 
 @dataclass
@@ -117,6 +140,9 @@ class FinetuneResult:
     history: list[EpochRecord]
     accuracy: float | None
     seconds: float
+    world_size: int = 1
+    global_batch: int = 0
+    device: str = "cpu"
 
     @property
     def epochs(self) -> int:
@@ -124,33 +150,62 @@ class FinetuneResult:
 
 
 def train_one_epoch(
-    model: torch.nn.Module,
+    network: torch.nn.Module,
     loader: torch.utils.data.DataLoader,
     optimizer: torch.optim.Optimizer,
     recipe: TrainingRecipe,
     epoch: int,
-    on_step: Callable[[float], None] | None = None,
+    *,
+    global_sizes: list[int],
+    processes: Processes = Processes(),
+    device: torch.device = torch.device("cpu"),
+    amp: str = "off",
+    scaler: torch.amp.GradScaler | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> float:
-    """One pass over ``loader`` (``epoch`` counts from 0); returns the mean training loss."""
-    model.train()
+    """One pass over ``loader`` (``epoch`` counts from 0); returns the mean training loss over all processes.
+
+    Each process's loss is its summed cross-entropy times ``W / global batch``: DDP averages the
+    gradients over the ``W`` processes, so a step equals one process's step on the whole global batch.
+    """
+    from .runtime import autocast
+
+    network.train()
     total, count = 0.0, 0
-    steps = len(loader)
+    steps = len(global_sizes)
     for step, (images, labels) in enumerate(loader):
         lr = warmup_cosine_lr(epoch + step / steps, recipe)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = F.cross_entropy(model(images), labels)
-        if not torch.isfinite(loss):
-            raise VitPruneError(f"the training loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with autocast(amp, device):
+            logits = network(images)
+        if processes.distributed:
+            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+            loss = loss_sum * (processes.world_size / global_sizes[step])
+        else:  # the plain mean: one process rounds exactly as it always did
+            loss = F.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise VitPruneError(f"the training loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * labels.shape[0]
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        total += float(loss_sum.detach()) if processes.distributed else float(loss.detach()) * labels.shape[0]
         count += labels.shape[0]
         if on_step is not None:
-            on_step(float(loss.detach()))
-    model.eval()
-    return total / max(count, 1)
+            on_step(global_sizes[step])
+    network.eval()
+    total, count = processes.sum([total, count])
+    mean = total / max(count, 1)
+    if not math.isfinite(mean):
+        raise VitPruneError(f"the training loss became {mean} in epoch {epoch + 1}; lower --lr")
+    return mean
 
 
 def finetune(
@@ -159,41 +214,78 @@ def finetune(
     test_set: ImageDataset | None,
     recipe: TrainingRecipe,
     *,
+    run: RunSettings = RunSettings(),
+    processes: Processes | None = None,
+    device: torch.device | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    log: Callable[[str], None] | None = None,
     description: str = "fine-tuning",
+    state_path: str | Path | None = None,
+    resume: bool = False,
 ) -> FinetuneResult:
     """Train ``model`` (patched or not) in place; top-1 on ``test_set`` after every epoch.
 
     ``on_epoch_end`` sees each :class:`EpochRecord` and may re-patch the model
     (``vitprune adjust`` changes the per-layer rates there; the parameters, and so
-    the optimiser's state, are untouched by patching).
+    the optimiser's state, are untouched by patching); when it has ``state_dict``/
+    ``load_state_dict`` its state travels in the training state too.
+
+    Under torchrun (``processes`` with more than one process) the model trains
+    wrapped in DistributedDataParallel; only the main process shows progress,
+    logs and writes ``state_path``. ``state_path``: the training state written
+    after every epoch (model, optimiser, gradient scaler, hook, RNG, history);
+    ``resume`` starts from it and ends as the uninterrupted run would.
     """
-    from .evaluate import predict_torch
+    from .evaluate import top1_on
+    from .runtime import GlobalBatchSampler, check_amp, grad_scaler, loader, resolve_device
 
     recipe.validate()
+    processes = processes or Processes.current()
+    device = device or resolve_device(run.device, processes.local_rank)
+    check_amp(run.amp, device)
     torch.manual_seed(recipe.seed)
+    model.to(device)
     optimizer = make_optimizer(model, recipe)
+    scaler = grad_scaler(run.amp, device)
     history: list[EpochRecord] = []
+    if resume:
+        history = restore_training_state(
+            load_training_state(state_path), model, optimizer, scaler, on_epoch_end, recipe, processes
+        )
+    network = _wrap(model, device, processes, run.compile)
+    sampler = GlobalBatchSampler(len(train_set), recipe.batch_size, processes, seed=recipe.seed)
+    global_sizes = sampler.global_sizes()
+    train_loader = loader(train_set, sampler, device, run.workers)
     started = time.perf_counter()
-    accuracy = None
-    with _progress(progress) as bar:
+    accuracy = history[-1].accuracy if history else None
+    with _progress(progress and processes.is_main) as bar:
         task = bar.add_task(
             description,
-            total=recipe.epochs * _steps_per_epoch(train_set, recipe.batch_size),
-            epoch=f"1/{recipe.epochs}",
-            loss=float("nan"),
-            acc="—",
+            total=(recipe.epochs - len(history)) * sum(global_sizes),
+            epoch=f"{len(history) + 1}/{recipe.epochs}",
+            acc="—" if accuracy is None else f"{accuracy:.1%}",
         )
-        for epoch in range(recipe.epochs):
+        for epoch in range(len(history), recipe.epochs):
             epoch_started = time.perf_counter()
-            loader = data_loader(train_set, recipe.batch_size, shuffle=True, seed=recipe.seed * 100_003 + epoch)
+            sampler.set_epoch(epoch)
+            train_loader.generator.manual_seed(recipe.seed * 100_003 + epoch)  # loader processes' seeds, per epoch
             loss = train_one_epoch(
-                model, loader, optimizer, recipe, epoch, on_step=lambda value: bar.update(task, advance=1, loss=value)
+                network,
+                train_loader,
+                optimizer,
+                recipe,
+                epoch,
+                global_sizes=global_sizes,
+                processes=processes,
+                device=device,
+                amp=run.amp,
+                scaler=scaler,
+                on_step=lambda images: bar.update(task, advance=images),
             )
+            train_seconds = time.perf_counter() - epoch_started
             if test_set is not None:
-                predictions, labels = predict_torch(model, test_set, batch_size=256, progress=False)
-                accuracy = float((predictions == labels).float().mean())
+                accuracy = top1_on(model, test_set, batch_size=run.eval_batch, processes=processes, amp=run.amp)
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=loss,
@@ -201,12 +293,126 @@ def finetune(
                 accuracy=accuracy,
                 seconds=time.perf_counter() - epoch_started,
                 keep_counts=_keep_counts_or_empty(model),
+                images_per_second=sum(global_sizes) / max(train_seconds, 1e-9),
             )
             history.append(record)
-            bar.update(task, epoch=f"{epoch + 1}/{recipe.epochs}", acc="—" if accuracy is None else f"{accuracy:.1%}")
             if on_epoch_end is not None:
                 on_epoch_end(record)
-    return FinetuneResult(history=history, accuracy=accuracy, seconds=time.perf_counter() - started)
+            if state_path is not None and processes.is_main:
+                save_training_state(state_path, model, optimizer, scaler, on_epoch_end, history, recipe, processes)
+            processes.barrier()
+            bar.update(task, epoch=f"{epoch + 1}/{recipe.epochs}", acc="—" if accuracy is None else f"{accuracy:.1%}")
+            if log is not None and processes.is_main:
+                log(record.line(recipe.epochs))
+    return FinetuneResult(
+        history=history,
+        accuracy=accuracy,
+        seconds=time.perf_counter() - started,
+        world_size=processes.world_size,
+        global_batch=recipe.batch_size,
+        device=str(device),
+    )
+
+
+def _wrap(model: torch.nn.Module, device: torch.device, processes: Processes, compile: bool) -> torch.nn.Module:
+    """The module the training steps call: DDP across processes, then :func:`torch.compile` when asked."""
+    network = model
+    if processes.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        network = torch.compile(network)
+    return network
+
+
+# -- training state (resume) ----------------------------------------------------------------
+TRAINING_STATE_FORMAT = "vitprune.training-state/1"
+
+
+def training_state_path(output: str | Path) -> Path:
+    """Where a run writing ``output`` keeps its training state: ``NAME.state.pt`` beside it."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.state.pt")
+
+
+def save_training_state(
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    hook: Any,
+    history: list[EpochRecord],
+    recipe: TrainingRecipe,
+    processes: Processes,
+) -> Path:
+    """Everything an interrupted run needs to go on, in plain types and tensors (loadable with
+    ``weights_only=True``), written through a temporary file."""
+    state = {
+        "format": TRAINING_STATE_FORMAT,
+        "epoch": len(history),
+        "recipe": asdict(recipe),
+        "world_size": processes.world_size,
+        "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "hook": hook.state_dict() if hasattr(hook, "state_dict") else None,
+        "history": [asdict(record) for record in history],
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        },
+    }
+    return save_checkpoint(path, state)
+
+
+def load_training_state(path: str | Path | None) -> dict[str, Any]:
+    """Read a training state without running pickled code (``weights_only=True``)."""
+    if path is None:
+        raise VitPruneError("--resume needs the training state of an earlier run; none was named")
+    path = Path(path)
+    if not path.is_file():
+        raise VitPruneError(
+            f"--resume: no training state at {str(path)!r}; run once without --resume (it is written every epoch)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a bad or unsafe file
+        raise VitPruneError(
+            f"--resume: {str(path)!r} cannot be read as a training state ({type(error).__name__}); "
+            "delete it and start again"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
+        raise VitPruneError(f"--resume: {str(path)!r} is not a vitprune training state; delete it and start again")
+    return state
+
+
+def restore_training_state(
+    state: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    hook: Any,
+    recipe: TrainingRecipe,
+    processes: Processes,
+) -> list[EpochRecord]:
+    """Load ``state`` into the run; returns the finished epochs' history. The recipe must be the same."""
+    saved = state["recipe"]
+    changed = [f"{key} {saved.get(key)} → {value}" for key, value in asdict(recipe).items() if saved.get(key) != value]
+    if changed:
+        raise VitPruneError(f"--resume with other training options than the saved run ({', '.join(changed)})")
+    if int(state["epoch"]) >= recipe.epochs:
+        raise VitPruneError(f"--resume: the saved run already finished its {recipe.epochs} epochs")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if hasattr(hook, "load_state_dict") and state.get("hook") is not None:
+        hook.load_state_dict(state["hook"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"].get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return [EpochRecord(**record) for record in state["history"]]
 
 
 def _keep_counts_or_empty(model: torch.nn.Module) -> list[int]:
@@ -219,42 +425,44 @@ def _keep_counts_or_empty(model: torch.nn.Module) -> list[int]:
         return []
 
 
-def _steps_per_epoch(dataset: ImageDataset, batch_size: int) -> int:
-    return math.ceil(len(dataset) / batch_size)
-
-
 def _progress(enabled: bool):
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class ImagesPerSecond(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} img/s" if task.speed else "– img/s")
 
     return Progress(
         TextColumn("[bold]{task.description}[/] epoch {task.fields[epoch]}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f} · test top-1 {task.fields[acc]}"),
+        ImagesPerSecond(),
+        TextColumn("test top-1 {task.fields[acc]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
         TimeRemainingColumn(),
         disable=not enabled,
     )
 
 
 def prepare_training(
-    model: str, weights: str, data: str
+    model: str, weights: str, data: str, seed: int | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any], ImageDataset, ImageDataset]:
     """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
     from ..pruning.models import check_model_name, create_model
     from .data import Preprocessing, load_dataset
 
     check_model_name(model)
-    network = create_model(model, weights)
+    network = create_model(model, weights, seed=seed)
     preprocessing = Preprocessing.for_model(network)
-    train_set = load_dataset(data, "train", preprocessing)
+    train_set = load_dataset(data, "train", preprocessing, training=True)
     test_set = load_dataset(data, "test", preprocessing)
     model_kwargs: dict[str, Any] = {}
     if train_set.num_classes != int(network.num_classes):
@@ -263,9 +471,91 @@ def prepare_training(
                 f"checkpoint {weights!r} predicts {network.num_classes} classes but {train_set.name} has "
                 f"{train_set.num_classes}; fine-tune from --weights auto or random"
             )
-        network.reset_classifier(train_set.num_classes)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            network.reset_classifier(train_set.num_classes)
         model_kwargs["num_classes"] = train_set.num_classes
     return network, model_kwargs, train_set, test_set
+
+
+def run_finetune(
+    output: str | Path,
+    *,
+    model: str,
+    weights: str,
+    data: str,
+    method: str,
+    knobs: dict[str, Any],
+    rate: float | None,
+    rates: str | None,
+    schedule: str | Path | None,
+    recipe: TrainingRecipe,
+    run: RunSettings = RunSettings(),
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
+    """``vitprune finetune``: load, patch, train (one process or torchrun's), write the checkpoint.
+
+    The training state goes to :func:`training_state_path` of ``output`` after every epoch.
+    Returns the summary on the main process, None on the others.
+    """
+    from ..pruning.patch import apply_method, keep_counts
+    from ..pruning.spec import resolve_method
+    from .runtime import processes as open_processes
+
+    started = time.perf_counter()
+    recipe.validate()
+    resolved = resolve_method(method, knobs)
+    with open_processes(run.device) as (group, device):
+        torch.manual_seed(recipe.seed)
+        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
+        apply_method(network, resolved, rate=rate, rates=rates, schedule=schedule)
+        if log is not None and group.is_main:
+            log(
+                f"{model} / {method}, tokens after each block: {' '.join(map(str, keep_counts(network)))}; "
+                f"{len(train_set)} training and {len(test_set)} test images ({train_set.num_classes} classes); "
+                f"lr {recipe.max_lr:.3g}, warm-up {recipe.warmup:g} epochs; {device}, amp {run.amp}, "
+                f"{group.world_size} process(es), global batch {recipe.batch_size}"
+            )
+        result = finetune(
+            network,
+            train_set,
+            test_set,
+            recipe,
+            run=run,
+            processes=group,
+            device=device,
+            progress=progress,
+            log=log,
+            state_path=training_state_path(output),
+            resume=resume,
+        )
+        if group.is_main:
+            save_checkpoint(
+                output, checkpoint_dict(network, model, model_kwargs, epoch=result.epochs, accuracy=result.accuracy)
+            )
+        group.barrier()
+        if not group.is_main:
+            return None
+        return {
+            "checkpoint": str(output),
+            "training_state": str(training_state_path(output)),
+            "model": model,
+            "method": method,
+            "keep_counts": keep_counts(network),
+            "epochs": result.epochs,
+            "test_top1": result.accuracy,
+            "test_data": test_set.name,
+            "train_loss": [round(r.train_loss, 4) for r in result.history],
+            "images_per_second": [round(r.images_per_second, 1) for r in result.history],
+            "world_size": result.world_size,
+            "global_batch": result.global_batch,
+            "device": result.device,
+            "amp": run.amp,
+            "seconds": time.perf_counter() - started,
+        }
 
 
 def checkpoint_dict(
@@ -306,13 +596,19 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
 __all__ = [
     "EpochRecord",
     "FinetuneResult",
+    "RunSettings",
     "TrainingRecipe",
     "checkpoint_dict",
     "finetune",
     "make_optimizer",
     "paper_max_lr",
     "prepare_training",
+    "load_training_state",
+    "restore_training_state",
+    "run_finetune",
     "save_checkpoint",
+    "save_training_state",
     "train_one_epoch",
+    "training_state_path",
     "warmup_cosine_lr",
 ]

@@ -1,21 +1,25 @@
 """``vitprune adjust``: per-layer pruning rates chosen while fine-tuning (VPA paper §3.3, Algorithm 2, GAS)."""
 
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, err_console, print_json
 from .finetune import (
+    AmpOption,
+    CompileOption,
     DataOption,
+    DeviceOption,
     EpochsOption,
     LrOption,
     MinLrOption,
+    ResumeOption,
     SeedOption,
     TrainBatchOption,
     WarmupOption,
     WeightDecayOption,
+    WorkersOption,
 )
 from .options import DEFAULT_MODEL_NAME, JsonOption, ModelOption, WeightsOption, with_method_knobs
 
@@ -53,6 +57,11 @@ def adjust(
         Optional[Path],
         typer.Option("--save-checkpoint", help="Also write the fine-tuned weights (for eval/export --weights)."),
     ] = None,
+    device: DeviceOption = "auto",
+    amp: AmpOption = "off",
+    workers: WorkersOption = None,
+    compile: CompileOption = False,
+    resume: ResumeOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -60,15 +69,13 @@ def adjust(
 
     Example: vitprune adjust --model vitprune_tiny_patch4_32 --weights engines/tiny_digits.pt --data digits
     --method topk-vpa --epochs 12 --layer-loops 1 --batch 64 --lr 2e-4 -o engines/tiny_topk-vpa_gas.json
+
+    Several processes: torchrun --nproc-per-node N --no-python vitprune adjust … (every process takes the
+    same rate decisions, from losses and gradients summed over the processes).
     """
-    import torch
+    from ..accuracy.adjust import AdjustSettings, run_adjust
+    from ..accuracy.finetune import RunSettings, TrainingRecipe
 
-    from ..accuracy.adjust import AdjustSettings, adjust_rates, check_adjustable, save_adjusted_schedule
-    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, prepare_training
-    from ..accuracy.finetune import save_checkpoint as write_checkpoint
-    from ..pruning.spec import resolve_method
-
-    started = time.perf_counter()
     recipe = TrainingRecipe(
         epochs=epochs,
         batch_size=batch,
@@ -86,49 +93,33 @@ def adjust(
         alpha=alpha,
         max_rate=max_rate,
     )
-    recipe.validate()
-    settings.validate()
-    resolved = resolve_method(method, knobs or {})
-    check_adjustable(resolved)
-    torch.manual_seed(seed)
-    with console.status("loading the model and the data…"):
-        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data)
-    result = adjust_rates(network, resolved, train_set, test_set, recipe, settings, progress=not json)
-    save_adjusted_schedule(
+    summary = run_adjust(
         output,
-        result,
         model=model,
-        method=method,
-        method_options=resolved.knob_values(),
+        weights=weights,
         data=data,
-        weights=str(weights),
-        epochs=epochs,
-        created_by="vitprune adjust",
+        method=method,
+        knobs=knobs or {},
+        recipe=recipe,
+        settings=settings,
+        run=RunSettings(device=device, amp=amp, workers=workers, compile=compile),
+        checkpoint=save_checkpoint,
+        resume=resume,
+        progress=not json,
+        log=err_console.print if json else console.print,
     )
-    if save_checkpoint is not None:
-        write_checkpoint(
-            save_checkpoint, checkpoint_dict(network, model, model_kwargs, epoch=epochs, accuracy=result.accuracy)
-        )
-    summary = {
-        "schedule": str(output),
-        "removed": list(result.schedule.removed),
-        "keep_counts": list(result.schedule.tokens_out),
-        "rates": result.rates,
-        "updates": len(result.updates),
-        "test_top1": result.accuracy,
-        "checkpoint": str(save_checkpoint) if save_checkpoint else None,
-        "seconds": time.perf_counter() - started,
-    }
+    if summary is None:  # not the main process of a torchrun job
+        return
     if json:
         print_json(summary)
         return
-    console.print(f"[bold]rates[/] {' '.join(f'{r:.3f}' for r in result.rates)}  ({len(result.updates)} updates)")
+    console.print(f"[bold]rates[/] {' '.join(f'{r:.3f}' for r in summary['rates'])}  ({summary['updates']} updates)")
     console.print(
-        f"[bold]removed[/] {' '.join(map(str, result.schedule.removed))} → tokens after each block "
-        f"{' '.join(map(str, result.schedule.tokens_out))}"
+        f"[bold]removed[/] {' '.join(map(str, summary['removed']))} → tokens after each block "
+        f"{' '.join(map(str, summary['keep_counts']))}"
     )
-    if result.accuracy is not None:
-        console.print(f"[bold]test top-1[/] {result.accuracy:.2%}")
+    if summary["test_top1"] is not None:
+        console.print(f"[bold]test top-1[/] {summary['test_top1']:.2%}")
     console.print(
         f"[green]wrote[/] {output}"
         + (f" and {save_checkpoint}" if save_checkpoint else "")

@@ -25,7 +25,15 @@ from .options import (
 @command("eval")
 @with_method_knobs
 def eval_command(
-    data: DataOption,
+    artifact: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="An exported ONNX file (run in ONNX Runtime) or a built engine (.engine/.plan, run in TensorRT): "
+            "its record names the model and pruning; --weights is the checkpoint it was exported from.",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOption = "digits",
     model: ModelOption = DEFAULT_MODEL_NAME,
     method: MethodOption = "none",
     rate: RateOption = None,
@@ -40,7 +48,9 @@ def eval_command(
     backend: Annotated[
         str,
         typer.Option(
-            "--backend", help="torch-cpu, or ort-cpu: export to ONNX, run ONNX Runtime, report agreement with PyTorch."
+            "--backend",
+            help="torch-cpu, or ort-cpu: export to ONNX, run ONNX Runtime, report agreement with PyTorch "
+            "(an ONNX file or engine given as ARTIFACT picks its own).",
         ),
     ] = "torch-cpu",
     onnx: Annotated[
@@ -50,6 +60,9 @@ def eval_command(
         ),
     ] = None,
     batch: BatchOption = 64,
+    plugin_library: Annotated[
+        Optional[Path], typer.Option("--plugins", help="With an engine: the plugin library to load.")
+    ] = None,
     output: Annotated[
         Optional[Path],
         typer.Option("--output", "-o", help="Write a results JSON (kind: accuracy) for 'vitprune compare'."),
@@ -61,23 +74,40 @@ def eval_command(
 
     Example: vitprune eval --model vitprune_tiny_patch4_32 --checkpoint engines/tiny_digits.pt
     --data digits --method topk --rate 0.1 --backend ort-cpu
+
+    The deployed file: vitprune eval tiny_topk.onnx --checkpoint engines/tiny_digits.pt --data digits
+    (or tiny_topk.engine on a machine with TensorRT and a GPU): top-1/top-5 and agreement with PyTorch.
     """
     from ..accuracy.data import Preprocessing, load_dataset
-    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate
+    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, evaluate_artifact
     from ..errors import VitPruneError
-    from ..measure.results import write_result
-    from ..pruning.patch import keep_counts
     from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
-    if backend not in BACKENDS:
-        raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if onnx is not None and backend != "ort-cpu":
-        raise VitPruneError("--onnx is read only with --backend ort-cpu")
     if checkpoint is not None:
         if weights not in ("auto", str(checkpoint)):
             raise VitPruneError("give either --checkpoint or --weights, not both")
         weights = str(checkpoint)
+    if artifact is not None:
+        if method != "none" or rate is not None or rates is not None or schedule is not None or onnx is not None:
+            raise VitPruneError(f"{artifact} records its own pruning; drop --method/--rate/--rates/--schedule/--onnx")
+        record, result, network = evaluate_artifact(
+            artifact,
+            data,
+            weights=weights,
+            split=split,
+            batch_size=batch,
+            plugin_library=plugin_library,
+            progress=not json,
+        )
+        _report(record, result, network, output, json, started)
+        return
+    if backend not in BACKENDS:
+        raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "trt":
+        raise VitPruneError("--backend trt runs an engine: vitprune eval MODEL.engine --weights CHECKPOINT")
+    if onnx is not None and backend != "ort-cpu":
+        raise VitPruneError("--onnx is read only with --backend ort-cpu")
     with console.status("loading the model and the data…"):
         network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
         dataset = load_dataset(data, split, Preprocessing.for_model(network))
@@ -92,6 +122,13 @@ def eval_command(
         batch_size=batch,
         source="vitprune eval",
     )
+    _report(record, result, network, output, json, started)
+
+
+def _report(record, result, network, output, json: bool, started: float) -> None:
+    from ..measure.results import write_result
+    from ..pruning.patch import keep_counts
+
     if output is not None:
         write_result(output, record)
     if json:
@@ -100,9 +137,11 @@ def eval_command(
     console.print(
         f"tokens after each block: {' '.join(map(str, keep_counts(network)))}  (weights: {record['weights']})"
     )
+    top5 = f", top-5 {result.top5:.2%}" if result.top5 is not None else ""
     console.print(
-        f"[bold]top-1[/] {result.top1:.2%} on {result.images} images of {dataset.name} "
-        f"({model} / {method}, {backend}); MACs ratio {record['macs'] / record['baseline_macs']:.3f}"
+        f"[bold]top-1[/] {result.top1:.2%}{top5} on {result.images} images of {record['accuracy']['dataset']} "
+        f"({record['model']} / {record['method']}, {result.backend}); "
+        f"MACs ratio {record['macs'] / record['baseline_macs']:.3f}"
     )
     if result.agreement is not None:
         console.print(

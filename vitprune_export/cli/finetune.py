@@ -1,12 +1,11 @@
 """``vitprune finetune``: train a (pruned) ViT on a data set; AdamW + warm-up cosine (VPA paper §4.1.1)."""
 
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, err_console, print_json
 from .options import (
     DEFAULT_MODEL_NAME,
     JsonOption,
@@ -38,7 +37,29 @@ WarmupOption = Annotated[
     typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) [default: min(5, epochs/10)]."),
 ]
 WeightDecayOption = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the initialisation, shuffling and GAS sampling.")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of the run: initialisation, shuffling, dropout and GAS sampling.")
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N; torchrun gives each process cuda:LOCAL_RANK."
+    ),
+]
+AmpOption = Annotated[
+    str, typer.Option("--amp", help="Mixed precision: off, bf16 (CUDA or CPU) or fp16 (CUDA, with a gradient scaler).")
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers", help="DataLoader processes [default: 0 for in-memory digits, else CPUs per process − 1, ≤ 8]."
+    ),
+]
+CompileOption = Annotated[bool, typer.Option("--compile", help="torch.compile the training forward pass.")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="Continue from the training state (OUTPUT.state.pt, written after every epoch)."),
+]
 
 
 @command("finetune")
@@ -61,6 +82,11 @@ def finetune(
     warmup_epochs: WarmupOption = None,
     weight_decay: WeightDecayOption = 0.05,
     seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    amp: AmpOption = "off",
+    workers: WorkersOption = None,
+    compile: CompileOption = False,
+    resume: ResumeOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -68,15 +94,11 @@ def finetune(
 
     Example: vitprune finetune --model vitprune_tiny_patch4_32 --weights random --data digits
     --epochs 24 --batch 64 --lr 2e-3 -o engines/tiny_digits.pt
+
+    Several processes: torchrun --nproc-per-node N --no-python vitprune finetune … (--batch is the global batch).
     """
-    import torch
+    from ..accuracy.finetune import RunSettings, TrainingRecipe, run_finetune
 
-    from ..accuracy.finetune import TrainingRecipe, checkpoint_dict, prepare_training, save_checkpoint
-    from ..accuracy.finetune import finetune as run_finetune
-    from ..pruning.patch import apply_method, keep_counts
-    from ..pruning.spec import resolve_method
-
-    started = time.perf_counter()
     recipe = TrainingRecipe(
         epochs=epochs,
         batch_size=batch,
@@ -86,35 +108,32 @@ def finetune(
         weight_decay=weight_decay,
         seed=seed,
     )
-    recipe.validate()
-    resolved = resolve_method(method, knobs or {})
-    torch.manual_seed(seed)
-    with console.status("loading the model and the data…"):
-        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data)
-        apply_method(network, resolved, rate=rate, rates=rates, schedule=schedule)
-    if not json:
-        console.print(
-            f"{model} / {method}, tokens after each block: {' '.join(map(str, keep_counts(network)))}; "
-            f"{len(train_set)} training and {len(test_set)} test images ({train_set.num_classes} classes); "
-            f"lr {recipe.max_lr:.3g}, warm-up {recipe.warmup:g} epochs"
-        )
-    result = run_finetune(network, train_set, test_set, recipe, progress=not json)
-    save_checkpoint(
-        output, checkpoint_dict(network, model, model_kwargs, epoch=result.epochs, accuracy=result.accuracy)
+    settings = RunSettings(device=device, amp=amp, workers=workers, compile=compile)
+    log = err_console.print if json else console.print
+    summary = run_finetune(
+        output,
+        model=model,
+        weights=weights,
+        data=data,
+        method=method,
+        knobs=knobs or {},
+        rate=rate,
+        rates=rates,
+        schedule=schedule,
+        recipe=recipe,
+        run=settings,
+        resume=resume,
+        progress=not json,
+        log=log,
     )
-    summary = {
-        "checkpoint": str(output),
-        "model": model,
-        "method": method,
-        "keep_counts": keep_counts(network),
-        "epochs": result.epochs,
-        "test_top1": result.accuracy,
-        "train_loss": [round(r.train_loss, 4) for r in result.history],
-        "seconds": time.perf_counter() - started,
-    }
+    if summary is None:  # not the main process of a torchrun job
+        return
     if json:
         print_json(summary)
         return
-    console.print(f"[bold]test top-1[/] {result.accuracy:.2%} after {result.epochs} epochs ({test_set.name})")
+    console.print(
+        f"[bold]test top-1[/] {summary['test_top1']:.2%} after {summary['epochs']} epochs ({summary['test_data']}); "
+        f"{summary['world_size']} process(es), global batch {summary['global_batch']}, {summary['device']}"
+    )
     console.print(f"[green]wrote[/] {output} in {summary['seconds']:.1f} s")
     console.print(f"next: vitprune eval --model {model} --checkpoint {output} --data {data} --method topk --rate 0.1")
