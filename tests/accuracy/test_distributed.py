@@ -84,3 +84,34 @@ def test_cli_under_torchrun_prints_one_json_with_the_world_size_and_writes_once(
     assert summary["world_size"] == 2 and summary["global_batch"] == 4
     assert output.is_file() and Path(summary["training_state"]).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiny.pt", "tiny.state.pt", "vitprune_cli.py"]
+
+
+def test_eval_under_torchrun_splits_the_images_and_reports_the_single_process_numbers_once(tmp_path):
+    script = tmp_path / "vitprune_cli.py"
+    script.write_text("from vitprune_export.cli import main\nmain()\n")
+    arguments = ["eval", "--model", TINY, "--weights", "random", "--data", "digits", "--method", "topk"]
+    arguments += ["--rate", "0.1", "--backend", "ort-cpu", "--batch", "16", "--json"]
+    alone = subprocess.run(
+        [sys.executable, str(script), *arguments], env=_environment(), capture_output=True, text=True, timeout=300
+    )
+    pair = _torchrun(str(script), *arguments, "-o", str(tmp_path / "pair.json"))
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert pair.returncode == 0, pair.stderr[-3000:]
+    one, two = json.loads(alone.stdout), json.loads(pair.stdout)  # one JSON document: only rank 0 prints
+    accuracy, shared = one["accuracy"], two["accuracy"]
+    assert (accuracy["world_size"], shared["world_size"]) == (1, 2)
+    assert shared["images"] == accuracy["images"] == 360  # every test image once, split between the processes
+    for name in ("top1", "top5", "agreement", "reference_top1"):
+        assert shared[name] == pytest.approx(accuracy[name], abs=1e-9), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.json", "vitprune_cli.py"]
+
+
+def test_the_shards_of_an_evaluation_hold_every_image_once():
+    from vitprune_export.accuracy.data import ShardOfDataset, TensorImageDataset
+
+    images, labels = torch.zeros(7, 1, 2, 2), torch.arange(7)
+    dataset = TensorImageDataset("seven", images, labels, [str(i) for i in range(7)])
+    shards = [ShardOfDataset(dataset, rank, 3) for rank in range(3)]
+    seen = sorted(label for shard in shards for _, label in (shard[i] for i in range(len(shard))))
+    assert seen == list(range(7)) and [len(shard) for shard in shards] == [3, 2, 2]
+    assert all(shard.classes == dataset.classes and shard.in_memory for shard in shards)

@@ -167,6 +167,21 @@ class FolderImageDataset(ImageDataset):
         return load_image(path, self.preprocessing, self._transform), label
 
 
+class ShardOfDataset(ImageDataset):
+    """Every ``world_size``-th image of ``dataset`` from ``rank`` on: one process's share of an evaluation."""
+
+    def __init__(self, dataset: ImageDataset, rank: int, world_size: int):
+        self.dataset, self.indices = dataset, range(rank, len(dataset), world_size)
+        self.name, self.classes = dataset.name, dataset.classes
+        self.in_memory = getattr(dataset, "in_memory", False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[self.indices[index]]
+
+
 def load_image(path: Path, preprocessing: Preprocessing, transform=None) -> torch.Tensor:
     """One image file → a normalised (C, H, W) float tensor through ``transform`` (default: timm's evaluation one)."""
     try:
@@ -379,6 +394,7 @@ __all__ = [
     "DIGITS_CANVAS",
     "ImageDataset",
     "Preprocessing",
+    "ShardOfDataset",
     "check_classes",
     "data_loader",
     "load_dataset",

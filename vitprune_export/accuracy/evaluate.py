@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class EvalResult:
     top5: float | None = None
     reference_top5: float | None = None
     artifact: str | None = None
+    world_size: int = 1  # processes that shared the images (torchrun)
 
 
 def _progress(enabled: bool, description: str):
@@ -271,6 +272,37 @@ def evaluate(
         raise VitPruneError("--backend trt evaluates an engine file: vitprune eval MODEL.engine --weights …")
     check_classes(dataset, model)
     started = time.perf_counter()
+    processes = Processes.current()
+    if processes.distributed:  # under torchrun: this process's share; the counts are summed at the end
+        from .data import ShardOfDataset
+
+        dataset = ShardOfDataset(dataset, processes.rank, processes.world_size)
+        progress = progress and processes.is_main
+    result = _evaluate_here(
+        model, dataset, backend, batch_size, onnx_path, model_name, plugins, progress, engine_path, plugin_library
+    )
+    return _summed_over(result, processes, started)
+
+
+def _summed_over(result: EvalResult, processes: Processes, started: float) -> EvalResult:
+    """Every process's share added up: the rates weighted by each share's images (one process: as it is)."""
+    if not processes.distributed:
+        return result
+    rates = ("top1", "top5", "agreement", "reference_top1", "reference_top5")
+    present = [name for name in rates if getattr(result, name) is not None]
+    totals = processes.sum([result.images] + [getattr(result, name) * result.images for name in present])
+    images = int(totals[0])
+    summed = {name: total / images if images else 0.0 for name, total in zip(present, totals[1:])}
+    return replace(
+        result, images=images, seconds=time.perf_counter() - started, world_size=processes.world_size, **summed
+    )
+
+
+def _evaluate_here(
+    model, dataset, backend, batch_size, onnx_path, model_name, plugins, progress, engine_path, plugin_library
+) -> EvalResult:
+    """:func:`evaluate` on the images this process holds."""
+    started = time.perf_counter()
     reference, labels = predict_torch(model, dataset, batch_size, progress)
     if backend == REFERENCE_BACKEND:
         return EvalResult(
@@ -361,6 +393,7 @@ def accuracy_result(
             "reference_top1": result.reference_top1,
             "reference_top5": result.reference_top5,
             "artifact": result.artifact,
+            "world_size": result.world_size,
         },
         "environment": environment(),
         "created": now_iso(),

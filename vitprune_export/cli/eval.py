@@ -78,12 +78,57 @@ def eval_command(
     The deployed file: vitprune eval tiny_topk.onnx --checkpoint engines/tiny_digits.pt --data digits
     (or tiny_topk.engine on a machine with TensorRT and a GPU): top-1/top-5 and agreement with PyTorch.
     """
+    from ..accuracy.runtime import processes
+
+    started = time.perf_counter()
+    # under torchrun every process evaluates its share of the images; the first one reports and writes
+    with processes("cpu") as (group, _device):
+        record, result, network = _evaluate(
+            artifact,
+            data,
+            model,
+            method,
+            rate,
+            rates,
+            schedule,
+            checkpoint,
+            weights,
+            split,
+            backend,
+            onnx,
+            batch,
+            plugin_library,
+            json,
+            knobs,
+        )
+        if group.is_main:
+            _report(record, result, network, output, json, started)
+
+
+def _evaluate(
+    artifact,
+    data,
+    model,
+    method,
+    rate,
+    rates,
+    schedule,
+    checkpoint,
+    weights,
+    split,
+    backend,
+    onnx,
+    batch,
+    plugin_library,
+    json,
+    knobs,
+):
+    """The evaluation ``vitprune eval`` asked for: (results JSON, result, the PyTorch model)."""
     from ..accuracy.data import Preprocessing, load_dataset
     from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, evaluate_artifact
     from ..errors import VitPruneError
     from ..pruning.spec import build_pruned_model
 
-    started = time.perf_counter()
     if checkpoint is not None:
         if weights not in ("auto", str(checkpoint)):
             raise VitPruneError("give either --checkpoint or --weights, not both")
@@ -100,8 +145,7 @@ def eval_command(
             plugin_library=plugin_library,
             progress=not json,
         )
-        _report(record, result, network, output, json, started)
-        return
+        return record, result, network
     if backend not in BACKENDS:
         raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "trt":
@@ -122,7 +166,7 @@ def eval_command(
         batch_size=batch,
         source="vitprune eval",
     )
-    _report(record, result, network, output, json, started)
+    return record, result, network
 
 
 def _report(record, result, network, output, json: bool, started: float) -> None:
