@@ -115,3 +115,29 @@ def test_default_workers(monkeypatch):
     assert default_workers(Files()) == 7
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert default_workers(Files()) == 8
+
+
+def test_compiled_training_takes_the_eager_steps():
+    """``--compile``: torch.compile of the training forward changes how the steps run, not what they compute."""
+    from torch._dynamo.utils import counters
+
+    from vitprune_export.accuracy.data import Preprocessing, TensorImageDataset, load_dataset
+    from vitprune_export.accuracy.finetune import RunSettings, TrainingRecipe, finetune
+    from vitprune_export.pruning.models import create_model
+    from vitprune_export.pruning.patch import apply_method
+
+    torch._dynamo.reset()
+    counters.clear()
+    weights = []
+    for compile in (False, True):
+        model = create_model("vitprune_tiny_patch4_32", "random", seed=0, num_classes=10)
+        model = apply_method(model, "topk", rate=0.1)
+        digits = load_dataset("digits", "train", Preprocessing.for_model(model))
+        train = TensorImageDataset("train", digits.images[:64], digits.labels[:64], digits.classes)
+        recipe = TrainingRecipe(epochs=1, batch_size=32, lr=1e-3, seed=0)
+        finetune(model, train, None, recipe, run=RunSettings(device="cpu", compile=compile), progress=False)
+        weights.append(model.state_dict())
+    eager, compiled = weights
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo compiled the forward
+    for name in eager:
+        assert (eager[name] - compiled[name]).abs().max() <= 1e-4, name
