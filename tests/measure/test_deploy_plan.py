@@ -60,6 +60,7 @@ def test_plan_budget_without_parts_or_out_of_range_is_one_line(tmp_path, monkeyp
     _, exported = export_cache(TINY, "topk", rate=0.1)
     plain = tmp_path / "plain"
     assert CliRunner().invoke(app, ["bundle", str(exported.path), "-o", str(plain)]).exit_code == 0
+    assert not (plain / "plan.sh").exists() and not (plain / "parts").exists()  # only with --plan
     for bundle, extra, message in (
         (plain, ["--plan-speedup", "1.5"], "has no block parts to plan with; make it again with 'vitprune bundle"),
         (plan_bundle, ["--plan-speedup", "0.5"], "--plan-speedup must be ≥ 1"),

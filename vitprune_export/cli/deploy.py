@@ -74,7 +74,7 @@ def deploy(
     for path in outcome.fetched:
         console.print(f"[green]fetched[/] {path}")
         if path.parent.name == "plans":
-            console.print(f"[bold]schedule[/] {path}: vitprune export … --schedule {path}", highlight=False)
+            console.print(f"schedule {path}: vitprune export … --schedule {path}", highlight=False, markup=False)
     if outcome.comparison is not None:
         console.print(render_table(outcome.comparison))
     if outcome.error:

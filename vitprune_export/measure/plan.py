@@ -414,8 +414,8 @@ def check_request(request: PlanRequest) -> None:
 def _check_backend(backend: str) -> None:
     if backend not in PLAN_BACKENDS:
         raise VitPruneError(
-            f"vitprune plan measures on {', '.join(PLAN_BACKENDS)}, not {backend!r}; TensorRT curves are not "
-            "measured yet (python3 -m portable.plan plans from curves measured elsewhere)"
+            f"vitprune plan measures on {', '.join(PLAN_BACKENDS)}, not {backend!r}; TensorRT curves are measured "
+            "on the device: 'vitprune bundle ONNX --plan', then plan.sh there (or 'vitprune deploy --plan-speedup')"
         )
 
 

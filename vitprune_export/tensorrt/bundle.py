@@ -18,7 +18,7 @@ beside ``out_dir``, renamed at the end):
   ``vitprune.result/1``) run, so the device builds, describes and times the
   engine with the same code as ``vitprune build`` and ``vitprune profile``;
 * a README with the exact steps and ``bundle.json``;
-* with ``plan_points`` (``vitprune bundle --plan N``): ``parts/``, the model's middle block cut into
+* with ``plan_points`` (``vitprune bundle --plan --plan-points N``): ``parts/``, the model's middle block cut into
   the planner's parts at ``N`` token counts (:mod:`.bundle_parts`), and ``plan.sh``, which builds
   and times them on the device beside the bundle's engine and plans the keep counts for a budget
   (``python3 -m portable.trt_curves``, then ``python3 -m portable.plan``).

@@ -1,6 +1,6 @@
 """The block parts a device bundle ships so that ``plan.sh`` can measure the planner's curves there.
 
-``vitprune bundle --plan N`` writes ``parts/``: the three parts of the model's middle block
+``vitprune bundle --plan --plan-points N`` writes ``parts/``: the three parts of the model's middle block
 (:mod:`..export.block_parts`) at ``N`` token counts, each a static ONNX (converted to fp16 like
 the bundle's model when the device's TensorRT is strongly typed) with its own builder settings
 (``<kind>_<tokens>.settings.json``, the profile's settings for that input), and ``parts.json``,
