@@ -170,3 +170,27 @@ def test_parts_build_with_tensorrt_and_plan_sh_writes_a_schedule(tiny_onnx, tmp_
     assert again.returncode == 0, again.stderr
     assert "curves measured before" in again.stdout and len(timing_log.read_text().splitlines()) == 30
     assert (device / "plans" / schedule_path.name.replace("_x1.5", "_0.9ms")).is_file()
+
+
+def test_trt_curves_refuses_missing_engines_and_bad_inputs_in_one_line(jetson_plan_bundle, tmp_path, capsys):
+    from vitprune_export.portable import trt_curves
+
+    def never(*args):
+        raise AssertionError("nothing may be timed")
+
+    parts = jetson_plan_bundle / "parts" / "parts.json"
+    short = tmp_path / "metadata.json"
+    short.write_text(json.dumps({"keep_counts": [10, 9]}))
+    not_parts = tmp_path / "x.json"
+    not_parts.write_text("{}")
+    output = tmp_path / "curves.json"
+    for where, metadata, message in (
+        (parts, jetson_plan_bundle / "metadata.json", "does not exist; plan.sh builds the part engines first"),
+        (parts, short, "metadata.json has 2 keep counts for 6 blocks"),
+        (not_parts, jetson_plan_bundle / "metadata.json", "is not a vitprune.parts/1 parts list"),
+    ):
+        argv = ["--parts", str(where), "--engine", "e.engine", "--metadata", str(metadata), "--output", str(output)]
+        assert trt_curves.main(argv, timer=never) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and message in error and error.count("\n") == 1, error
+        assert not output.exists()
