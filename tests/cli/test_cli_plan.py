@@ -150,7 +150,10 @@ def test_plan_measures_and_caches_curves_on_torch_cpu(tmp_path, monkeypatch):
         (["--speedup", "1.5", "--latency-ms", "3"], "give one budget"),
         ([], "give one budget"),
         (["--speedup", "0.5"], "--speedup must be ≥ 1"),
-        (["--speedup", "1.5", "--backend", "trt"], "TensorRT curves are not measured yet"),
+        (
+            ["--speedup", "1.5", "--backend", "trt"],
+            "TensorRT curves are measured on the device: 'vitprune bundle ONNX --plan'",
+        ),
         (["--speedup", "1.5", "--method", "none"], "keeps every token"),
         (["--speedup", "1.5", "--sensitivity", "missing.json"], "sensitivity file 'missing.json' does not exist"),
         (["--speedup", "1.5", "--max-rate", "1.5"], "--max-rate must be in (0, 1)"),

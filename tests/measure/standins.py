@@ -4,9 +4,12 @@
 home folder, as sshd hands it to the user's shell. ``rsync`` and ``scp`` map ``HOST:PATH`` to that home.
 The device's ``python3`` stands in for TensorRT (no GPU here): importing it reports 10.3.0, the engine
 build writes a placeholder, and the timing writes a real ``vitprune.result/1`` through the bundle's own
-``portable.results``. Environment switches: ``STANDIN_UNREACHABLE`` (ssh exits 255 as a refused
+``portable.results``; the block-part timing of ``plan.sh`` (``python3 -m portable.trt_curves``) runs the
+bundle's own module with :data:`STEPPED_TIMER` in place of TensorRT. Environment switches: ``STANDIN_UNREACHABLE`` (ssh exits 255 as a refused
 connection does), ``STANDIN_NO_TENSORRT``, ``STANDIN_FREE_KB`` (what ``df`` reports), ``STANDIN_FAIL_BATCH``
-(the timing of that batch fails), ``STANDIN_LOG`` (every ssh command line is appended there).
+(the timing of that batch fails), ``STANDIN_LOG`` (every ssh command line is appended there),
+``STANDIN_TIMING_LOG`` (every engine the stand-in timer times is appended there), ``STANDIN_ENGINE_MS``
+(the bundle's own engine's latency, default 1.0).
 """
 
 from __future__ import annotations
@@ -65,7 +68,41 @@ else:
     shutil.copytree(source, target / source.name, dirs_exist_ok=True, symlinks=True)
 """
 
-DEVICE_PYTHON = r"""
+#: a stand-in for timing one engine on the device: a part ``<kind>_<tokens>.engine`` costs a step every 16
+#: tokens (a device that tiles), the bundle's own engine ``STANDIN_ENGINE_MS``
+STEPPED_TIMER = r"""
+def stepped_ms(kind, tokens):
+    block = 0.05 + 0.02 * -(-tokens // 16)
+    return {"block": block, "mlp": 0.4 * block, "reduce": block + 0.01}[kind]
+
+def stand_in_timer(path, batch, warmup, iterations):
+    import os, re
+    name = os.path.basename(path)
+    if os.environ.get("STANDIN_TIMING_LOG"):
+        with open(os.environ["STANDIN_TIMING_LOG"], "a") as log:
+            log.write(f"{name} {iterations}\n")
+    match = re.match(r"(block|mlp|reduce)_([0-9]+)[.]engine$", name)
+    ms = stepped_ms(match.group(1), int(match.group(2))) if match else float(os.environ.get("STANDIN_ENGINE_MS", "1.0"))
+    return [ms * (1 + 0.001 * (i % 3)) for i in range(iterations)]
+"""
+
+#: a device ``python3`` that times with :data:`STEPPED_TIMER` and runs everything else (TensorRT builds too) as is
+TIMING_PYTHON = (
+    STEPPED_TIMER
+    + r"""
+import os, sys
+args = sys.argv[1:]
+if args[:2] == ["-m", "portable.trt_curves"]:
+    sys.path.insert(0, os.getcwd())
+    from portable import trt_curves
+    sys.exit(trt_curves.main(args[2:], timer=stand_in_timer))
+os.execv(sys.executable, [sys.executable, *args])
+"""
+)
+
+DEVICE_PYTHON = (
+    STEPPED_TIMER
+    + r"""
 import json, os, sys
 args = sys.argv[1:]
 def option(name):
@@ -99,8 +136,13 @@ if args[:2] == ["-m", "portable.trt_measure"]:
         temporary.write_text(json.dumps(result))
     print(f"median {2.0 * batch:.3f} ms -> {path}")
     sys.exit(0)
+if args[:2] == ["-m", "portable.trt_curves"]:
+    sys.path.insert(0, os.getcwd())
+    from portable import trt_curves
+    sys.exit(trt_curves.main(args[2:], timer=stand_in_timer))
 os.execv(sys.executable, [sys.executable, *args])
 """
+)
 
 DF = r"""
 import os, sys
@@ -113,6 +155,12 @@ print(f"standin 99999999 1 {free} 1% /")
 def _script(path: Path, body: str) -> None:
     path.write_text(f"#!{sys.executable}\n{body}")
     path.chmod(0o755)
+
+
+def timing_python(path: Path) -> Path:
+    """Write :data:`TIMING_PYTHON` at ``path`` (for ``PYTHON=`` of a bundle's scripts); return it."""
+    _script(path, TIMING_PYTHON)
+    return path
 
 
 def install(root: Path, with_rsync: bool = True) -> dict[str, str]:

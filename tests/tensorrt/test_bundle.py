@@ -42,6 +42,7 @@ PORTABLE = (
     "results.py",
     "stats.py",
     "trt_build.py",
+    "trt_curves.py",
     "trt_measure.py",
 )
 

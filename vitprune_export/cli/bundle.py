@@ -26,6 +26,15 @@ def bundle(
         typer.Option("--plugins-dir", help="Plugin sources to include \\[default: the ones shipped with vitprune]."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Also ship the block parts and plan.sh: plan keep counts from the device's own latency."
+        ),
+    ] = False,
+    plan_points: Annotated[
+        int, typer.Option("--plan-points", help="Token counts per curve with --plan (ViT-S: ~19 MB each).")
+    ] = 5,
     json: JsonOption = False,
 ) -> None:
     """Write a folder with the ONNX, plugin sources, build.sh, profile.sh and a README for the device.
@@ -34,8 +43,16 @@ def bundle(
     """
     from ..tensorrt.bundle import bundle as make_bundle
 
-    with console.status(f"assembling the {profile} bundle…"):
-        result = make_bundle(onnx, profile, output, plugins_dir=plugins_dir, force=force)
+    with console.status(f"assembling the {profile} bundle…") as status:
+        result = make_bundle(
+            onnx,
+            profile,
+            output,
+            plugins_dir=plugins_dir,
+            force=force,
+            plan_points=plan_points if plan else None,
+            say=lambda message: status.update(message),
+        )
     if json:
         print_json(
             {
@@ -53,9 +70,10 @@ def bundle(
     if not result.plugin_sources:
         console.print("[yellow]note:[/] no plugin sources were found; the bundle builds the ONNX without plugins")
     console.print(f"[green]wrote[/] {result.path}/ ({len(result.files)} files)")
+    then = " && ./plan.sh --speedup 1.5" if plan else ""
     console.print(
-        f"on the device: copy {shlex.quote(str(result.path))} there, then run ./build.sh && ./profile.sh in it "
-        "(its README.md says more)",
+        f"on the device: copy {shlex.quote(str(result.path))} there, then run ./build.sh && ./profile.sh{then} in it "
+        "(its README.md says more), or 'vitprune deploy' it",
         highlight=False,
         soft_wrap=True,
         markup=False,

@@ -36,9 +36,19 @@ def deploy(
     results: Annotated[Path, typer.Option("--results", help="Local results folder to bring results into.")] = Path(
         "results"
     ),
+    plan_speedup: Annotated[
+        Optional[float],
+        typer.Option("--plan-speedup", help="Then run plan.sh: keep counts X times as fast (bundle made with --plan)."),
+    ] = None,
+    plan_latency_ms: Annotated[
+        Optional[float],
+        typer.Option("--plan-latency-ms", help="Then run plan.sh: keep counts within MS milliseconds."),
+    ] = None,
 ) -> None:
     """Copy BUNDLE to --host (rsync, else scp), run build.sh and profile.sh there with their output streamed,
-    bring results/ back into the local results folder and print the comparison table.
+    bring results/ back into the local results folder and print the comparison table. With --plan-speedup or
+    --plan-latency-ms, plan.sh then plans the keep counts from the device's own latency; the schedule comes back
+    under results/<device>/plans/.
 
     Example: vitprune deploy bundles/orin --host nvidia@orin.local --batch 1 --batch 8
     """
@@ -57,10 +67,14 @@ def deploy(
         batches=list(batch or []),
         results_root=results,
         copy_tool=copy,
+        plan_speedup=plan_speedup,
+        plan_latency_ms=plan_latency_ms,
     )
     outcome = run_deploy(request, say=lambda line: console.print(line, highlight=False, markup=False))
     for path in outcome.fetched:
         console.print(f"[green]fetched[/] {path}")
+        if path.parent.name == "plans":
+            console.print(f"schedule {path}: vitprune export … --schedule {path}", highlight=False, markup=False)
     if outcome.comparison is not None:
         console.print(render_table(outcome.comparison))
     if outcome.error:

@@ -6,7 +6,9 @@ local shell string):
 1. a check on the host (``ssh HOST sh -c SCRIPT deploy DIR``): the folder is made, its free space read,
    and TensorRT's Python bindings imported — a full disk or a missing TensorRT is one line here;
 2. the copy: ``rsync -a --protect-args`` when rsync is installed here, else ``scp -r``;
-3. ``./build.sh`` and ``./profile.sh`` on the host, their output streamed;
+3. ``./build.sh`` and ``./profile.sh`` on the host, their output streamed; with a plan budget
+   (``--plan-speedup``/``--plan-latency-ms``, for a bundle made with ``--plan``) then ``./plan.sh``, which
+   measures the block curves there and writes the schedule under ``results/<device>/plans/``;
 4. the host's ``results/`` copied back into the local results folder, also when a step failed, so a run
    that breaks halfway keeps what it measured; then the comparison table of the device's results.
 
@@ -20,6 +22,7 @@ known-hosts checking are used as they are configured; nothing here switches them
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -61,6 +64,8 @@ class DeployRequest:
     batches: list[int] = field(default_factory=list)
     results_root: Path = Path("results")
     copy_tool: str | None = None  # rsync | scp; default: rsync when installed
+    plan_speedup: float | None = None  # run plan.sh --speedup X after profiling
+    plan_latency_ms: float | None = None  # run plan.sh --latency-ms MS after profiling
 
 
 @dataclass
@@ -102,6 +107,36 @@ def _check_request(request: DeployRequest) -> None:
     for batch in request.batches:
         if batch < 1:
             raise VitPruneError(f"--batch must be ≥ 1, got {batch}")
+    if request.plan_speedup is not None and request.plan_latency_ms is not None:
+        raise VitPruneError("give one plan budget: --plan-speedup X or --plan-latency-ms MS")
+    if request.plan_speedup is not None and not (math.isfinite(request.plan_speedup) and request.plan_speedup >= 1):
+        raise VitPruneError(
+            f"--plan-speedup must be ≥ 1 (1.5 = one and a half times as fast), got {request.plan_speedup!r}"
+        )
+    if request.plan_latency_ms is not None and not (
+        math.isfinite(request.plan_latency_ms) and request.plan_latency_ms > 0
+    ):
+        raise VitPruneError(
+            f"--plan-latency-ms must be a positive number of milliseconds, got {request.plan_latency_ms!r}"
+        )
+
+
+def _decimal(value: float) -> str:
+    """``value`` as plain decimal digits (``plan.sh`` accepts no exponent): 1.5 → ``1.5``, 8.0 → ``8``."""
+    return format(value, ".6f").rstrip("0").rstrip(".")
+
+
+def plan_step(request: DeployRequest, manifest: dict) -> list[str] | None:
+    """``./plan.sh`` with the budget, or None without one; a bundle made without ``--plan`` cannot plan."""
+    if request.plan_speedup is None and request.plan_latency_ms is None:
+        return None
+    if not manifest.get("plan_points"):
+        raise VitPruneError(
+            f"bundle {str(request.bundle)!r} has no block parts to plan with; make it again with 'vitprune bundle … --plan'"
+        )
+    if request.plan_speedup is not None:
+        return ["./plan.sh", "--speedup", _decimal(request.plan_speedup)]
+    return ["./plan.sh", "--latency-ms", _decimal(request.plan_latency_ms)]
 
 
 def _ssh(request: DeployRequest) -> list[str]:
@@ -285,7 +320,7 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
     after fetching whatever the host measured."""
     _check_request(request)
     bundle = Path(request.bundle)
-    _bundle_manifest(bundle)
+    planning = plan_step(request, _bundle_manifest(bundle))
     remote = f"{request.remote_dir.rstrip('/')}/{slug(bundle.resolve().name) or 'bundle'}"
     tool = _copy_tool(request)
     say(f"== checking {request.host}")
@@ -295,6 +330,8 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
     steps: list[tuple[str, list[str]]] = [("build", ["./build.sh", *request.build_args])]
     for batch in request.batches or [None]:
         steps.append(("profile", ["./profile.sh", *([str(batch)] if batch else [])]))
+    if planning is not None:
+        steps.append(("plan", planning))
     outcome = DeployOutcome(remote, tool, version, [])
     try:
         for name, words in steps:

@@ -28,15 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
+from ..export.block_parts import PROBE_SHARE, block_part, curve_points, max_remove_name, probe_of
 from ..files import atomic_write_text, slug
 from ..portable import plan as planner
 from ..portable.results import now_iso
 from ..portable.stats import latency_stats
 
-CURVE_SCHEMA = "vitprune.curves/1"
+CURVE_SCHEMA = planner.CURVE_SCHEMA
 PLAN_BACKENDS = ("ort-cpu", "torch-cpu", "torch-cuda")
-#: share of the patch tokens the ``reduce`` curve's block removes
-PROBE_SHARE = 0.1
 #: the uniform rate the reduction step is calibrated on is the one the raw model puts nearest this speed-up
 CALIBRATION_SPEEDUP = 1.4
 #: what a curve point and a checked model report: the protocol's median, or the minimum, which a machine
@@ -97,20 +96,6 @@ class PlanOutcome:
 # ---------------------------------------------------------------- the block parts
 
 
-def curve_points(tokens_in: int, num_prefix: int, count: int) -> list[int]:
-    """``count`` token counts from an eighth of the patch tokens up to ``tokens_in``, evenly spaced, rounded to 8
-    (the last is ``tokens_in`` itself)."""
-    patches = tokens_in - num_prefix
-    low = num_prefix + max(1, patches // 8)
-    if count < 2:
-        raise VitPruneError(f"--points must be at least 2, got {count}")
-    points = {tokens_in, low}
-    for index in range(1, count - 1):
-        n = low + (tokens_in - low) * index / (count - 1)
-        points.add(min(tokens_in - 1, max(low, int(round(n / 8) * 8))))
-    return sorted(points)
-
-
 def _method_and_model(request: PlanRequest):
     from ..pruning.models import CLI_RANDOM_SEED, check_model_name, create_model
     from ..pruning.patch import num_tokens_of
@@ -124,44 +109,6 @@ def _method_and_model(request: PlanRequest):
     if method.requires_class_token() and getattr(network, "cls_token", None) is None:
         raise VitPruneError(f"method {request.method!r} needs a class token and {request.model!r} has none")
     return method, network, num_tokens_of(network), int(network.num_prefix_tokens), len(network.blocks)
-
-
-def max_remove_rule(method, num_prefix: int, max_rate: float):
-    """The most one block may remove: the method's limit and ``max_rate`` of the tokens entering it."""
-
-    def limit(tokens: int) -> int:
-        return max(0, min(method.max_remove(tokens, num_prefix), math.floor(max_rate * tokens)))
-
-    return limit
-
-
-def _part(block, method, tokens: int, remove: int, num_prefix: int, layer: int, kind: str):
-    """A module that runs one part of ``block`` on (B, tokens, C)."""
-    import torch
-
-    from ..pruning.methods import get_method
-    from ..pruning.methods.base import LayerPlan, TokenState
-    from ..pruning.patch import TimmBlockOps
-
-    ops = TimmBlockOps(block)
-    if kind == "mlp":
-        step, plan = None, None
-    else:
-        step = method if kind == "reduce" else get_method("none")
-        plan = LayerPlan(layer, tokens, remove if kind == "reduce" else 0, num_prefix)
-        step.setup(plan)
-
-    class Part(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.block = block
-
-        def forward(self, x):
-            if step is None:
-                return ops.mlp_residual(x)
-            return step.block_forward(ops, x, TokenState(), plan)
-
-    return Part().eval()
 
 
 class _Timed:
@@ -271,8 +218,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
     dim = int(network.embed_dim)
     layer = depth // 2
     block = network.blocks[layer]
-    limit = max_remove_rule(method, num_prefix, 1.0)
-    probe = planner.probe_rule(PROBE_SHARE, num_prefix, limit)
+    probe = probe_of(method, num_prefix)
     points = curve_points(tokens_in, num_prefix, request.points)
     items: dict[str, _Timed] = {}
     generator = torch.Generator().manual_seed(0)
@@ -285,7 +231,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
                 example = torch.randn((request.batch, n, dim), generator=generator)
                 for kind in planner.CURVES:
                     say(f"preparing {kind} at {n} tokens")
-                    part = _part(block, method, n, probe(n), num_prefix, layer, kind)
+                    part = block_part(block, method, n, probe(n), num_prefix, layer, kind)
                     prepared[f"{kind}:{n}"] = _prepare(
                         part, example, request.backend, request.threads, folder, f"{kind}_{n}", request.clock
                     )
@@ -332,7 +278,7 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         "depth": depth,
         "layer": layer,
         "probe_share": PROBE_SHARE,
-        "max_remove": "half" if method.max_remove(tokens_in, num_prefix) < tokens_in - num_prefix - 1 else "all",
+        "max_remove": max_remove_name(method, tokens_in, num_prefix),
         "curves": curves,
         "unpruned_ms": unpruned_ms,
         "fixed_ms": unpruned_ms - depth * curves["block"]["ms"][-1],
@@ -468,8 +414,8 @@ def check_request(request: PlanRequest) -> None:
 def _check_backend(backend: str) -> None:
     if backend not in PLAN_BACKENDS:
         raise VitPruneError(
-            f"vitprune plan measures on {', '.join(PLAN_BACKENDS)}, not {backend!r}; TensorRT curves are not "
-            "measured yet (python3 -m portable.plan plans from curves measured elsewhere)"
+            f"vitprune plan measures on {', '.join(PLAN_BACKENDS)}, not {backend!r}; TensorRT curves are measured "
+            "on the device: 'vitprune bundle ONNX --plan', then plan.sh there (or 'vitprune deploy --plan-speedup')"
         )
 
 

@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 CURVES = ("block", "mlp", "reduce")
+#: the curves JSON ``vitprune plan`` caches and ``portable.trt_curves`` writes on a device
+CURVE_SCHEMA = "vitprune.curves/1"
 
 
 class PlanError(Exception):

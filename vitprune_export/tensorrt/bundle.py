@@ -17,7 +17,11 @@ beside ``out_dir``, renamed at the end):
   latency protocol, ``python3 -m portable.trt_measure``, results JSON
   ``vitprune.result/1``) run, so the device builds, describes and times the
   engine with the same code as ``vitprune build`` and ``vitprune profile``;
-* a README with the exact steps and ``bundle.json``.
+* a README with the exact steps and ``bundle.json``;
+* with ``plan_points`` (``vitprune bundle --plan --plan-points N``): ``parts/``, the model's middle block cut into
+  the planner's parts at ``N`` token counts (:mod:`.bundle_parts`), and ``plan.sh``, which builds
+  and times them on the device beside the bundle's engine and plans the keep counts for a budget
+  (``python3 -m portable.trt_curves``, then ``python3 -m portable.plan``).
 """
 
 from __future__ import annotations
@@ -98,11 +102,16 @@ def bundle(
     out_dir: str | Path,
     plugins_dir: str | Path | None = None,
     force: bool = False,
+    plan_points: int | None = None,
+    say=lambda message: None,
 ) -> BundleResult:
-    """Write the bundle folder ``out_dir`` for ``profile``; nothing is left behind on failure."""
+    """Write the bundle folder ``out_dir`` for ``profile``; nothing is left behind on failure.
+
+    ``plan_points``: also ship the block parts at that many token counts and ``plan.sh``."""
     from .. import __version__
     from ..export.fp16 import convert_onnx_to_fp16
-    from .bundle_templates import BUILD_SH, PROFILE_SH, README, render
+    from .bundle_parts import check_plan_request, plan_names, write_parts
+    from .bundle_templates import BUILD_SH, PLAN_SH, PROFILE_SH, README, render
 
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
@@ -124,6 +133,8 @@ def bundle(
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
     record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))
+    if plan_points is not None:
+        check_plan_request(record, plan_points, onnx_path)
     facts = OnnxFacts.read(onnx_path)
     plugin_ops = facts.plugin_ops
     has_plugin_sources = plugins_dir.is_dir() and any(plugins_dir.iterdir())
@@ -169,6 +180,8 @@ def bundle(
             (staging / "plugins").mkdir()
 
         batch = profile.measure_batch
+        plan_batch = _static_batch(facts) or batch
+        curves_name, plan_prefix = plan_names(record, plan_batch, settings.precision)
         values = {
             "ONNX": onnx_name,
             "ENGINE": engine_name,
@@ -189,6 +202,18 @@ def bundle(
         }
         _write_script(staging / "build.sh", render(BUILD_SH, values))
         _write_script(staging / "profile.sh", render(PROFILE_SH, values))
+        if plan_points is not None:
+            write_parts(staging / "parts", record, profile, flavour, version, plan_batch, plan_points, say)
+            plan_values = {
+                **values,
+                "BATCH": str(plan_batch),
+                "CURVES_NAME": curves_name,
+                "PLAN_PREFIX": plan_prefix,
+                "PLAN_ITERATIONS": str(max(profile.measure.iterations // 2, 60)),
+                "MODEL": record.model,
+                "METHOD": record.method,
+            }
+            _write_script(staging / "plan.sh", render(PLAN_SH, plan_values))
         created = now_iso()
         readme_values = {
             **values,
@@ -207,6 +232,7 @@ def bundle(
             "VITPRUNE_FP16": "--fp16 " if settings.precision == "fp16" else "",
             "SETUP": "\n".join(f"   - `{command}`" for command in profile.device.setup)
             or "   - nothing device-specific; close other GPU work",
+            "PLAN_STEP": _plan_step(plan_points, plan_batch, profile.name, plan_prefix),
             "NOTES": "\n".join(f"- {note}" for note in [*profile.device.notes, *settings.notes]) or "- none",
         }
         (staging / "README.md").write_text(render(README, readme_values))
@@ -222,6 +248,7 @@ def bundle(
             "builder": settings.to_dict(),
             "onnx_metadata": record.to_metadata(),
             "plugin_ops": plugin_ops,
+            "plan_points": plan_points,
             "files": files + ["bundle.json"],
         }
         (staging / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -232,6 +259,24 @@ def bundle(
         raise
     return BundleResult(
         path=out_dir, files=manifest["files"], settings=settings.to_dict(), plugin_sources=has_plugin_sources
+    )
+
+
+def _static_batch(facts: OnnxFacts) -> int | None:
+    """The ONNX's batch when its first input has a static one."""
+    dims = facts.inputs[0].dims if facts.inputs else []
+    return int(dims[0]) if dims and 0 not in facts.inputs[0].dynamic_axes else None
+
+
+def _plan_step(points: int | None, batch: int, device: str, prefix: str) -> str:
+    if points is None:
+        return ""
+    return (
+        f"6. Plan (this bundle has the block parts, {points} token counts): `./plan.sh --speedup 1.5` or\n"
+        f"   `./plan.sh --latency-ms 8` builds the parts in `parts/`, times them and the engine interleaved at batch\n"
+        f"   {batch} and writes `results/{device}/plans/{prefix}_x1.5.json` (the curves go to\n"
+        f"   `results/{device}/curves/`). Copy them back with step 5; `--schedule` of export, flops, eval and\n"
+        "   finetune reads the plan file.\n"
     )
 
 

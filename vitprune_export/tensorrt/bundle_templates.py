@@ -1,4 +1,4 @@
-"""The text of a device bundle's ``build.sh``, ``profile.sh`` and README (see :mod:`.bundle`).
+"""The text of a device bundle's ``build.sh``, ``profile.sh``, ``plan.sh`` and README (see :mod:`.bundle`).
 
 Placeholders are ``@NAME@``; :func:`render` fills them and fails on any left over.
 """
@@ -105,6 +105,70 @@ fi
   --output "$OUTPUT" ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
 """
 
+PLAN_SH = r"""#!/usr/bin/env bash
+# Plan per-block keep counts from this device's own latency (TensorRT), calibrated on the bundle's engine.
+#   ./plan.sh --speedup X          X times as fast as the unpruned model (as the curves predict it)
+#   ./plan.sh --latency-ms MS      at most MS milliseconds per batch of @BATCH@
+#   --remeasure                    time the curves again (cached in results/@DEVICE@/curves/)
+# Builds the block parts in parts/ (python3 -m portable.trt_build), times them and @ENGINE@ interleaved
+# (python3 -m portable.trt_curves), plans (python3 -m portable.plan) and writes the schedule under
+# results/@DEVICE@/plans/. Environment: PYTHON (python3), WARMUP, ITERATIONS, ROUNDS.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+BUDGET=()
+GOAL=""
+REMEASURE=no
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --speedup|--latency-ms)
+      if [ "$#" -lt 2 ] || ! [[ "$2" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+        echo "error: $1 needs a positive number, e.g. $1 1.5" >&2; exit 2
+      fi
+      if [ -n "$GOAL" ]; then echo "error: give one budget: --speedup X or --latency-ms MS" >&2; exit 2; fi
+      BUDGET=("$1" "$2")
+      if [ "$1" = "--speedup" ]; then GOAL="x$2"; else GOAL="$2ms"; fi
+      shift 2 ;;
+    --remeasure) REMEASURE=yes; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument '$1' (use --speedup X, --latency-ms MS or --remeasure)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$GOAL" ]; then echo "error: give a budget: ./plan.sh --speedup 1.5 or ./plan.sh --latency-ms 10" >&2; exit 2; fi
+
+ENGINE="@ENGINE@"
+PYTHON="${PYTHON:-python3}"
+CURVES="results/@DEVICE@/curves/@CURVES_NAME@"
+SCHEDULE="results/@DEVICE@/plans/@PLAN_PREFIX@_${GOAL}.json"
+if [ ! -f parts/parts.json ]; then
+  echo "error: this bundle has no block parts; make it with 'vitprune bundle … --plan'" >&2; exit 2
+fi
+if [ ! -f "$ENGINE" ]; then echo "error: $ENGINE does not exist; run ./build.sh first" >&2; exit 1; fi
+PLUGIN_LIB=""
+if [ -f .plugin_library ]; then PLUGIN_LIB="$(cat .plugin_library)"; fi
+
+if [ "$REMEASURE" = yes ] || [ ! -f "$CURVES" ]; then
+  for ONNX in parts/*.onnx; do
+    PART_ENGINE="${ONNX%.onnx}.engine"
+    if [ "$REMEASURE" = yes ] || [ ! -f "$PART_ENGINE" ]; then
+      echo "== building $PART_ENGINE"
+      "$PYTHON" -m portable.trt_build --onnx "$ONNX" --settings "${ONNX%.onnx}.settings.json" \
+        --output "$PART_ENGINE" ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
+    fi
+  done
+  echo "== timing the block parts and $ENGINE"
+  "$PYTHON" -m portable.trt_curves --parts parts/parts.json --engine "$ENGINE" --metadata metadata.json \
+    --output "$CURVES" --warm-up "${WARMUP:-@WARMUP@}" --iterations "${ITERATIONS:-@PLAN_ITERATIONS@}" \
+    --rounds "${ROUNDS:-3}" ${PLUGIN_LIB:+--plugins "$PLUGIN_LIB"}
+else
+  echo "== curves measured before: $CURVES (--remeasure times them again)"
+fi
+echo "== planning for ${BUDGET[*]}"
+"$PYTHON" -m portable.plan --problem "$CURVES" --output "$SCHEDULE" "${BUDGET[@]}"
+echo "copy results/@DEVICE@/ back; then e.g. vitprune export --model @MODEL@ --method @METHOD@ --schedule $SCHEDULE"
+"""
+
 README = """# vitprune bundle: @MODEL@ / @METHOD@ for @DEVICE_NAME@
 
 Made by `vitprune bundle` on @CREATED@ from `@SOURCE_ONNX@` with profile `@PROFILE@`.
@@ -138,7 +202,7 @@ Requirements: @REQUIREMENTS@
    @ITERATIONS@ timed iterations with CUDA events and prints median, p90 and images/s.
 5. Copy back `results/@DEVICE@/*.json` into `results/@DEVICE@/` of the folder where you run vitprune;
    `vitprune compare results` then shows it beside your other devices (`--references` adds the project's).
-
+@PLAN_STEP@
 Where vitprune is pip-installed on the device, the same two steps run there directly:
 `vitprune build @ONNX@ --profile profile.toml --output @ENGINE@` (add `--plugins LIB` for plugin
 nodes), then `vitprune profile @ENGINE@ --backend trt @VITPRUNE_FP16@--device-name @DEVICE@
