@@ -78,95 +78,58 @@ def eval_command(
     The deployed file: vitprune eval tiny_topk.onnx --checkpoint engines/tiny_digits.pt --data digits
     (or tiny_topk.engine on a machine with TensorRT and a GPU): top-1/top-5 and agreement with PyTorch.
     """
+    from ..accuracy.data import Preprocessing, load_dataset
+    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, evaluate_artifact
     from ..accuracy.runtime import processes
+    from ..errors import VitPruneError
+    from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
     # under torchrun every process evaluates its share of the images; the first one reports and writes
     with processes("cpu") as (group, _device):
-        record, result, network = _evaluate(
-            artifact,
-            data,
-            model,
-            method,
-            rate,
-            rates,
-            schedule,
-            checkpoint,
-            weights,
-            split,
-            backend,
-            onnx,
-            batch,
-            plugin_library,
-            json,
-            knobs,
+        if checkpoint is not None:
+            if weights not in ("auto", str(checkpoint)):
+                raise VitPruneError("give either --checkpoint or --weights, not both")
+            weights = str(checkpoint)
+        if artifact is not None:
+            if method != "none" or rate is not None or rates is not None or schedule is not None or onnx is not None:
+                raise VitPruneError(
+                    f"{artifact} records its own pruning; drop --method/--rate/--rates/--schedule/--onnx"
+                )
+            record, result, network = evaluate_artifact(
+                artifact,
+                data,
+                weights=weights,
+                split=split,
+                batch_size=batch,
+                plugin_library=plugin_library,
+                progress=not json,
+            )
+            if group.is_main:
+                _report(record, result, network, output, json, started)
+            return
+        if backend not in BACKENDS:
+            raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if backend == "trt":
+            raise VitPruneError("--backend trt runs an engine: vitprune eval MODEL.engine --weights CHECKPOINT")
+        if onnx is not None and backend != "ort-cpu":
+            raise VitPruneError("--onnx is read only with --backend ort-cpu")
+        with console.status("loading the model and the data…"):
+            network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
+            dataset = load_dataset(data, split, Preprocessing.for_model(network))
+        result = evaluate(
+            network, dataset, backend=backend, batch_size=batch, onnx_path=onnx, model_name=model, progress=not json
+        )
+        record = accuracy_result(
+            network,
+            result,
+            model_name=model,
+            dataset=dataset.name,
+            batch_size=batch,
+            source="vitprune eval",
         )
         if group.is_main:
             _report(record, result, network, output, json, started)
-
-
-def _evaluate(
-    artifact,
-    data,
-    model,
-    method,
-    rate,
-    rates,
-    schedule,
-    checkpoint,
-    weights,
-    split,
-    backend,
-    onnx,
-    batch,
-    plugin_library,
-    json,
-    knobs,
-):
-    """The evaluation ``vitprune eval`` asked for: (results JSON, result, the PyTorch model)."""
-    from ..accuracy.data import Preprocessing, load_dataset
-    from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, evaluate_artifact
-    from ..errors import VitPruneError
-    from ..pruning.spec import build_pruned_model
-
-    if checkpoint is not None:
-        if weights not in ("auto", str(checkpoint)):
-            raise VitPruneError("give either --checkpoint or --weights, not both")
-        weights = str(checkpoint)
-    if artifact is not None:
-        if method != "none" or rate is not None or rates is not None or schedule is not None or onnx is not None:
-            raise VitPruneError(f"{artifact} records its own pruning; drop --method/--rate/--rates/--schedule/--onnx")
-        record, result, network = evaluate_artifact(
-            artifact,
-            data,
-            weights=weights,
-            split=split,
-            batch_size=batch,
-            plugin_library=plugin_library,
-            progress=not json,
-        )
-        return record, result, network
-    if backend not in BACKENDS:
-        raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "trt":
-        raise VitPruneError("--backend trt runs an engine: vitprune eval MODEL.engine --weights CHECKPOINT")
-    if onnx is not None and backend != "ort-cpu":
-        raise VitPruneError("--onnx is read only with --backend ort-cpu")
-    with console.status("loading the model and the data…"):
-        network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
-        dataset = load_dataset(data, split, Preprocessing.for_model(network))
-    result = evaluate(
-        network, dataset, backend=backend, batch_size=batch, onnx_path=onnx, model_name=model, progress=not json
-    )
-    record = accuracy_result(
-        network,
-        result,
-        model_name=model,
-        dataset=dataset.name,
-        batch_size=batch,
-        source="vitprune eval",
-    )
-    return record, result, network
 
 
 def _report(record, result, network, output, json: bool, started: float) -> None:
