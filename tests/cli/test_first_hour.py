@@ -239,3 +239,31 @@ def test_python_dash_m_runs_the_cli():
         timeout=120,
     )
     assert run.returncode == 2 and run.stderr.strip().startswith("error: --arch takes SM numbers"), run.stderr
+
+
+def quoted_outputs(page: Path, command: str) -> list[tuple[list[str], list[str]]]:
+    """(arguments, the '# ' lines under them) for each ``vitprune COMMAND …`` a docs page quotes with its output."""
+    quoted, lines = [], page.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(f"vitprune {command} "):
+            output = []
+            for following in lines[index + 1 :]:
+                if not following.startswith("# "):
+                    break
+                output.append(following[2:])
+            if output:
+                quoted.append((shlex.split(line)[1:], output))
+    return quoted
+
+
+def test_the_user_guide_quotes_what_flops_prints(cli):
+    """What a page shows a command printing is what the command prints."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "user-guide.md"
+    quoted = quoted_outputs(page, "flops")
+    assert quoted, "the user guide quotes a flops run"
+    for arguments, output in quoted:
+        result = cli(*arguments)
+        assert result.exit_code == 0, result.output
+        printed = [" ".join(line.split()) for line in result.output.splitlines() if line.strip()]
+        for line in output:
+            assert " ".join(line.split()) in printed, (arguments, line, printed)
