@@ -92,7 +92,9 @@ def test_a_signal_during_export_leaves_no_file_behind(tmp_path, signum, code):
     out = tmp_path / "out"
     command = [sys.executable, "-c", "from vitprune_export.cli import main; main()", "export", *TINY]
     command += ["--method", "topk", "--rate", "0.1", "-o", str(out / "m.onnx")]
+    # torch makes its own compile cache folder under TMPDIR on import unless told where: not a vitprune file
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "HF_HUB_OFFLINE": "1"}
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "torch-cache")
     (tmp_path / "tmp").mkdir()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     deadline = time.monotonic() + 120
