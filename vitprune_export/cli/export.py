@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..export.parity import DEFAULT_PARITY_TOLERANCE
 from .app import command, console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
@@ -46,7 +47,9 @@ def export(
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Fail if ONNX Runtime differs from PyTorch by more than --atol.")
     ] = True,
-    atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")
+    ] = DEFAULT_PARITY_TOLERANCE,
     plugin_nodes: Annotated[
         bool, typer.Option("--plugin-nodes", help="Emit one vitprune plugin node per pruning layer (TensorRT plugins).")
     ] = False,

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..export.parity import DEFAULT_PARITY_TOLERANCE
 from .app import command, console, print_json, print_next
 from .options import ForceOption, JsonOption
 
@@ -26,7 +27,9 @@ def rewrite(
         bool,
         typer.Option("--check/--no-check", help="onnx.checker, forbidden ops, and ONNX Runtime parity of IN vs OUT."),
     ] = True,
-    atol: Annotated[float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")] = 1e-4,
+    atol: Annotated[
+        float, typer.Option("--atol", help="Parity bound (max |Δ| of the logits).")
+    ] = DEFAULT_PARITY_TOLERANCE,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:

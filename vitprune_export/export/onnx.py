@@ -26,11 +26,10 @@ from ..files import atomic_output, check_output
 from ..pruning.models import input_size_of
 from ..pruning.patch import num_tokens_of, pruning_info
 from ..record import PruningRecord, library_versions
-from .parity import check_tolerance
+from .parity import DEFAULT_PARITY_TOLERANCE, check_tolerance
 
 log = logging.getLogger("vitprune")
 
-DEFAULT_PARITY_TOLERANCE = 1e-4
 DEFAULT_FOLDER = Path("engines")
 
 

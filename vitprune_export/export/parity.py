@@ -6,6 +6,9 @@ import math
 
 from ..errors import VitPruneError
 
+#: max |Δlogit| allowed between PyTorch and ONNX Runtime (export) or between two forms of a graph (rewrite)
+DEFAULT_PARITY_TOLERANCE = 1e-4
+
 
 def check_tolerance(tolerance: float) -> None:
     """A parity bound is a finite number ≥ 0."""

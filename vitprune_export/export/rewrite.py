@@ -29,10 +29,9 @@ from pathlib import Path
 from ..errors import MissingDependencyError, VitPruneError
 from ..files import atomic_output, check_output
 from .ops.spec import DOMAIN, DOMAIN_VERSION, OPS
-from .parity import check_tolerance
+from .parity import DEFAULT_PARITY_TOLERANCE, check_tolerance
 
 TARGETS = ("plugins", "standard")
-DEFAULT_PARITY_TOLERANCE = 1e-4
 
 
 @dataclass
