@@ -43,6 +43,7 @@ from ..scores import ats_score
 from . import register_method
 from .base import Knob, TokenReduction, check_positive
 from .functional import gather_prefix_and_patches, merge_bipartite, sort_indices, split_prefix, top_patch_tokens
+from .tome import BipartiteMergeLimit
 
 DEFAULT_TAU = 7e-5
 
@@ -86,7 +87,7 @@ def choose_pruning(scores: torch.Tensor, num_prefix: int, tau: float) -> torch.T
 
 
 @register_method
-class PPT(TokenReduction):
+class PPT(BipartiteMergeLimit, TokenReduction):
     name = "ppt"
     paper = "Wu et al. arXiv 2310.01812; thesis §3.3 Eq. 3.3"
     summary = "per image: prune by ATS score if its variance ≥ τ, else pool (bipartite merge)"
@@ -115,12 +116,6 @@ class PPT(TokenReduction):
             "a near-tie of two scores can reorder its tokens in ONNX Runtime; --sort-pruned keeps them in "
             "position order. "
         )
-
-    def max_remove(self, tokens_in: int, num_prefix: int) -> int:
-        return (tokens_in - num_prefix) // 2
-
-    def cap_remove(self, tokens_in: int, num_prefix: int, remove: int) -> int:
-        return min(remove, self.max_remove(tokens_in, num_prefix))
 
     def reduce(self, x, attention, size, plan):
         num_prefix = plan.num_prefix

@@ -27,8 +27,18 @@ from .functional import merge_bipartite
 from .fused import fused_step
 
 
+class BipartiteMergeLimit:
+    """Bipartite matching merges at most one token of each A/B pair: half the patch tokens per block (§3)."""
+
+    def max_remove(self, tokens_in: int, num_prefix: int) -> int:
+        return (tokens_in - num_prefix) // 2
+
+    def cap_remove(self, tokens_in: int, num_prefix: int, remove: int) -> int:
+        return min(remove, self.max_remove(tokens_in, num_prefix))
+
+
 @register_method
-class ToMe(TokenReduction):
+class ToMe(BipartiteMergeLimit, TokenReduction):
     name = "tome"
     paper = "Bolya et al. ICLR'23, §3"
     summary = "bipartite soft matching on keys, size-weighted merge, proportional attention"
@@ -60,12 +70,6 @@ class ToMe(TokenReduction):
                 "where a near-tie can reorder them in ONNX Runtime; --sort-unmerged keeps them in position order. "
             )
         return ""
-
-    def max_remove(self, tokens_in: int, num_prefix: int) -> int:
-        return (tokens_in - num_prefix) // 2
-
-    def cap_remove(self, tokens_in: int, num_prefix: int, remove: int) -> int:
-        return min(remove, self.max_remove(tokens_in, num_prefix))
 
     def reduce(self, x, attention, size, plan):
         num_prefix = plan.num_prefix
