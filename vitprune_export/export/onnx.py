@@ -26,6 +26,7 @@ from ..files import atomic_output, check_output
 from ..pruning.models import input_size_of
 from ..pruning.patch import num_tokens_of, pruning_info
 from ..record import PruningRecord, library_versions
+from .gelu_order import order_gelu_for_fusion
 from .parity import DEFAULT_PARITY_TOLERANCE, check_tolerance
 
 log = logging.getLogger("vitprune")
@@ -174,6 +175,7 @@ def export_onnx(
                     f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 ) from error
         proto = program.model_proto
+        order_gelu_for_fusion(proto)  # one Gelu kernel in ONNX Runtime; the same ops elsewhere
         record.write_into(proto)
         if plugins:  # onnxruntime-extensions and TensorRT 10.3's parser read IR ≤ 10
             proto.ir_version = min(proto.ir_version, 10)
