@@ -8,9 +8,10 @@ unpruned model on the same backend, batch and threads)::
 
 ``±`` is half the inter-quartile range of the paired changes, divided by the FLOPs
 reduction; ``noisy`` when that spread is wider than the change. Prints a
-Markdown table (rows: method; columns: backend × threads × batch × model)::
+Markdown table (rows: method; columns: backend × threads × batch × model; ``--by-cell``
+turns it round)::
 
-    python benchmarks/bench_ratios.py results/
+    python benchmarks/bench_ratios.py results/ [--by-cell]
 """
 
 from __future__ import annotations
@@ -47,11 +48,26 @@ def ratio_rows(results: list[dict]) -> tuple[list[str], dict[str, dict[str, str]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="result files or folders (vitprune bench --output)")
+    parser.add_argument(
+        "--by-cell", action="store_true", help="one row per (backend, threads, batch, model), one column per method"
+    )
     args = parser.parse_args(argv)
     from vitprune_export.measure.results import load_results
 
     results = [r for r in load_results(args.results) if r["kind"] == "latency"]
     columns, table, baselines = ratio_rows(results)
+    if args.by_cell:
+        from vitprune_export import list_methods
+
+        registry = list(list_methods())
+        methods = sorted(table, key=lambda m: registry.index(m) if m in registry else len(registry))
+        methods.sort(key=lambda m: m != "first")  # the bound of a free pruning step, next to the baseline
+        print("| cell | unpruned (ms) | " + " | ".join(methods) + " |")
+        print("| --- | ---: |" + " ---: |" * len(methods))
+        for column in columns:
+            unpruned = f"{baselines[column]:.1f}" if column in baselines else "–"
+            print(f"| {column} | {unpruned} | " + " | ".join(table[m].get(column, "–") for m in methods) + " |")
+        return 0
     print("| method | " + " | ".join(columns) + " |")
     print("| --- |" + " ---: |" * len(columns))
     print("| unpruned (ms) | " + " | ".join(f"{baselines[c]:.1f}" if c in baselines else "–" for c in columns) + " |")

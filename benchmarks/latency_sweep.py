@@ -19,8 +19,8 @@ spinning and graph optimisation, timed at load; see
 fix them. ``torch-cpu-compile`` is ``torch-cpu`` under ``torch.compile``,
 a backend of its own (it is a different program from eager).
 
-``--ceiling`` adds a diagnostic variant that keeps the first tokens by a
-static slice, at the same keep counts as the methods: no scoring, no
+``--ceiling`` adds the method ``first`` (labelled ``ceiling``): it keeps the first
+tokens by a static slice, at the same keep counts as the methods: no scoring, no
 gathering — the best any method of this schedule can do on this machine.
 ``--cpu-time`` (with one thread) times each query by the CPU time of the
 calling thread. ``--callgrind`` adds a repeatable column: instructions per
@@ -90,7 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="per group: fewer rounds (at least 5) when the planned queries would take longer",
     )
-    parser.add_argument("--ceiling", action="store_true", help="add the static-slice variant (no selection cost)")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="add the method 'first' (a static slice, no selection cost) as 'ceiling'"
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="where the ONNX files go (default: a temporary folder)"
     )
@@ -123,20 +125,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- variants
 
 
-def ceiling_method():
-    """The diagnostic method: keep the first tokens (a static slice), nothing else."""
-    from vitprune_export.pruning.methods.base import TokenReduction
-
-    class StaticSlice(TokenReduction):
-        name = "ceiling"
-        summary = "keep the first tokens (diagnostic: no selection cost)"
-
-        def reduce(self, x, attention, size, plan):
-            return x[:, : plan.tokens_out], size
-
-    return StaticSlice()
-
-
 def build_variants(model_name: str, args, console):
     """[(key, method, rate, network)] with the baseline first; methods that fail to build are skipped."""
     import torch
@@ -157,7 +145,7 @@ def build_variants(model_name: str, args, console):
     if args.ceiling:
         for rate in rates:
             variants.append(
-                (f"ceiling@{rate:g}", "ceiling", rate, apply_method(copy.deepcopy(base), ceiling_method(), rate=rate))
+                (f"ceiling@{rate:g}", "ceiling", rate, apply_method(copy.deepcopy(base), "first", rate=rate))
             )
     for method in methods:
         # a method that keeps every token (BSPF) ignores the rate: one variant, at rate 0

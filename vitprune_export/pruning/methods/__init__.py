@@ -31,6 +31,7 @@ _METHOD_MODULES = (
     "tome",
     "magnitude",
     "random",
+    "first",
     "atpvit",
     "ppt",
     "bspf",
