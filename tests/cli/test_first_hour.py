@@ -90,7 +90,14 @@ def test_a_signal_during_export_leaves_no_file_behind(tmp_path, signum, code):
     """The temporary file appears beside the output as soon as the export starts; the signal comes while it
     is there, and the command removes it on the way out."""
     out = tmp_path / "out"
-    command = [sys.executable, "-c", "from vitprune_export.cli import main; main()", "export", *TINY]
+    # The child starts as from a terminal: Python's own SIGINT handler, SIGINT and SIGTERM unblocked. A test
+    # process may hand down SIGINT ignored or blocked (left so by a library in the same worker), which a real
+    # shell does not; then the signal never arrives and the export simply finishes.
+    terminal_signals = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM}); "
+    )
+    command = [sys.executable, "-c", terminal_signals + "from vitprune_export.cli import main; main()", "export", *TINY]
     command += ["--method", "topk", "--rate", "0.1", "-o", str(out / "m.onnx")]
     # torch makes its own compile cache folder under TMPDIR on import unless told where: not a vitprune file
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "HF_HUB_OFFLINE": "1"}
