@@ -29,7 +29,7 @@ def _scalar_constants(graph) -> dict[str, float]:
 
     values: dict[str, float] = {}
     for tensor in graph.initializer:
-        if len(tensor.dims) == 0 or math.prod(tensor.dims) == 1:
+        if math.prod(tensor.dims) == 1:  # a scalar or a one-element tensor
             array = numpy_helper.to_array(tensor)
             if array.dtype.kind == "f":
                 values[tensor.name] = float(array.reshape(-1)[0])
