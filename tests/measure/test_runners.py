@@ -100,6 +100,21 @@ def test_ort_cpu_keeps_given_settings_and_records_them(export_cache):
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
+@pytest.mark.parametrize(("spinning", "stop"), [("on", "1"), ("off", "")])
+def test_ort_cpu_spinning_sessions_stop_spinning_when_a_query_returns(export_cache, spinning, stop):
+    """Threads that spin on after a query would slow the next session timed in the same round."""
+    _, exported = export_cache(TINY, "topk", rate=0.1)
+    runner = get_runner("ort-cpu", threads=2, spinning=spinning, graph_optimization="all")
+    runner.load(exported.path, batch=1)
+    options = runner.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning == "on" else "0")
+    if stop:
+        assert options.get_session_config_entry("session.force_spinning_stop") == stop
+    else:  # never set: reading it raises
+        with pytest.raises(RuntimeError, match="force_spinning_stop"):
+            options.get_session_config_entry("session.force_spinning_stop")
+
+
 def test_ort_cpu_chooses_the_open_settings_by_timing_them(export_cache, monkeypatch):
     network, exported = export_cache(TINY, "topk", rate=0.1)
     monkeypatch.setattr("vitprune_export.portable.environment.physical_cores", lambda: 2)

@@ -13,7 +13,13 @@ by timing each candidate session on the prepared input, interleaved in rounds so
 drifting machine hits all alike, and keeping the fastest (``tune=False``: ONNX
 Runtime's own defaults — one thread per physical core, spinning on, ``all``). Spinning
 matters most: idle intra-op threads that spin win on a quiet machine and lose to
-the OS scheduler when other processes want the cores.
+the OS scheduler when other processes want the cores. A spinning session also sets
+``session.force_spinning_stop``: its idle threads stop spinning when a query returns
+(and spin again in the next one). Without it they keep spinning for a while after
+each query and slow whatever runs next — here another session timed in the same
+interleaved round: ViT-S/16, 2 threads, a session run right after another spinning
+session took 33.9 ms against 27.2 ms alone; with the stop, 28.4 against 27.1 ms, and
+alone as fast as without it (``docs/results.md``).
 
 A file with vitprune custom nodes (``vitprune export --plugins``) needs their
 reference kernels, registered through ``vitprune_export.export.ops.onnxruntime``; those
@@ -139,6 +145,8 @@ class OrtCpuRunner(Runner):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings["spinning"] else "0")
+        if settings["spinning"]:  # spin between the ops of a query, not after it (see the module docstring)
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         if custom_ops:
             from ...export.ops.onnxruntime import register_custom_ops
 
