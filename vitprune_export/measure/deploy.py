@@ -227,6 +227,12 @@ def _transport(request: DeployRequest) -> list[str]:
     return ["-e", " ".join(shlex.quote(word) for word in ssh)]
 
 
+def _scp(request: DeployRequest, source: str, destination: str) -> list[str]:
+    """``scp -r -p`` from ``source`` to ``destination``, with the request's port and ssh options."""
+    port = ["-P", str(request.port)] if request.port else []
+    return ["scp", "-r", "-p", "-o", "BatchMode=yes", *port, *request.ssh_options, source, destination]
+
+
 def copy_to(request: DeployRequest, tool: str, remote: str) -> None:
     source = str(request.bundle)
     if tool == "rsync":
@@ -243,18 +249,7 @@ def copy_to(request: DeployRequest, tool: str, remote: str) -> None:
         staging = tempfile.mkdtemp(prefix="vitprune-deploy-")
         named = Path(staging) / Path(remote).name
         shutil.copytree(request.bundle, named, symlinks=True)
-        port = ["-P", str(request.port)] if request.port else []
-        command = [
-            "scp",
-            "-r",
-            "-p",
-            "-o",
-            "BatchMode=yes",
-            *port,
-            *request.ssh_options,
-            str(named),
-            f"{request.host}:{Path(remote).parent}/",
-        ]
+        command = _scp(request, str(named), f"{request.host}:{Path(remote).parent}/")
     try:
         code, text = _run(command)
     finally:
@@ -288,18 +283,7 @@ def fetch_results(request: DeployRequest, tool: str, remote: str) -> list[Path]:
                 f"{landing}/",
             ]
         else:
-            port = ["-P", str(request.port)] if request.port else []
-            command = [
-                "scp",
-                "-r",
-                "-p",
-                "-o",
-                "BatchMode=yes",
-                *port,
-                *request.ssh_options,
-                f"{request.host}:{remote}/results",
-                folder,
-            ]
+            command = _scp(request, f"{request.host}:{remote}/results", folder)
         code, text = _run(command)
         if code != 0 and not any(landing.rglob("*.json")):
             if code == SSH_FAILED:
