@@ -1,33 +1,9 @@
-"""``vitprune``: a thin Typer layer over :mod:`vitprune_export`; one module per command."""
+"""``vitprune``: a thin Typer layer over :mod:`vitprune_export`; one module per command, imported only when
+that command runs (the table is :mod:`.commands`)."""
 
 from __future__ import annotations
 
-import importlib
-
 from .app import app
-
-# One module per command, in the order `vitprune --help` lists them; importing one registers it.
-_COMMAND_MODULES = (
-    "methods",
-    "export",
-    "flops",
-    "rewrite",
-    "plugins",
-    "build",
-    "bundle",
-    "deploy",
-    "profile",
-    "plan",
-    "bench",
-    "compare",
-    "eval",
-    "finetune",
-    "adjust",
-    "check",
-)
-
-for _module in _COMMAND_MODULES:
-    importlib.import_module(f"{__name__}.{_module}")
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ Commands register with :func:`command`, which wraps them so that a
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
+import importlib
 import logging
 import shlex
 import signal
@@ -20,6 +22,7 @@ import typer.core
 from rich.console import Console
 
 from ..errors import VitPruneError, VitPruneWarning
+from .commands import COMMANDS
 
 try:  # recent Typer releases carry their own copy of click
     from typer._click import exceptions as click_errors
@@ -29,7 +32,72 @@ except ImportError:  # pragma: no cover - older Typer on click
 USER_ERROR = 2
 
 
-class _OneLineUsageErrors(typer.core.TyperGroup):
+class _LazyCommands(typer.core.TyperGroup):
+    """The commands of :data:`~.commands.COMMANDS`, each module imported only when its command runs.
+
+    Listing them (``vitprune --help``) takes the table's summaries; resolving one (``vitprune export …``)
+    imports its module, which registers it on :data:`app`, and turns that registration into a click command
+    as Typer would have. A module whose import fails (a broken optional dependency) becomes a command that
+    says so in one line, and every other command still works.
+    """
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        loaded = self.commands.get(cmd_name)
+        if loaded is not None or cmd_name not in COMMANDS:
+            return loaded
+        return typer.core.TyperCommand(cmd_name, short_help=COMMANDS[cmd_name].summary, help=None)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in COMMANDS and args[0] not in self.commands:
+            self.commands[args[0]] = _load_command(args[0])
+        try:
+            return super().resolve_command(ctx, args)
+        except click_errors.UsageError as error:  # Typer suggests among loaded commands only: suggest among all
+            matches = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if matches and "Did you mean" not in error.message:
+                error.message = f"{error.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
+
+
+def _load_command(name: str):
+    """Import the module of command ``name`` and build its click command from what it registered."""
+    from typer.main import get_command_from_info, get_group_from_info
+
+    try:
+        importlib.import_module(f"{__package__}.{COMMANDS[name].module}")
+    except ImportError as error:
+        return _unavailable_command(name, error)
+    settings = {"pretty_exceptions_short": app.pretty_exceptions_short, "rich_markup_mode": app.rich_markup_mode}
+    for info in app.registered_commands:
+        if info.name == name:
+            return get_command_from_info(info, **settings)
+    for info in app.registered_groups:
+        if info.name == name:
+            return get_group_from_info(info, suggest_commands=app.suggest_commands, **settings)
+    raise LookupError(f"vitprune_export.cli.{COMMANDS[name].module} registers no command {name!r}")
+
+
+def _unavailable_command(name: str, error: ImportError):
+    """A stand-in for a command whose module cannot be imported: one line, exit 2, whatever its arguments."""
+
+    def explain():
+        fail(
+            f"'vitprune {name}' cannot start: {error}; reinstall vitprune with its dependencies "
+            "(pip install -e \".[dev]\" -c constraints.txt) or see 'vitprune check'"
+        )
+
+    return typer.core.TyperCommand(
+        name,
+        callback=explain,
+        short_help=COMMANDS[name].summary,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    )
+
+
+class _OneLineUsageErrors(_LazyCommands):
     """Click's usage errors (unknown option, bad value) as one ``error: …`` line like every other error."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -62,6 +130,12 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    # A callback makes Typer build a group even before any command module is imported.
+    pass
 
 
 def fail(message: str) -> None:
@@ -138,6 +212,8 @@ def command(name: str | None = None, **kwargs):
                     err_console.print("interrupted; nothing was written")
                     raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
 
+        if name in COMMANDS:
+            kwargs.setdefault("short_help", COMMANDS[name].summary)
         app.command(name, **kwargs)(wrapper)
         return fn
 

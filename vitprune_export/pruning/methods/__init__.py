@@ -15,11 +15,32 @@ misses for an unknown name; ``list_methods()`` gives the names in order.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ...errors import VitPruneError, did_you_mean
-from .base import Knob, TokenReduction
+
+if TYPE_CHECKING:
+    from .base import Knob, TokenReduction
 
 _REGISTRY: dict[str, type[TokenReduction]] = {}
+
+#: the registered names in the order `list_methods` gives them, known without importing a method module
+#: (and so without torch): `vitprune compare` orders its rows by them
+METHOD_NAMES = (
+    "none",
+    "topk",
+    "topk-vpa",
+    "evit",
+    "etps",
+    "tome",
+    "magnitude",
+    "random",
+    "first",
+    "atpvit-topk",
+    "atpvit-evit",
+    "ppt",
+    "bspf",
+)
 
 # Modules imported on first use of the registry, in the order `list_methods` shows.
 _METHOD_MODULES = (
@@ -59,9 +80,16 @@ def _load_all() -> None:
 
 
 def list_methods() -> list[str]:
-    """Names of all registered methods, baseline first."""
-    _load_all()
-    return list(_REGISTRY)
+    """Names of all registered methods, baseline first (the modules stay unimported)."""
+    return list(METHOD_NAMES)
+
+
+def __getattr__(name: str):
+    if name in ("Knob", "TokenReduction"):  # the interface, imported with torch only when asked for
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def method_class(name: str) -> type[TokenReduction]:
