@@ -87,11 +87,12 @@ def test_an_unknown_command_is_suggested_among_commands_not_yet_loaded(cli):
     assert result.output.strip() == "error: No such command 'exprt'. Did you mean 'export'?; see 'vitprune -h'"
 
 
-def test_method_names_known_without_importing_a_method_module_match_the_registry():
+def test_the_method_table_names_each_method_and_the_module_that_registers_it():
     from vitprune_export.pruning import methods
 
-    methods._load_all()
-    assert methods.list_methods() == list(methods._REGISTRY)
+    for name, module in methods.METHOD_MODULES.items():
+        assert methods.method_class(name).__module__ == f"vitprune_export.pruning.methods.{module}"
+    assert set(methods._REGISTRY) == set(methods.list_methods())  # no module registers a name the table lacks
 
 
 def test_compare_of_shipped_results_imports_no_torch():

@@ -24,40 +24,23 @@ if TYPE_CHECKING:
 
 _REGISTRY: dict[str, type[TokenReduction]] = {}
 
-#: the registered names in the order `list_methods` gives them, known without importing a method module
-#: (and so without torch): `vitprune compare` orders its rows by them
-METHOD_NAMES = (
-    "none",
-    "topk",
-    "topk-vpa",
-    "evit",
-    "etps",
-    "tome",
-    "magnitude",
-    "random",
-    "first",
-    "atpvit-topk",
-    "atpvit-evit",
-    "ppt",
-    "bspf",
-)
-
-# Modules imported on first use of the registry, in the order `list_methods` shows.
-_METHOD_MODULES = (
-    "none",
-    "topk",
-    "topk_vpa",
-    "evit",
-    "etps",
-    "tome",
-    "magnitude",
-    "random",
-    "first",
-    "atpvit",
-    "ppt",
-    "bspf",
-)
-_loaded = False
+#: every method's name and the module that registers it, in the order `list_methods` gives them: known
+#: without importing a method module (and so without torch); a module is imported when its method is asked for
+METHOD_MODULES = {
+    "none": "none",
+    "topk": "topk",
+    "topk-vpa": "topk_vpa",
+    "evit": "evit",
+    "etps": "etps",
+    "tome": "tome",
+    "magnitude": "magnitude",
+    "random": "random",
+    "first": "first",
+    "atpvit-topk": "atpvit",
+    "atpvit-evit": "atpvit",
+    "ppt": "ppt",
+    "bspf": "bspf",
+}
 
 
 def register_method(cls: type[TokenReduction]) -> type[TokenReduction]:
@@ -70,18 +53,14 @@ def register_method(cls: type[TokenReduction]) -> type[TokenReduction]:
     return cls
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in _METHOD_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
-    _loaded = True
+def _load(name: str) -> None:
+    if name not in _REGISTRY:
+        importlib.import_module(f"{__name__}.{METHOD_MODULES[name]}")
 
 
 def list_methods() -> list[str]:
     """Names of all registered methods, baseline first (the modules stay unimported)."""
-    return list(METHOD_NAMES)
+    return list(METHOD_MODULES)
 
 
 def __getattr__(name: str):
@@ -94,13 +73,12 @@ def __getattr__(name: str):
 
 def method_class(name: str) -> type[TokenReduction]:
     """The registered class for ``name``; a clear error for an unknown one."""
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    if name not in METHOD_MODULES:
         raise VitPruneError(
-            f"unknown method {name!r}{did_you_mean(name, _REGISTRY)}; run 'vitprune methods' to list them"
-        ) from None
+            f"unknown method {name!r}{did_you_mean(name, METHOD_MODULES)}; run 'vitprune methods' to list them"
+        )
+    _load(name)
+    return _REGISTRY[name]
 
 
 def get_method(name: str, **knobs) -> TokenReduction:
