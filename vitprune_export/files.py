@@ -10,10 +10,12 @@ half-written file under the name the user asked for.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import VitPruneError
 from .portable import files
@@ -84,6 +86,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
     return Path(path)
+
+
+def parse_json(text: str, what: str, hint: str) -> Any:
+    """The JSON value in ``text``; a one-line error naming ``what`` and ``hint`` (what to do) when it is not JSON.
+
+    Python refuses to convert an integer of more than ``sys.get_int_max_str_digits()`` (4,300) digits and
+    raises a plain ``ValueError`` (not a ``JSONDecodeError``): a crafted record, result or schedule holding
+    one is bad input like any other.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as error:  # JSONDecodeError is a ValueError too
+        reason = "it holds an integer with too many digits" if "integer string conversion" in str(error) else error
+        raise VitPruneError(f"{what} is not valid JSON ({reason}); {hint}") from None
 
 
 def slug(text: str) -> str:

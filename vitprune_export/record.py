@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VitPruneError
-from .files import slug
+from .files import parse_json, slug
 from .pruning.schedule import Schedule
 
 #: the ``metadata_props`` key holding the record as JSON (``vitprune.model`` etc. repeat three fields for viewers)
@@ -184,7 +184,12 @@ class PruningRecord:
         """The record in an ONNX ``ModelProto``'s metadata, or None when it has none."""
         for prop in proto.metadata_props:
             if prop.key == METADATA_KEY:
-                return cls.from_metadata(json.loads(prop.value), source)
+                data = parse_json(prop.value, f"the pruning record of {source or 'the ONNX file'}", "re-export it")
+                if not isinstance(data, dict):
+                    raise VitPruneError(
+                        f"the pruning record of {source or 'the ONNX file'} is not an object; re-export it"
+                    )
+                return cls.from_metadata(data, source)
         return None
 
     @classmethod

@@ -192,7 +192,7 @@ def test_ignored_plugin_build_outputs_stay_out(tiny_onnx, tmp_path):
 
 def test_existing_folder_needs_force_and_force_replaces_it(tiny_onnx, tmp_path):
     target = tmp_path / "b"
-    target.mkdir()
+    bundle(tiny_onnx, "jetson-orin-nano", target)
     (target / "old.txt").write_text("old")
     with pytest.raises(VitPruneError, match="already exists; choose another -o or pass --force"):
         bundle(tiny_onnx, "jetson-orin-nano", target)

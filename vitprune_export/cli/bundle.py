@@ -25,7 +25,7 @@ def bundle(
         Optional[Path],
         typer.Option("--plugins-dir", help="Plugin sources to include \\[default: the ones shipped with vitprune]."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it holds an earlier bundle.")] = False,
     plan: Annotated[
         bool,
         typer.Option(

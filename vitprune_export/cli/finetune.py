@@ -29,12 +29,12 @@ DataOption = Annotated[
 EpochsOption = Annotated[int, typer.Option("--epochs", "-e", min=1, help="Training epochs (T).")]
 TrainBatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Training batch size (the paper uses 16).")]
 LrOption = Annotated[
-    Optional[float], typer.Option("--lr", help="Peak learning rate [default: the paper's 5e-4·batch/512].")
+    Optional[float], typer.Option("--lr", help="Peak learning rate \\[default: the paper's 5e-4·batch/512].")
 ]
 MinLrOption = Annotated[float, typer.Option("--min-lr", help="Final learning rate (lr_min of Eq. 11).")]
 WarmupOption = Annotated[
     Optional[float],
-    typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) [default: min(5, epochs/10)]."),
+    typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) \\[default: min(5, epochs/10)]."),
 ]
 WeightDecayOption = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
 SeedOption = Annotated[
@@ -52,7 +52,7 @@ AmpOption = Annotated[
 WorkersOption = Annotated[
     Optional[int],
     typer.Option(
-        "--workers", help="DataLoader processes [default: 0 for in-memory digits, else CPUs per process − 1, ≤ 8]."
+        "--workers", help="DataLoader processes \\[default: 0 for in-memory digits, else CPUs per process − 1, ≤ 8]."
     ),
 ]
 CompileOption = Annotated[bool, typer.Option("--compile", help="torch.compile the training forward pass.")]

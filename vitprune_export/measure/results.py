@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
-from ..files import atomic_write_text, slug
+from ..files import atomic_write_text, parse_json, slug
 from ..portable.results import SCHEMA, now_iso
 from ..portable.stats import STATS as LATENCY_STATS
 from ..record import PruningRecord
@@ -150,11 +150,12 @@ def load_result(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise VitPruneError(f"result file {str(path)!r} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise VitPruneError(f"{str(path)!r} is not valid JSON ({error}); re-run the command that wrote it") from None
+    data = parse_json(text, repr(str(path)), "re-run the command that wrote it")
     if is_engine_description(data):
         engine = str(path)[: -len(".json")] if str(path).endswith(".json") else data.get("engine")
         raise VitPruneError(
@@ -181,7 +182,7 @@ def load_results(paths: list[str | Path]) -> list[dict[str, Any]]:
             for file in sorted(entry.rglob("*.json")):
                 try:
                     data = json.loads(file.read_text())
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except ValueError:  # not JSON (UnicodeDecodeError too), or an integer too long to convert
                     continue
                 if isinstance(data, dict) and str(data.get("schema", "")).startswith("vitprune.result/"):
                     data = validate_result(data, str(file))

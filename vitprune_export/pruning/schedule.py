@@ -68,17 +68,20 @@ def parse_rates(text: str) -> list[float]:
 
 def load_removed_counts(path: str | Path) -> list[int]:
     """Read a schedule JSON: a list of removed counts, or ``{"removed": [...]}``."""
+    from ..files import parse_json
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise VitPruneError(
             f"schedule file {str(path)!r} does not exist; give the JSON file 'vitprune adjust' wrote"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise VitPruneError(
             f"schedule file {str(path)!r} is not valid JSON ({error}); expected a list of removed counts"
         ) from None
+    data = parse_json(text, f"schedule file {str(path)!r}", "expected a list of removed counts")
     if isinstance(data, dict):
         data = data.get("removed")
     if not isinstance(data, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in data):

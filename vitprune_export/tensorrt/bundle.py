@@ -26,6 +26,7 @@ beside ``out_dir``, renamed at the end):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,6 +131,8 @@ def bundle(
             f"--plugins-dir {str(plugins_dir)!r} is not a folder; leave it out to ship the plugin sources of vitprune"
         )
     check_output(out_dir, "--output", folder=True)
+    if out_dir.exists():
+        _check_replaceable(out_dir)
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
     record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))
@@ -310,6 +313,24 @@ def _requirements(profile: DeviceProfile, flavour: str) -> str:
 def _write_script(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(0o755)
+
+
+def _check_replaceable(folder: Path) -> None:
+    """``--force`` replaces a folder only when it holds a bundle: its ``bundle.json`` names :data:`BUNDLE_SCHEMA`.
+
+    Anything else (``engines/``, a results folder, the working directory) is refused before any work.
+    """
+    marker = folder / "bundle.json"
+    schema = None
+    if folder.is_dir() and not folder.is_symlink() and marker.is_file() and not marker.is_symlink():
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(marker.read_text())
+            schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != BUNDLE_SCHEMA:
+        raise VitPruneError(
+            f"--force replaces only a bundle folder, and {str(folder)!r} holds no bundle.json of 'vitprune bundle'; "
+            "choose another -o"
+        )
 
 
 def _replace_folder(staging: Path, target: Path) -> None:
