@@ -12,6 +12,7 @@ _COMMAND_MODULES = (
     "export",
     "flops",
     "rewrite",
+    "quantize",
     "plugins",
     "build",
     "bundle",
