@@ -72,6 +72,9 @@ class PruningRecord:
     opset: int | None = None
     plugins: bool | None = None
     rewrite: str | None = None
+    # quantization: "int8"/"fp8" for a Q/DQ file (None: the float file export wrote), and its calibration
+    precision: str | None = None
+    calibration: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- making one
 
@@ -139,6 +142,8 @@ class PruningRecord:
             "opset": self.opset,
             "plugins": self.plugins,
             "rewrite": self.rewrite,
+            "precision": self.precision,
+            "calibration": dict(self.calibration) if self.calibration is not None else None,
         }
 
     @classmethod
@@ -166,6 +171,8 @@ class PruningRecord:
             opset=_int_or_none(data.get("opset")),
             plugins=data.get("plugins"),
             rewrite=data.get("rewrite"),
+            precision=data.get("precision"),
+            calibration=dict(data["calibration"]) if isinstance(data.get("calibration"), dict) else None,
         )
 
     # ---------------------------------------------------------------- ONNX files

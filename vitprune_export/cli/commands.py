@@ -20,6 +20,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "methods": CommandEntry("methods", "List the token-reduction methods: paper, knobs, TensorRT status."),
     "export": CommandEntry("export", "Export a token-pruned ViT to ONNX with static per-layer token counts."),
     "flops": CommandEntry("flops", "MACs and parameters of the pruned model, and the ratio to the unpruned one."),
+    "quantize": CommandEntry("quantize", "Quantize an ONNX to INT8/FP8 Q/DQ, calibrated on real images."),
     "rewrite": CommandEntry("rewrite", "Plugin nodes ⇄ standard ONNX ops ⇄ TensorRT plugin nodes."),
     "plugins": CommandEntry("plugins", "Build the vitprune TensorRT plugin library."),
     "build": CommandEntry("build", "Build a TensorRT engine for a device profile, with a JSON beside it."),

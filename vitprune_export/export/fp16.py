@@ -153,13 +153,12 @@ def fp32_nodes(model, keep_fp32_ops=(), types: dict[str, int] | None = None) -> 
     return [_node_key(i, model.graph.node[i]) for i in sorted(_fp32_node_indices(model, keep_fp32_ops, types))]
 
 
-def _fp32_node_indices(model, keep_fp32_ops=(), types: dict[str, int] | None = None) -> set[int]:
-    types = types if types is not None else tensor_types(model)
+def weight_test(model):
+    """``is_weight(name)``: the tensor is an initialiser, a ``Constant`` or a Cast/Identity of constants."""
     nodes = list(model.graph.node)
     constants = {t.name for t in model.graph.initializer}
     constants |= {n.output[0] for n in nodes if n.op_type == "Constant"}
     producer = {output: index for index, node in enumerate(nodes) for output in node.output if output}
-    keep_ops = set(keep_fp32_ops)
 
     def is_weight(name: str) -> bool:
         return name in constants or (
@@ -167,6 +166,26 @@ def _fp32_node_indices(model, keep_fp32_ops=(), types: dict[str, int] | None = N
             and nodes[producer[name]].op_type in ("Cast", "Identity")
             and all(i in constants for i in nodes[producer[name]].input if i)
         )
+
+    return is_weight
+
+
+def activation_matmul_nodes(model) -> list[str]:
+    """Names of the MatMuls of two activations (attention products, similarities, one-hot merges)."""
+    is_weight = weight_test(model)
+    return [
+        _node_key(i, node)
+        for i, node in enumerate(model.graph.node)
+        if node.op_type == "MatMul" and not any(is_weight(name) for name in node.input)
+    ]
+
+
+def _fp32_node_indices(model, keep_fp32_ops=(), types: dict[str, int] | None = None) -> set[int]:
+    types = types if types is not None else tensor_types(model)
+    nodes = list(model.graph.node)
+    producer = {output: index for index, node in enumerate(nodes) for output in node.output if output}
+    keep_ops = set(keep_fp32_ops)
+    is_weight = weight_test(model)
 
     def activation_matmul(node) -> bool:
         return node.op_type == "MatMul" and not any(is_weight(name) for name in node.input)
@@ -429,9 +448,11 @@ def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: 
 __all__ = [
     "FP32_OP_TYPES",
     "Fp16Report",
+    "activation_matmul_nodes",
     "convert_onnx_to_fp16",
     "convert_to_fp16",
     "fp32_nodes",
     "mixed_type_nodes",
     "tensor_types",
+    "weight_test",
 ]
