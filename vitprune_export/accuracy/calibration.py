@@ -16,7 +16,7 @@ import torch
 
 from ..errors import VitPruneError
 from ..record import PruningRecord
-from .data import ImageDataset, Preprocessing, check_classes, data_loader, load_dataset
+from .data import ImageDataset, Preprocessing, data_loader, load_dataset
 
 DEFAULT_IMAGES = 256
 MIN_IMAGES = 8
@@ -42,7 +42,12 @@ def calibration_set(data: str, record: PruningRecord, count: int = DEFAULT_IMAGE
         raise VitPruneError(f"--images must be at least {MIN_IMAGES} for a usable calibration, got {count}")
     preprocessing, model = preprocessing_of(record)
     dataset = load_dataset(data, CALIBRATION_SPLIT, preprocessing)
-    check_classes(dataset, model)
+    outputs = int(record.num_classes or getattr(model, "num_classes", 0) or 0)
+    if outputs and dataset.num_classes > outputs:
+        raise VitPruneError(
+            f"{dataset.name} has {dataset.num_classes} classes but the model predicts {outputs}; calibrate on "
+            "images of the classes it was trained on: give another --data"
+        )
     if len(dataset) < count:
         raise VitPruneError(
             f"{dataset.name} holds {len(dataset)} images, fewer than --images {count}; "

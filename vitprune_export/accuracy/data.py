@@ -268,7 +268,8 @@ def _images_by_class(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
         samples.extend((path, label) for path in _image_files(folder))
     if not samples:
         raise VitPruneError(
-            f"data folder {str(root)!r} has class folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"data folder {str(root)!r} has class folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+            "add images or give another folder"
         )
     return samples, [folder.name for folder in folders]
 

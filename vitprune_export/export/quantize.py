@@ -111,9 +111,9 @@ def check_quantizable(proto, path: str | Path) -> PruningRecord:
             f"rewrite them first with 'vitprune rewrite {path} --to standard -o {standard}' and quantize that"
         )
     if is_quantized(proto):
-        raise VitPruneError(f"{name} is already quantized; quantize the fp32 ONNX file it was made from")
+        raise VitPruneError(f"{name} is already quantized; give the fp32 ONNX file it was made from")
     if any(tensor.data_type == FLOAT16 for tensor in proto.graph.initializer):
-        raise VitPruneError(f"{name} holds fp16 weights; quantize the fp32 ONNX file from 'vitprune export'")
+        raise VitPruneError(f"{name} holds fp16 weights; give the fp32 ONNX file from 'vitprune export'")
     return record
 
 
