@@ -275,7 +275,9 @@ def render_table(comparison: Comparison, title: str | None = None):
     from rich.text import Text
 
     table = Table(
-        title=Text(title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)"),
+        title=Text(
+            title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)"
+        ),
         caption=NOISE_NOTE if has_noisy_cells(comparison) else None,
     )
     for index, name in enumerate(header):  # Text, not markup: a device named 'x[/x]' is a name
