@@ -8,7 +8,8 @@ build writes a placeholder, and the timing writes a real ``vitprune.result/1`` t
 bundle's own module with :data:`STEPPED_TIMER` in place of TensorRT. Environment switches: ``STANDIN_UNREACHABLE`` (ssh exits 255 as a refused
 connection does), ``STANDIN_NO_TENSORRT``, ``STANDIN_FREE_KB`` (what ``df`` reports), ``STANDIN_FAIL_BATCH``
 (the timing of that batch fails), ``STANDIN_LOG`` (every ssh command line is appended there),
-``STANDIN_TIMING_LOG`` (every engine the stand-in timer times is appended there), ``STANDIN_ENGINE_MS``
+``STANDIN_TIMING_LOG`` (every engine the stand-in timer times is appended there), ``STANDIN_COPY_LOG`` (every
+rsync/scp command line is appended there; links and FIFOs are copied as they are, whatever the options), ``STANDIN_ENGINE_MS``
 (the bundle's own engine's latency, default 1.0).
 """
 
@@ -40,7 +41,7 @@ sys.exit(subprocess.call(["sh", "-c", command], cwd=os.environ["STANDIN_HOME"], 
 """
 
 COPY = r"""
-import os, shutil, sys
+import os, shutil, stat, sys
 from pathlib import Path
 args, tool = sys.argv[1:], os.path.basename(sys.argv[0])
 if os.environ.get("STANDIN_UNREACHABLE"):
@@ -62,10 +63,18 @@ source, target = (local(p) for p in paths)
 if not source.exists():
     sys.stderr.write(f"{tool}: {source}: No such file or directory\n")
     sys.exit(23 if tool == "rsync" else 1)
+if os.environ.get("STANDIN_COPY_LOG"):
+    with open(os.environ["STANDIN_COPY_LOG"], "a") as log:
+        log.write(" ".join([tool, *sys.argv[1:]]) + "\n")
+def copy(source, target):  # what a transport that keeps special files does: a FIFO arrives as a FIFO
+    if stat.S_ISFIFO(os.lstat(source).st_mode):
+        os.mkfifo(target)
+    else:
+        shutil.copy2(source, target)
 if tool == "rsync" and paths[0].endswith("/"):
-    shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+    shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True, copy_function=copy)
 else:
-    shutil.copytree(source, target / source.name, dirs_exist_ok=True, symlinks=True)
+    shutil.copytree(source, target / source.name, dirs_exist_ok=True, symlinks=True, copy_function=copy)
 """
 
 #: a stand-in for timing one engine on the device: a part ``<kind>_<tokens>.engine`` costs a step every 16

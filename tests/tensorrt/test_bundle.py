@@ -99,7 +99,7 @@ def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
     assert settings["shape_profile"] == {"images": [[1, 3, 32, 32], [1, 3, 32, 32], [8, 3, 32, 32]]}
     assert settings["timing_cache"] == "timing.cache"
     build_sh = (jetson_bundle / "build.sh").read_text()
-    assert 'CUDA_ARCH="${CUDA_ARCH:-87}"' in build_sh
+    assert "DEFAULT_CUDA_ARCH=87\n" in build_sh and 'CUDA_ARCH="${CUDA_ARCH:-$DEFAULT_CUDA_ARCH}"' in build_sh
     for flag in (
         "--fp16",
         "--minShapes=images:1x3x32x32",
@@ -116,8 +116,10 @@ def test_build_settings_are_for_jetpack6_tensorrt_10_3(jetson_bundle):
 
 def test_profile_sh_follows_the_protocol_and_result_naming(jetson_bundle):
     text = (jetson_bundle / "profile.sh").read_text()
-    assert 'WARMUP="${WARMUP:-20}"' in text and 'ITERATIONS="${ITERATIONS:-200}"' in text
-    assert 'OUTPUT="results/jetson-orin-nano/vitprune_tiny_patch4_32_topk_r0.1_trt_b${BATCH}_fp16.json"' in text
+    assert "DEFAULT_WARMUP=20\n" in text and "DEFAULT_ITERATIONS=200\n" in text
+    assert "DEVICE=jetson-orin-nano\n" in text and "RESULT_PREFIX=vitprune_tiny_patch4_32_topk_r0.1_trt_b\n" in text
+    assert "RESULT_SUFFIX=_fp16\n" in text
+    assert 'OUTPUT="results/$DEVICE/$RESULT_PREFIX${BATCH}$RESULT_SUFFIX.json"' in text
 
 
 def test_profile_copy_keeps_the_device_name(jetson_bundle):

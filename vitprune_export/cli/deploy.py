@@ -52,6 +52,8 @@ def deploy(
 
     Example: vitprune deploy bundles/orin --host nvidia@orin.local --batch 1 --batch 8
     """
+    from rich.markup import escape
+
     from ..errors import VitPruneError
     from ..measure.compare import render_table
     from ..measure.deploy import DeployRequest
@@ -72,7 +74,7 @@ def deploy(
     )
     outcome = run_deploy(request, say=lambda line: console.print(line, highlight=False, markup=False))
     for path in outcome.fetched:
-        console.print(f"[green]fetched[/] {path}")
+        console.print(f"[green]fetched[/] {escape(str(path))}", highlight=False)
         if path.parent.name == "plans":
             console.print(f"schedule {path}: vitprune export … --schedule {path}", highlight=False, markup=False)
     if outcome.comparison is not None:

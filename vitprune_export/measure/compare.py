@@ -275,11 +275,13 @@ def render_table(comparison: Comparison, title: str | None = None):
     from rich.text import Text
 
     table = Table(
-        title=title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)",
+        title=Text(
+            title or f"latency per device (median ms per query; Δ% vs {comparison.baseline} on the same device)"
+        ),
         caption=NOISE_NOTE if has_noisy_cells(comparison) else None,
     )
-    for index, name in enumerate(header):
-        table.add_column(name, justify="left" if index < (2 if len(comparison.models) > 1 else 1) else "right")
+    for index, name in enumerate(header):  # Text, not markup: a device named 'x[/x]' is a name
+        table.add_column(Text(name), justify="left" if index < (2 if len(comparison.models) > 1 else 1) else "right")
     for cells in body:
         table.add_row(*(Text(text, style="dim") if text.endswith(NOISE_MARK) else Text(text) for text in cells))
     return table

@@ -12,11 +12,20 @@ local shell string):
 4. the host's ``results/`` copied back into the local results folder, also when a step failed, so a run
    that breaks halfway keeps what it measured; then the comparison table of the device's results.
 
+What the host sends back is not trusted: only regular ``*.json`` files of at most :data:`MAX_RESULT_BYTES`
+come back (rsync ``--no-links --no-specials --no-devices --max-size``, and each file ``lstat``-ed again here
+before it is read, so a link, FIFO or device the transport let through is skipped with a note), and only
+into ``results/<the bundle's device>/``: a file the host puts under another device's folder is refused.
+Each file is copied on its own; one that fails is reported and the others still land. The host's output
+is printed with its control characters (terminal escape sequences) removed. Every ssh, rsync and scp
+runs with ``ConnectTimeout`` and ``ServerAliveInterval`` (:data:`SSH_TIMEOUTS`).
+
 SSH runs a remote command through the remote user's shell, so the words of every remote command are
 quoted one by one (:func:`shlex.quote`): a bundle named ``x; rm -rf ~`` stays a name. The remote folder
 is ``REMOTE_DIR/<bundle name as a slug>``; ``REMOTE_DIR`` (relative to the remote home, or absolute) may hold
 only letters, digits and ``._-/``, so paths mean the same to scp's SFTP and legacy protocols and to rsync. SSH's keys, agent and
-known-hosts checking are used as they are configured; nothing here switches them off.
+known-hosts checking are used as they are configured; nothing here switches them off. ``--host`` is
+``[user@]host``, user and host each checked on their own (:func:`check_host`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,8 +45,27 @@ from pathlib import Path
 
 from ..errors import VitPruneError
 from ..files import slug
+from ..tensorrt.bundle_names import FILE_NAME, check_name
 
 SAFE_REMOTE = re.compile(r"^[A-Za-z0-9._/-]+$")
+#: a remote user name and a host name (or an SSH config Host, an IPv4 address): no option, no path, no space
+SAFE_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
+#: ssh options every connection gets: give up on an unreachable host, notice a dead one
+SSH_TIMEOUTS = ("-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4")
+#: the largest results file fetched from a host (a latency result is a few KB, a plan's curves ~100 KB)
+MAX_RESULT_BYTES = 4 * 2**20
+#: what rsync fetches from the host's results/: regular *.json files, no links or special files, capped
+FETCH_FILTER = (
+    "--no-links",
+    "--no-specials",
+    "--no-devices",
+    f"--max-size={MAX_RESULT_BYTES}",
+    "--include=*/",
+    "--include=*.json",
+    "--exclude=*",
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: SSH's exit status when the connection itself failed
 SSH_FAILED = 255
 SPACE_MARGIN_BYTES = 512 * 2**20  # the engine, its timing cache and the plugin build beside the bundle
@@ -94,9 +123,35 @@ def _bundle_manifest(bundle: Path) -> dict:
     return data
 
 
+def printable(text: str) -> str:
+    """``text`` without control characters (terminal escape sequences) other than tab and newline."""
+    return _CONTROL.sub("", text)
+
+
+def check_host(host: str) -> None:
+    """``[user@]host``: the user and the host each a plain name (``u@-oProxyCommand=…`` is refused)."""
+    user, at, name = host.rpartition("@")
+    if not SAFE_HOST.fullmatch(name) or (at and not SAFE_USER.fullmatch(user)):
+        raise VitPruneError(
+            f"--host must be user@host or an SSH config name (letters, digits, . _ -, neither starting with '-'), "
+            f"got {ascii(host)}"
+        )
+
+
+def _bundle_device(manifest: dict, bundle: Path) -> str:
+    """The device name the bundle's profile.sh writes results under (``results/<device>/``)."""
+    profile = manifest.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else None
+    return check_name(
+        name,
+        "file",
+        f"the profile name in {str(bundle / 'bundle.json')!r}",
+        "make the bundle again with 'vitprune bundle'",
+    )
+
+
 def _check_request(request: DeployRequest) -> None:
-    if not request.host or request.host.startswith("-") or any(c.isspace() for c in request.host):
-        raise VitPruneError(f"--host must be user@host or an SSH config name, got {request.host!r}")
+    check_host(request.host)
     if not SAFE_REMOTE.match(request.remote_dir) or request.remote_dir.startswith("-"):
         raise VitPruneError(
             f"--remote-dir {request.remote_dir!r} may hold only letters, digits and . _ - /; give a path relative to "
@@ -140,7 +195,7 @@ def plan_step(request: DeployRequest, manifest: dict) -> list[str] | None:
 
 
 def _ssh(request: DeployRequest) -> list[str]:
-    command = ["ssh", "-o", "BatchMode=yes"]  # no password prompt hidden behind streamed output
+    command = ["ssh", "-o", "BatchMode=yes", *SSH_TIMEOUTS]  # no password prompt hidden behind streamed output
     if request.port:
         command += ["-p", str(request.port)]
     return [*command, *request.ssh_options, request.host, "--"]
@@ -152,7 +207,7 @@ def remote_command(script: str, *args: str) -> str:
 
 
 def _ssh_error(request: DeployRequest, stderr: str) -> VitPruneError:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    lines = [line for line in printable(stderr).strip().splitlines() if line.strip()]
     reason = lines[-1] if lines else "no message"
     return VitPruneError(
         f"cannot reach {request.host} over SSH ({reason}); check 'ssh {request.host}' works without a password "
@@ -163,14 +218,17 @@ def _ssh_error(request: DeployRequest, stderr: str) -> VitPruneError:
 def _run(command: list[str], say: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Run ``command``; stream its output line by line through ``say`` (or capture it); return code and stderr."""
     if say is None:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        return done.returncode, done.stdout + "\n" + done.stderr
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, errors="replace")
+        return done.returncode, printable(done.stdout + "\n" + done.stderr)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace"
+    )
     tail: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:
-        say(line.rstrip("\n"))
-        tail = [*tail[-20:], line]
+        line = printable(line.rstrip("\n"))
+        say(line)
+        tail = [*tail[-20:], line + "\n"]
     return process.wait(), "".join(tail)
 
 
@@ -223,14 +281,15 @@ def _copy_tool(request: DeployRequest) -> str:
 
 
 def _transport(request: DeployRequest) -> list[str]:
-    ssh = ["ssh", "-o", "BatchMode=yes", *(["-p", str(request.port)] if request.port else []), *request.ssh_options]
+    port = ["-p", str(request.port)] if request.port else []
+    ssh = ["ssh", "-o", "BatchMode=yes", *SSH_TIMEOUTS, *port, *request.ssh_options]
     return ["-e", " ".join(shlex.quote(word) for word in ssh)]
 
 
 def _scp(request: DeployRequest, source: str, destination: str) -> list[str]:
     """``scp -r -p`` from ``source`` to ``destination``, with the request's port and ssh options."""
     port = ["-P", str(request.port)] if request.port else []
-    return ["scp", "-r", "-p", "-o", "BatchMode=yes", *port, *request.ssh_options, source, destination]
+    return ["scp", "-r", "-p", "-o", "BatchMode=yes", *SSH_TIMEOUTS, *port, *request.ssh_options, source, destination]
 
 
 def copy_to(request: DeployRequest, tool: str, remote: str) -> None:
@@ -268,8 +327,11 @@ def copy_to(request: DeployRequest, tool: str, remote: str) -> None:
     )
 
 
-def fetch_results(request: DeployRequest, tool: str, remote: str) -> list[Path]:
-    """Copy the host's ``results/`` into the local results folder (files merged, never a folder replaced)."""
+def fetch_results(
+    request: DeployRequest, tool: str, remote: str, device: str, say: Callable[[str], None] = print
+) -> list[Path]:
+    """Copy the host's ``results/<device>/`` into the local ``results/<device>/``: regular ``*.json`` files of
+    at most :data:`MAX_RESULT_BYTES` only, each on its own (files merged, never a folder replaced)."""
     with tempfile.TemporaryDirectory(prefix="vitprune-deploy-results-") as folder:
         landing = Path(folder) / "results"
         landing.mkdir()
@@ -278,6 +340,7 @@ def fetch_results(request: DeployRequest, tool: str, remote: str) -> list[Path]:
                 "rsync",
                 "-a",
                 "--protect-args",
+                *FETCH_FILTER,
                 *_transport(request),
                 f"{request.host}:{remote}/results/",
                 f"{landing}/",
@@ -290,13 +353,59 @@ def fetch_results(request: DeployRequest, tool: str, remote: str) -> list[Path]:
                 raise _ssh_error(request, text)
             return []  # nothing measured yet
         fetched = []
-        for path in sorted(landing.rglob("*.json")):
+        for path, reason in _landed_files(landing, device):
+            shown = printable(str(path.relative_to(landing)))
+            if reason:
+                say(f"   skipped results/{shown} from {request.host}: {reason}")
+                continue
             target = Path(request.results_root) / path.relative_to(landing)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target.with_name(f".{target.name}.part"))
-            os.replace(target.with_name(f".{target.name}.part"), target)
+            try:
+                _copy_result(path, target)
+            except (OSError, VitPruneError) as error:
+                say(f"   skipped results/{shown} from {request.host}: {printable(str(error))}")
+                continue
             fetched.append(target)
         return fetched
+
+
+def _landed_files(landing: Path, device: str):
+    """(path, why it is skipped or None) for every ``*.json`` under ``landing``, links never followed."""
+    for top, folders, names in os.walk(landing, followlinks=False):
+        for name in sorted(folders):
+            if os.path.islink(os.path.join(top, name)):
+                yield Path(top) / name, "a link, not a folder"
+        for name in sorted(names):
+            path = Path(top) / name
+            if not name.endswith(".json"):
+                continue
+            parts = path.relative_to(landing).parts
+            if len(parts) < 2 or parts[0] != device:
+                yield path, f"not under results/{device}/, the folder of this bundle's device"
+                continue
+            if not all(FILE_NAME.fullmatch(part) for part in parts):
+                yield path, "a name outside letters, digits and . _ + -"
+                continue
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                yield path, "not a regular file (a link, FIFO or device)"
+            elif info.st_size > MAX_RESULT_BYTES:
+                yield path, f"{info.st_size} bytes, over the {MAX_RESULT_BYTES // 2**20} MiB a results file may have"
+            else:
+                yield path, None
+
+
+def _copy_result(source: Path, target: Path) -> None:
+    """Read ``source`` without following a link (at most the cap), write ``target`` atomically."""
+    from ..files import atomic_write_bytes
+
+    descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise VitPruneError("not a regular file")
+        data = handle.read(MAX_RESULT_BYTES + 1)
+    if len(data) > MAX_RESULT_BYTES:
+        raise VitPruneError(f"over the {MAX_RESULT_BYTES // 2**20} MiB a results file may have")
+    atomic_write_bytes(target, data)
 
 
 def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> DeployOutcome:
@@ -304,7 +413,9 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
     after fetching whatever the host measured."""
     _check_request(request)
     bundle = Path(request.bundle)
-    planning = plan_step(request, _bundle_manifest(bundle))
+    manifest = _bundle_manifest(bundle)
+    planning = plan_step(request, manifest)
+    device = _bundle_device(manifest, bundle)
     remote = f"{request.remote_dir.rstrip('/')}/{slug(bundle.resolve().name) or 'bundle'}"
     tool = _copy_tool(request)
     say(f"== checking {request.host}")
@@ -319,7 +430,7 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
     outcome = DeployOutcome(remote, tool, version, [])
     try:
         for name, words in steps:
-            say(f"== {name} on {request.host}: {' '.join(words)}")
+            say(printable(f"== {name} on {request.host}: {shlex.join(words)}"))
             code, text = _run(
                 [*_ssh(request), remote_command(IN_FOLDER, remote, *words)], say=lambda line: say(f"   {line}")
             )
@@ -334,7 +445,7 @@ def deploy(request: DeployRequest, say: Callable[[str], None] = print) -> Deploy
                 break
     finally:
         say(f"== fetching {request.host}:{remote}/results into {request.results_root}/")
-        outcome.fetched = fetch_results(request, tool, remote)
+        outcome.fetched = fetch_results(request, tool, remote, device, say)
     folders = device_results_folders(outcome.fetched, Path(request.results_root))
     if folders:
         from .compare import build_comparison

@@ -41,6 +41,7 @@ from ..files import check_output
 from ..portable.results import now_iso
 from ..record import PruningRecord, check_onnx_input
 from ..resources import plugin_sources_dir
+from .bundle_names import check_name
 from .profiles import DeviceProfile, load_profile
 from .settings import OnnxFacts, builder_settings, expected_tensorrt, load_onnx
 
@@ -67,21 +68,22 @@ def _cuda_arch(profile: DeviceProfile) -> str:
     return arch[3:] if arch.startswith("sm_") and arch[3:].isdigit() else "native"
 
 
-def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
+def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> list[str]:
+    """trtexec's flags for ``settings``, one argv word each (``build.sh`` holds them as a bash array)."""
     flags = []
     if settings.strongly_typed:
         flags.append("--stronglyTyped")
     elif precision == "fp16":
         flags.append("--fp16")
     for name, (minimum, optimum, maximum) in (settings.shape_profile or {}).items():
-        shape = lambda dims: "x".join(str(d) for d in dims)  # noqa: E731
+        shape = lambda dims: "x".join(str(int(d)) for d in dims)  # noqa: E731
         flags += [
             f"--minShapes={name}:{shape(minimum)}",
             f"--optShapes={name}:{shape(optimum)}",
             f"--maxShapes={name}:{shape(maximum)}",
         ]
-    layers = [name for name in settings.fp32_layers if name and not set(name) & set(",: '\"")]
-    if layers and not settings.strongly_typed and precision == "fp16":
+    layers = _trtexec_fp32_layers(settings, precision)
+    if layers:
         # the same fp32 constraints build_engine.py sets (trtexec matches layer names: a node's last layer)
         flags += ["--precisionConstraints=prefer", "--layerPrecisions=" + ",".join(f"{name}:fp32" for name in layers)]
     flags.append(f"--memPoolSize=workspace:{settings.workspace_bytes // 2**20}M")
@@ -89,7 +91,30 @@ def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> str:
         flags.append(f"--builderOptimizationLevel={settings.builder_optimization_level}")
     if timing_cache:
         flags.append(f"--timingCacheFile={timing_cache}")
-    return " ".join(flags)
+    return flags
+
+
+def _trtexec_fp32_layers(settings, precision: str) -> list[str]:
+    """The nodes ``--layerPrecisions`` keeps fp32: only a weakly typed fp16 build constrains layers."""
+    if settings.strongly_typed or precision != "fp16":
+        return []
+    return [name for name in settings.fp32_layers if name]
+
+
+def _check_script_names(onnx_path: Path, record: PruningRecord, profile: DeviceProfile, facts, settings) -> None:
+    """Refuse, before anything is written, a name the bundle's scripts would hold that is outside its pattern."""
+    source = str(onnx_path)
+    check_name(onnx_path.name, "file", "the ONNX file name", "rename the file")
+    check_name(profile.name, "file", "the profile name", 'give the profile a plain name = "…"')
+    for what, value in (("model", record.model), ("method", record.method)):
+        check_name(value, "file", f"the record's {what} in {source!r}", "re-export the ONNX with 'vitprune export'")
+    fix_nodes = "rename them (onnx-graphsurgeon) or re-export the model with 'vitprune export'"
+    for name in settings.shape_profile or {}:
+        check_name(name, "tensor", f"input name in {source!r}", fix_nodes)
+    for name in _trtexec_fp32_layers(settings, settings.precision):
+        check_name(name, "tensor", f"node name in {source!r}", fix_nodes)
+    for op in facts.plugin_ops:
+        check_name(op, "op", f"custom-domain op type in {source!r}", fix_nodes)
 
 
 def _result_name_parts(record: PruningRecord, precision: str) -> tuple[str, str]:
@@ -112,7 +137,7 @@ def bundle(
     from .. import __version__
     from ..export.fp16 import convert_onnx_to_fp16
     from .bundle_parts import check_plan_request, plan_names, write_parts
-    from .bundle_templates import BUILD_SH, PLAN_SH, PROFILE_SH, README, render
+    from .bundle_templates import BUILD_SH, PLAN_SH, PROFILE_SH, README, render, render_script
 
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
@@ -157,6 +182,7 @@ def bundle(
     settings_data = settings.for_device(profile)
     if settings.timing_cache:
         settings_data["timing_cache"] = "timing.cache"  # inside the bundle, reused across builds there
+    _check_script_names(onnx_path, record, profile, facts, settings)
     engine_name = f"{onnx_path.stem}_{profile.name}_{settings.precision}.engine"
     prefix, suffix = _result_name_parts(record, settings.precision)
 
@@ -191,7 +217,7 @@ def bundle(
             "CUDA_ARCH": _cuda_arch(profile),
             "PRECISION": settings.precision,
             "NEEDS_PLUGINS": "yes" if plugin_ops else "no",
-            "PLUGIN_OPS": ", ".join(plugin_ops) or "none",
+            "PLUGIN_OPS": ",".join(plugin_ops) or "none",
             "TRTEXEC_FLAGS": _trtexec_flags(settings, settings.precision, settings_data["timing_cache"]),
             "VITPRUNE_PRECISION": "--fp16" if settings.precision == "fp16" else "--fp32",
             "DEVICE": profile.name,
@@ -203,8 +229,8 @@ def bundle(
             "RESULT_PREFIX": prefix,
             "RESULT_SUFFIX": suffix,
         }
-        _write_script(staging / "build.sh", render(BUILD_SH, values))
-        _write_script(staging / "profile.sh", render(PROFILE_SH, values))
+        _write_script(staging / "build.sh", render_script(BUILD_SH, values))
+        _write_script(staging / "profile.sh", render_script(PROFILE_SH, values))
         if plan_points is not None:
             write_parts(staging / "parts", record, profile, flavour, version, plan_batch, plan_points, say)
             plan_values = {
@@ -216,10 +242,12 @@ def bundle(
                 "MODEL": record.model,
                 "METHOD": record.method,
             }
-            _write_script(staging / "plan.sh", render(PLAN_SH, plan_values))
+            _write_script(staging / "plan.sh", render_script(PLAN_SH, plan_values))
         created = now_iso()
         readme_values = {
             **values,
+            "TRTEXEC_FLAGS": " ".join(values["TRTEXEC_FLAGS"]),
+            "PLUGIN_OPS": ", ".join(plugin_ops) or "none",
             "MODEL": record.model,
             "METHOD": record.method,
             "DEVICE_NAME": profile.device.name,
