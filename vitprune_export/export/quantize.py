@@ -12,7 +12,10 @@ Placement, and why:
   FLOPs are and where TensorRT fuses Q/DQ into INT8 GEMMs;
 * weights per output channel (``per_channel``), activations per tensor, both
   symmetric (``ActivationSymmetric``/``WeightSymmetric``: zero points 0;
-  TensorRT's ONNX parser refuses non-zero zero points);
+  TensorRT's ONNX parser refuses non-zero zero points); weights on 7 bits
+  (``reduce_range``): ONNX Runtime's x86 integer kernels otherwise lose accuracy
+  (measured on the digits tiny ViT, topk: 98.9 % top-1 agreement with 8-bit
+  weights, 99.7 % with 7-bit, 99.7 % for the Q/DQ graph run unfused);
 * everything that decides which tokens stay — the scores, similarities, the
   inputs of TopK/ArgMax, sizes and VPA's spread — plus Softmax and LayerNorm,
   stay in float: the very nodes :func:`~.fp16.fp32_nodes` keeps in fp32 for
@@ -212,6 +215,7 @@ def quantize_model(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(LINEAR_OP_TYPES),
             per_channel=True,
+            reduce_range=True,
             activation_type=quant_type,
             weight_type=quant_type,
             nodes_to_exclude=excluded,

@@ -206,6 +206,7 @@ class BenchSettings:
 def result_path(record, cell: BenchCell, device: str, root: Path) -> Path:
     """Where ``cell``'s result goes: :func:`default_result_path`, with ``_t<threads>`` when threads are given."""
     head = {**record.to_metadata(), "device": device, "backend": cell.backend, "batch": cell.batch}
+    head["precision"] = record.precision or "fp32"  # a float file's record says None: export wrote it in fp32
     path = default_result_path(head, root)
     return path.with_name(f"{path.stem}_t{cell.threads}{path.suffix}") if cell.threads else path
 

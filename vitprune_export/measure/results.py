@@ -65,7 +65,8 @@ def default_result_path(result: dict[str, Any], root: str | Path = DEFAULT_ROOT)
     naming shared with exported ONNX files and device bundles.
     """
     tag = PruningRecord.from_metadata(result).tag
-    precision = "" if result.get("precision", "fp32") == "fp32" else f"_{result['precision']}"
+    precision = result.get("precision") or "fp32"
+    precision = "" if precision == "fp32" else f"_{precision}"
     kind = "" if result.get("kind", "latency") == "latency" else f"_{result['kind']}"
     name = f"{tag}_{result['backend']}_b{result['batch']}{precision}{kind}.json"
     return Path(root) / slug(result["device"]) / name
