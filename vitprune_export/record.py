@@ -216,6 +216,7 @@ class PruningRecord:
 
     def rebuild(self, weights: str = "random", source: str = "the record"):
         """The patched PyTorch model with exactly these keep counts (same model, method, options, schedule)."""
+        from .pruning.methods import checked_knobs
         from .pruning.patch import create_pruned, keep_counts
 
         if self.schedule is None or self.model == "unknown":
@@ -223,7 +224,8 @@ class PruningRecord:
                 f"{source} has no vitprune metadata; profile a model spec with --model/--method/--rate instead"
             )
         how = {"rate": self.rate} if self.rate is not None else {"schedule": list(self.schedule.removed)}
-        network = create_pruned(self.model, self.method, weights=weights, **how, **self.method_options)
+        options = checked_knobs(self.method, self.method_options, source)
+        network = create_pruned(self.model, self.method, weights=weights, **how, **options)
         if keep_counts(network) != self.keep_counts:
             raise VitPruneError(
                 f"rebuilding {source} in PyTorch gave other keep counts than its metadata; re-export it"

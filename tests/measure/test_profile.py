@@ -90,6 +90,8 @@ def test_cli_profile_model_spec_writes_the_result(tmp_path):
     data = load_result(output)
     check_latency_result(data, batch=1, iterations=5)
     assert (data["model"], data["method"], data["rate"], data["device"]) == (TINY, "topk", 0.1, "ci")
+    hint = next(line for line in result.output.splitlines() if line.startswith("next: vitprune profile"))
+    assert f"--threads {data['settings']['threads']}" in hint  # the baseline is measured as this run was
 
 
 def test_old_flag_spellings_stay_as_hidden_aliases():

@@ -153,6 +153,8 @@ def profile(
     if not any(folder.glob(f"{result['model']}_none_*{backend}_b{batch}*.json")):  # compare needs the baseline
         baseline = ["profile", "--backend", backend, "--model", result["model"], "--method", "none"]
         baseline += ["--batch", str(batch)] if batch != 1 else []
+        chosen = (result.get("settings") or {}).get("threads")  # measure the baseline as this run was measured
+        baseline += ["--threads", str(chosen)] if isinstance(chosen, int) and not isinstance(chosen, bool) else []
         baseline += ["--device-name", device_name] if device_name else []
         print_next(baseline, compare)
     else:

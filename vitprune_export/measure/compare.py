@@ -37,12 +37,19 @@ class Column:
     precision: str
     batch: int
     threads: int | None = None  # given only by results that name it (vitprune bench --threads)
+    #: the results' runtime settings (threads, spinning, graph optimisation, …) as sorted (name, JSON) pairs:
+    #: results measured with other settings never share a column
+    settings: tuple[tuple[str, str], ...] = ()
+    #: the settings that differ from another column of the same device, backend and precision (in the label)
+    shown: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         precision = "" if self.precision == "fp32" else f" {self.precision}"
         threads = f" {self.threads}t" if self.threads else ""
-        return f"{self.device} {self.backend}{precision} b{self.batch}{threads}"
+        chosen = dict(self.settings)
+        differing = "".join(f" {name}={chosen.get(name, '-')}" for name in self.shown)
+        return f"{self.device} {self.backend}{precision} b{self.batch}{threads}{differing}"
 
 
 @dataclass
@@ -96,9 +103,31 @@ class Comparison:
         return candidates[0] if candidates else None
 
 
-def _column_of(result: dict[str, Any]) -> tuple[str, str, str, int | None]:
+def _settings_of(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The result's runtime settings as sorted (name, JSON value) pairs; bench's top-level threads stand apart."""
+    settings = result.get("settings") if isinstance(result.get("settings"), dict) else {}
+    if result.get("threads"):
+        settings = {name: value for name, value in settings.items() if name != "threads"}
+    return tuple(sorted((str(name), json.dumps(value, sort_keys=True)) for name, value in settings.items()))
+
+
+def _column_of(result: dict[str, Any]) -> tuple[str, str, str, int | None, tuple[tuple[str, str], ...]]:
     threads = result.get("threads")
-    return (result["device"], result["backend"], result["precision"], int(threads) if threads else None)
+    threads = int(threads) if threads else None
+    return (result["device"], result["backend"], result["precision"], threads, _settings_of(result))
+
+
+def _differing_settings(keys: list[tuple]) -> dict[tuple, tuple[str, ...]]:
+    """Per column key, the setting names whose values differ among columns of one device, backend, precision."""
+    groups: dict[tuple, list[dict[str, str]]] = {}
+    for key in keys:
+        groups.setdefault(key[:3], []).append(dict(key[4]))
+    shown = {}
+    for key in keys:
+        group = groups[key[:3]]
+        names = sorted({name for settings in group for name in settings})
+        shown[key] = tuple(name for name in names if len({settings.get(name) for settings in group}) > 1)
+    return shown
 
 
 def _row_key(result: dict[str, Any]) -> tuple[str, str, str]:
@@ -134,17 +163,20 @@ def build_comparison(results: list[dict[str, Any]], baseline: str = "none", batc
     batches_per_column: dict[tuple, set[int]] = {}
     for result in latency:
         batches_per_column.setdefault(_column_of(result), set()).add(result["batch"])
-    for (device, backend, precision, _), batches in batches_per_column.items():
+    for (device, backend, precision, *_), batches in batches_per_column.items():
         if len(batches) > 1:
             raise VitPruneError(
                 f"column '{device} {backend} {precision}' mixes batch sizes {', '.join(map(str, sorted(batches)))}; "
                 "compare one at a time with --batch N"
             )
+    shown = _differing_settings(list(batches_per_column))
+    column_by_key = {
+        key: Column(*key[:3], next(iter(batches)), key[3], key[4], shown[key])
+        for key, batches in batches_per_column.items()
+    }
     columns = sorted(
-        (Column(d, b, p, next(iter(batches_per_column[(d, b, p, t)])), t) for d, b, p, t in batches_per_column),
-        key=lambda c: (c.device, c.backend, c.precision, c.threads or 0),
+        column_by_key.values(), key=lambda c: (c.device, c.backend, c.precision, c.threads or 0, c.settings)
     )
-    column_by_key = {(c.device, c.backend, c.precision, c.threads): c for c in columns}
 
     rows: dict[tuple, Row] = {}
 
@@ -307,6 +339,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
                 "precision": c.precision,
                 "batch": c.batch,
                 "threads": c.threads,
+                "settings": {name: json.loads(value) for name, value in c.settings},
             }
             for c in comparison.columns
         ],

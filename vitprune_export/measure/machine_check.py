@@ -14,8 +14,7 @@ import shutil
 import sys
 from typing import Any
 
-#: TensorRT for RTX builds for these GPU architectures (Turing to Blackwell consumer parts; no Hopper, no Orin)
-RTX_ARCHES = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_120")
+from ..tensorrt.profiles import RTX_ARCHES
 
 
 def _version_of(module_name: str) -> str | None:

@@ -18,6 +18,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -157,6 +158,30 @@ def _state_dict_of(checkpoint: dict) -> dict:
     return checkpoint
 
 
+#: the model arguments a checkpoint may carry to timm.create_model, with their bounds; anything else
+#: (``checkpoint_path``, ``pretrained_cfg_overlay``, ``img_size``, ``depth``, …) could point timm at another
+#: file or reshape the model, so a checkpoint naming it is refused
+CHECKPOINT_MODEL_ARGUMENTS = {"num_classes": (1, 1_000_000)}
+
+
+def checked_model_kwargs(values: Any, source: str) -> dict[str, int]:
+    """``model_kwargs`` read from a checkpoint, checked against :data:`CHECKPOINT_MODEL_ARGUMENTS`."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise VitPruneError(f"{source}: its model_kwargs are a {type(values).__name__}, not an object; re-save it")
+    for key, value in values.items():
+        if key not in CHECKPOINT_MODEL_ARGUMENTS:
+            raise VitPruneError(
+                f"{source} asks timm for model argument {str(key)!r}; a checkpoint may only carry "
+                f"{', '.join(CHECKPOINT_MODEL_ARGUMENTS)}: re-save it with 'vitprune finetune'"
+            )
+        low, high = CHECKPOINT_MODEL_ARGUMENTS[key]
+        if type(value) is not int or not low <= value <= high:
+            raise VitPruneError(f"{source}: model argument {key!r} is {value!r}, not a whole number in {low}–{high}")
+    return dict(values)
+
+
 def create_model(
     name: str = DEFAULT_MODEL, weights: str | Path = "auto", seed: int | None = None, **model_kwargs
 ) -> torch.nn.Module:
@@ -173,11 +198,7 @@ def create_model(
         model, source = _create_auto(name, seed, **model_kwargs)
     else:
         checkpoint = load_checkpoint(weights)
-        kwargs = (
-            {**checkpoint.get("model_kwargs", {}), **model_kwargs}
-            if isinstance(checkpoint.get("model_kwargs"), dict)
-            else model_kwargs
-        )
+        kwargs = {**checked_model_kwargs(checkpoint.get("model_kwargs"), f"checkpoint {weights!r}"), **model_kwargs}
         saved_name = checkpoint.get("model_name")
         if isinstance(saved_name, str) and saved_name != name:
             raise VitPruneError(

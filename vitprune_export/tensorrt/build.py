@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import MissingDependencyError, VitPruneError
 from ..record import check_onnx_input
-from .profiles import DeviceProfile, load_profile
+from .profiles import RTX_ARCHES, DeviceProfile, load_profile
 from .settings import BuilderSettings, OnnxFacts, builder_settings, expected_tensorrt
 
 log = logging.getLogger("vitprune")
@@ -52,6 +52,31 @@ def _engine_profile(profile: str | Path | DeviceProfile, onnx_path: Path) -> Dev
             f"measure the ONNX directly with 'vitprune profile {onnx_path} --backend ort-cpu'"
         )
     return profile
+
+
+def refuse_unreachable_target(profile: DeviceProfile, flavour: str, version: str) -> None:
+    """A one-line error when the installed builder cannot make an engine that runs on ``profile``'s device.
+
+    TensorRT for RTX builds for the RTX architectures only (not Hopper, not Orin), and a profile that names
+    its device's TensorRT (Jetson: 10.3 in JetPack 6) gets an engine only from that TensorRT, on the device:
+    engines are not portable across TensorRT versions.
+    """
+    if profile.build.backend == "trt-rtx":
+        return
+    arch = profile.device.arch.lower()
+    if flavour == "tensorrt_rtx" and arch.startswith("sm_") and arch not in RTX_ARCHES:
+        raise VitPruneError(
+            f"profile {profile.name!r} targets {arch}, which TensorRT for RTX (the TensorRT installed here) does "
+            f"not build for ({', '.join(RTX_ARCHES)}); on that GPU install TensorRT (pip install tensorrt), "
+            "or pick an RTX profile ('vitprune profiles')"
+        )
+    wanted = profile.device.tensorrt
+    installed = "TensorRT for RTX " + version if flavour == "tensorrt_rtx" else "TensorRT " + version
+    if wanted and (flavour != "tensorrt" or not (version == wanted or version.startswith(wanted + "."))):
+        raise VitPruneError(
+            f"profile {profile.name!r} runs engines of TensorRT {wanted} on its device, not of {installed}; "
+            f"make a bundle ('vitprune bundle FILE.onnx --profile {profile.name}') and build it there"
+        )
 
 
 def describe_build(
@@ -129,6 +154,7 @@ def build_engine(
     record = PruningRecord.read(onnx_path)
 
     trt = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
+    refuse_unreachable_target(profile, trt.flavour, trt.version)
     plugin_nodes = onnx_plugin_nodes(onnx_path) if plugin_ops else []
     try:
         refuse_plugins_without_plugin_layers(trt.module, onnx_path, plugin_nodes)

@@ -41,6 +41,9 @@ BACKENDS = ("trt", "trt-rtx", "ort-cpu")
 TENSORRT_BACKENDS = ("trt", "trt-rtx")
 PRECISIONS = ("fp32", "fp16")
 MIN_ITERATIONS = 100
+#: TensorRT for RTX builds for these GPU architectures (Turing to Blackwell consumer parts; no Hopper, no Orin)
+RTX_ARCHES = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_120")
+
 _ARCH_PATTERN = re.compile(r"^sm_\d{2,3}$")
 
 

@@ -15,7 +15,8 @@ misses for an unknown name; ``list_methods()`` gives the names in order.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from ...errors import VitPruneError, did_you_mean
 
@@ -86,4 +87,38 @@ def get_method(name: str, **knobs) -> TokenReduction:
     return method_class(name)(**knobs)
 
 
-__all__ = ["Knob", "TokenReduction", "get_method", "list_methods", "method_class", "register_method"]
+def _fits(value: Any, kind: type) -> bool:
+    """Whether a JSON value read from a file can stand for a knob of type ``kind`` (a bool is no number)."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def checked_knobs(name: str, values: Any, source: str) -> dict[str, Any]:
+    """Method options read from a file (an ONNX record, a checkpoint), checked against ``name``'s declared
+    knobs before anything is built: each key a knob of that method, each value of the knob's type.
+
+    Anything else (``model_kwargs``, ``weights``, ``schedule``: words that mean something to the functions
+    the options are passed to) is a one-line :class:`VitPruneError`, so a file cannot reach timm's keyword
+    arguments or the model's weights.
+    """
+    if not isinstance(values, dict):
+        raise VitPruneError(f"{source}: its method options are a {type(values).__name__}, not an object; re-export it")
+    known = {knob.name: knob for knob in method_class(name).knobs}
+    for key, value in values.items():
+        knob = known.get(key)
+        if knob is None:
+            raise VitPruneError(
+                f"{source} gives method {name!r} an option {str(key)!r} it does not declare "
+                f"(its options: {', '.join(known) or 'none'}); re-export the file with 'vitprune export'"
+            )
+        if not _fits(value, knob.kind):
+            raise VitPruneError(
+                f"{source}: option {key!r} of method {name!r} is {value!r}, not a {knob.kind.__name__}; re-export it"
+            )
+    return dict(values)
+
+
+__all__ = ["Knob", "TokenReduction", "checked_knobs", "get_method", "list_methods", "method_class", "register_method"]
