@@ -72,6 +72,21 @@ def test_the_record_carries_precision_and_calibration(tome_int8):
     assert report.images == 32
 
 
+def test_a_quantized_file_profiled_on_ort_cpu_says_int8_and_gets_its_own_name(tome_int8, tmp_path):
+    from vitprune_export.measure.profile import profile
+    from vitprune_export.measure.results import default_result_path, validate_result
+    from vitprune_export.measure.runners import get_runner
+
+    source, target, _ = tome_int8
+    quantized = validate_result(
+        profile(get_runner("ort-cpu", threads=1), target, warmup=0, iterations=2, progress=False)
+    )
+    plain = validate_result(profile(get_runner("ort-cpu", threads=1), source, warmup=0, iterations=2, progress=False))
+    assert (quantized["precision"], plain["precision"]) == ("int8", "fp32")
+    assert default_result_path(quantized, tmp_path).name.endswith("_b1_int8.json")
+    assert default_result_path(quantized, tmp_path) != default_result_path(plain, tmp_path)
+
+
 def test_quantized_logits_stay_close_to_fp32(tome_int8):
     import onnxruntime as ort
 

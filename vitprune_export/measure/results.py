@@ -35,7 +35,7 @@ from ..resources import reference_results_dir
 DEFAULT_ROOT = Path("results")
 KINDS = ("latency", "accuracy")
 BACKENDS = ("torch-cpu", "torch-cuda", "ort-cpu", "trt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 
 _REQUIRED: dict[str, tuple[type, ...]] = {
     "schema": (str,),

@@ -77,6 +77,10 @@ def _on_off(value: Any, name: str) -> bool | None:
     raise VitPruneError(f"{name} must be on, off or auto, not {value!r}")
 
 
+#: precisions of the Q/DQ files 'vitprune quantize' writes; their results say so (never fp32)
+QUANTIZED_PRECISIONS = ("int8", "fp8")
+
+
 class OrtCpuRunner(Runner):
     backend = "ort-cpu"
     device_kind = "cpu"
@@ -205,6 +209,8 @@ class OrtCpuRunner(Runner):
             raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export'")
         self.loaded = PruningRecord.read(path) or PruningRecord.from_metadata({}, str(path))
         self.source = str(path)
+        if self.loaded.precision in QUANTIZED_PRECISIONS:
+            self.precision = self.loaded.precision  # a Q/DQ file is measured at the precision it was quantized to
         if model_name:
             self.loaded = self.loaded.replace(model=model_name)
         domains = custom_domains(path)
