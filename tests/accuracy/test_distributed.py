@@ -83,7 +83,7 @@ def test_cli_under_torchrun_prints_one_json_with_the_world_size_and_writes_once(
     summary = json.loads(run.stdout)  # one JSON document: only rank 0 prints
     assert summary["world_size"] == 2 and summary["global_batch"] == 4
     assert output.is_file() and Path(summary["training_state"]).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiny.pt", "tiny.state.pt", "vitprune_cli.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiny.pt", "tiny.pt.state.pt", "vitprune_cli.py"]
 
 
 def test_eval_under_torchrun_splits_the_images_and_reports_the_single_process_numbers_once(tmp_path):

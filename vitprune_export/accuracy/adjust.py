@@ -338,13 +338,16 @@ def adjust_rates(
     log: Callable[[str], None] | None = None,
     state_path: str | Path | None = None,
     resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> AdjustResult:
     """Fine-tune ``model`` for ``recipe.epochs`` while Algorithm 2 adjusts each layer's rate.
 
     The model is patched with ``method`` at ``settings.initial_rate`` first and
     re-patched whenever a rate changes; it ends patched with the final schedule.
     Under torchrun every process takes the same decisions: the epoch losses and
-    the GAS gradients are summed over the processes before Eq. 6–10 read them.
+    the GAS gradients are summed over the processes before Eq. 6–10 read them. ``state_path``,
+    ``resume`` and ``identity``: as :func:`~vitprune_export.accuracy.finetune.finetune`, with ``settings``
+    part of what the run is.
     """
     from .evaluate import top1_on
 
@@ -377,6 +380,7 @@ def adjust_rates(
         description="adjusting",
         state_path=state_path,
         resume=resume,
+        identity={**(identity or {}), "adjust": asdict(settings)},
     )
     accuracy = trained.accuracy
     if test_set is not None:  # the last update may have changed the schedule after the last evaluation
@@ -407,13 +411,17 @@ def run_adjust(
     run: RunSettings = RunSettings(),
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
     """``vitprune adjust``: load, adjust while fine-tuning (one process or torchrun's), write the schedule
-    (and the weights when ``checkpoint`` is given). Returns the summary on the main process, None elsewhere."""
+    (and the weights when ``checkpoint`` is given). Returns the summary on the main process, None elsewhere.
+
+    The outputs are checked before any work, as ``vitprune finetune``'s
+    (:func:`~vitprune_export.accuracy.finetune.check_run_outputs`); the training state is ``OUTPUT.state.pt``."""
     from ..pruning.spec import resolve_method
-    from .finetune import checkpoint_dict, prepare_training, save_checkpoint, training_state_path
+    from .finetune import check_run_outputs, checkpoint_dict, prepare_training, save_checkpoint
     from .runtime import processes as open_processes
 
     started = time.perf_counter()
@@ -421,6 +429,16 @@ def run_adjust(
     settings.validate()
     resolved = resolve_method(method, knobs)
     check_adjustable(resolved)
+    extra = ((checkpoint, "--save-checkpoint"),) if checkpoint is not None else ()
+    state_path = check_run_outputs(output, resume=resume, force=force, extra=extra)
+    identity = {
+        "command": "adjust",
+        "model": model,
+        "weights": str(weights),
+        "data": data,
+        "method": resolved.name,
+        "method_options": resolved.knob_values(),
+    }
     with open_processes(run.device) as (group, device):
         torch.manual_seed(recipe.seed)
         network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
@@ -436,8 +454,9 @@ def run_adjust(
             device=device,
             progress=progress,
             log=log,
-            state_path=training_state_path(output),
+            state_path=state_path,
             resume=resume,
+            identity=identity,
         )
         if group.is_main:
             save_adjusted_schedule(
@@ -461,7 +480,7 @@ def run_adjust(
             return None
         return {
             "schedule": str(output),
-            "training_state": str(training_state_path(output)),
+            "training_state": str(state_path),
             "removed": list(result.schedule.removed),
             "keep_counts": list(result.schedule.tokens_out),
             "rates": result.rates,

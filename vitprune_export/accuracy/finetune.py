@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import VitPruneError
-from ..files import atomic_output
+from ..files import atomic_output, check_output
 from .data import ImageDataset
 from .runtime import Processes
 
@@ -223,6 +223,7 @@ def finetune(
     description: str = "fine-tuning",
     state_path: str | Path | None = None,
     resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> FinetuneResult:
     """Train ``model`` (patched or not) in place; top-1 on ``test_set`` after every epoch.
 
@@ -235,7 +236,9 @@ def finetune(
     wrapped in DistributedDataParallel; only the main process shows progress,
     logs and writes ``state_path``. ``state_path``: the training state written
     after every epoch (model, optimiser, gradient scaler, hook, RNG, history);
-    ``resume`` starts from it and ends as the uninterrupted run would.
+    ``resume`` starts from it and ends as the uninterrupted run would. ``identity``: what the run is
+    (model, weights, method, schedule, data: :func:`run_identity`), saved in the state with the number of
+    processes and compared field by field on ``resume``.
     """
     from .evaluate import top1_on
     from .runtime import GlobalBatchSampler, check_amp, grad_scaler, loader, resolve_device
@@ -249,9 +252,10 @@ def finetune(
     optimizer = make_optimizer(model, recipe)
     scaler = grad_scaler(run.amp, device)
     history: list[EpochRecord] = []
+    identity = run_identity(**(identity or {}), world_size=processes.world_size)
     if resume:
         history = restore_training_state(
-            load_training_state(state_path), model, optimizer, scaler, on_epoch_end, recipe, processes
+            load_training_state(state_path), model, optimizer, scaler, on_epoch_end, recipe, processes, identity
         )
     network = _wrap(model, device, processes, run.compile)
     sampler = GlobalBatchSampler(len(train_set), recipe.batch_size, processes, seed=recipe.seed)
@@ -299,7 +303,9 @@ def finetune(
             if on_epoch_end is not None:
                 on_epoch_end(record)
             if state_path is not None and processes.is_main:
-                save_training_state(state_path, model, optimizer, scaler, on_epoch_end, history, recipe, processes)
+                save_training_state(
+                    state_path, model, optimizer, scaler, on_epoch_end, history, recipe, processes, identity
+                )
             processes.barrier()
             bar.update(task, epoch=f"{epoch + 1}/{recipe.epochs}", acc="—" if accuracy is None else f"{accuracy:.1%}")
             if log is not None and processes.is_main:
@@ -327,13 +333,43 @@ def _wrap(model: torch.nn.Module, device: torch.device, processes: Processes, co
 
 
 # -- training state (resume) ----------------------------------------------------------------
-TRAINING_STATE_FORMAT = "vitprune.training-state/1"
+TRAINING_STATE_FORMAT = "vitprune.training-state/2"
+#: states of this format hold the recipe but not what the run is (model, method, schedule, data)
+OLD_TRAINING_STATE_FORMATS = ("vitprune.training-state/1",)
 
 
 def training_state_path(output: str | Path) -> Path:
-    """Where a run writing ``output`` keeps its training state: ``NAME.state.pt`` beside it."""
+    """Where a run writing ``output`` keeps its training state: the whole name plus ``.state.pt`` beside it
+    (``X.pt.state.pt``, ``X.json.state.pt``), so ``finetune -o X.pt`` and ``adjust -o X.json`` never share one."""
     output = Path(output)
-    return output.with_name(f"{output.stem}.state.pt")
+    return output.with_name(f"{output.name}.state.pt")
+
+
+def check_run_outputs(
+    output: str | Path, *, resume: bool, force: bool, extra: tuple[tuple[str | Path, str], ...] = ()
+) -> Path:
+    """Before any work: ``output`` (and each ``(path, option)`` of ``extra``) can be written and is not in the way,
+    and a new run does not overwrite the state of an interrupted one. Returns the state's path; writes nothing.
+
+    An existing output needs ``force`` (or ``resume``: the same run goes on and writes it at the end); an
+    existing state needs ``resume`` (continue that run) or ``force`` (start again).
+    """
+    check_output(output, "--output", force=force or resume)
+    for path, option in extra:
+        check_output(path, option, force=force or resume)
+    state = training_state_path(output)
+    check_output(state, "--output", force=True)
+    if state.exists() and not (resume or force):
+        raise VitPruneError(
+            f"{str(state)!r} holds the training state of an earlier run writing {str(output)!r}; "
+            "pass --resume to continue it or --force to start again"
+        )
+    return state
+
+
+def run_identity(**fields: Any) -> dict[str, Any]:
+    """What a run is, as plain JSON values (tuples become lists), for the training state and its comparison."""
+    return json.loads(json.dumps(fields, sort_keys=True, default=str))
 
 
 def save_training_state(
@@ -345,13 +381,15 @@ def save_training_state(
     history: list[EpochRecord],
     recipe: TrainingRecipe,
     processes: Processes,
+    identity: dict[str, Any] | None = None,
 ) -> Path:
     """Everything an interrupted run needs to go on, in plain types and tensors (loadable with
-    ``weights_only=True``), written through a temporary file."""
+    ``weights_only=True``), written through a temporary file; ``identity``: :func:`run_identity`."""
     state = {
         "format": TRAINING_STATE_FORMAT,
         "epoch": len(history),
         "recipe": asdict(recipe),
+        "run": identity if identity is not None else run_identity(world_size=processes.world_size),
         "world_size": processes.world_size,
         "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -382,6 +420,11 @@ def load_training_state(path: str | Path | None) -> dict[str, Any]:
             f"--resume: {str(path)!r} cannot be read as a training state ({type(error).__name__}); "
             "delete it and start again"
         ) from None
+    if isinstance(state, dict) and state.get("format") in OLD_TRAINING_STATE_FORMATS:
+        raise VitPruneError(
+            f"--resume: {str(path)!r} was written by an older vitprune that did not record the run's model, "
+            "method and data; start again with --force"
+        )
     if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
         raise VitPruneError(f"--resume: {str(path)!r} is not a vitprune training state; delete it and start again")
     return state
@@ -395,12 +438,24 @@ def restore_training_state(
     hook: Any,
     recipe: TrainingRecipe,
     processes: Processes,
+    identity: dict[str, Any] | None = None,
 ) -> list[EpochRecord]:
-    """Load ``state`` into the run; returns the finished epochs' history. The recipe must be the same."""
+    """Load ``state`` into the run; returns the finished epochs' history. What the run is (``identity``:
+    model, method, schedule, data, number of processes) and the recipe must be the same."""
+    identity = identity if identity is not None else run_identity(world_size=processes.world_size)
+    saved_run = state.get("run") if isinstance(state.get("run"), dict) else {}
+    changed = [
+        f"{key} {_shown(saved_run.get(key))} → {_shown(identity.get(key))}"
+        for key in sorted(set(saved_run) | set(identity))
+        if saved_run.get(key) != identity.get(key)
+    ]
     saved = state["recipe"]
-    changed = [f"{key} {saved.get(key)} → {value}" for key, value in asdict(recipe).items() if saved.get(key) != value]
+    changed += [f"{key} {saved.get(key)} → {value}" for key, value in asdict(recipe).items() if saved.get(key) != value]
     if changed:
-        raise VitPruneError(f"--resume with other training options than the saved run ({', '.join(changed)})")
+        raise VitPruneError(
+            f"--resume with other training options than the saved run ({', '.join(changed)}); "
+            "give the saved run's options, or start again with --force"
+        )
     if int(state["epoch"]) >= recipe.epochs:
         raise VitPruneError(f"--resume: the saved run already finished its {recipe.epochs} epochs")
     model.load_state_dict(state["model"])
@@ -413,6 +468,17 @@ def restore_training_state(
     if state["rng"].get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return [EpochRecord(**record) for record in state["history"]]
+
+
+def _shown(value: Any) -> str:
+    """A saved or given value in an error line: lists as space-separated numbers, None as 'none'."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "[]"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
+    return str(value)
 
 
 def _keep_counts_or_empty(model: torch.nn.Module) -> list[int]:
@@ -493,13 +559,15 @@ def run_finetune(
     recipe: TrainingRecipe,
     run: RunSettings = RunSettings(),
     resume: bool = False,
+    force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
     """``vitprune finetune``: load, patch, train (one process or torchrun's), write the checkpoint.
 
-    The training state goes to :func:`training_state_path` of ``output`` after every epoch.
-    Returns the summary on the main process, None on the others.
+    The training state goes to :func:`training_state_path` of ``output`` after every epoch. ``output`` is
+    checked before any work (:func:`check_run_outputs`): an existing one needs ``force``, an interrupted
+    run's state ``resume`` or ``force``. Returns the summary on the main process, None on the others.
     """
     from ..pruning.patch import apply_method, keep_counts
     from ..pruning.spec import resolve_method
@@ -508,10 +576,20 @@ def run_finetune(
     started = time.perf_counter()
     recipe.validate()
     resolved = resolve_method(method, knobs)
+    state_path = check_run_outputs(output, resume=resume, force=force)
     with open_processes(run.device) as (group, device):
         torch.manual_seed(recipe.seed)
         network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
         apply_method(network, resolved, rate=rate, rates=rates, schedule=schedule)
+        identity = {
+            "command": "finetune",
+            "model": model,
+            "weights": str(weights),
+            "data": data,
+            "method": resolved.name,
+            "method_options": resolved.knob_values(),
+            "keep_counts": _keep_counts_or_empty(network),
+        }
         if log is not None and group.is_main:
             log(
                 f"{model} / {method}, tokens after each block: {' '.join(map(str, keep_counts(network)))}; "
@@ -529,8 +607,9 @@ def run_finetune(
             device=device,
             progress=progress,
             log=log,
-            state_path=training_state_path(output),
+            state_path=state_path,
             resume=resume,
+            identity=identity,
         )
         if group.is_main:
             save_checkpoint(
@@ -541,7 +620,7 @@ def run_finetune(
             return None
         return {
             "checkpoint": str(output),
-            "training_state": str(training_state_path(output)),
+            "training_state": str(state_path),
             "model": model,
             "method": method,
             "keep_counts": keep_counts(network),
@@ -598,6 +677,7 @@ __all__ = [
     "FinetuneResult",
     "RunSettings",
     "TrainingRecipe",
+    "check_run_outputs",
     "checkpoint_dict",
     "finetune",
     "make_optimizer",
@@ -606,6 +686,7 @@ __all__ = [
     "load_training_state",
     "restore_training_state",
     "run_finetune",
+    "run_identity",
     "save_checkpoint",
     "save_training_state",
     "train_one_epoch",

@@ -15,6 +15,7 @@ from .finetune import (
     LrOption,
     MinLrOption,
     ResumeOption,
+    RunForceOption,
     SeedOption,
     TrainBatchOption,
     WarmupOption,
@@ -62,6 +63,7 @@ def adjust(
     workers: WorkersOption = None,
     compile: CompileOption = False,
     resume: ResumeOption = False,
+    force: RunForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -105,6 +107,7 @@ def adjust(
         run=RunSettings(device=device, amp=amp, workers=workers, compile=compile),
         checkpoint=save_checkpoint,
         resume=resume,
+        force=force,
         progress=not json,
         log=err_console.print if json else console.print,
     )

@@ -58,7 +58,15 @@ WorkersOption = Annotated[
 CompileOption = Annotated[bool, typer.Option("--compile", help="torch.compile the training forward pass.")]
 ResumeOption = Annotated[
     bool,
-    typer.Option("--resume", help="Continue from the training state (OUTPUT.state.pt, written after every epoch)."),
+    typer.Option(
+        "--resume",
+        help="Continue from the training state (OUTPUT.state.pt, e.g. x.pt.state.pt, written after every epoch); "
+        "model, method, schedule, data, processes and training options must be the saved run's.",
+    ),
+]
+RunForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Replace the output, and start again over an earlier run's training state."),
 ]
 
 
@@ -87,6 +95,7 @@ def finetune(
     workers: WorkersOption = None,
     compile: CompileOption = False,
     resume: ResumeOption = False,
+    force: RunForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -123,6 +132,7 @@ def finetune(
         recipe=recipe,
         run=settings,
         resume=resume,
+        force=force,
         progress=not json,
         log=log,
     )
