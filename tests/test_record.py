@@ -52,6 +52,13 @@ def test_tags_name_one_rate_a_schedule_and_the_baseline():
     assert per_layer.rate is None and per_layer.rate_tag.startswith("sched-") and len(per_layer.rate_tag) == 12
     assert per_layer.rate_tag == tiny_record("topk", schedule=list(per_layer.schedule.removed))[1].rate_tag
     assert tiny_record("none", rate=None)[1].rate_tag == "r0"
+    # a schedule that prunes once (every later block keeps the same count) is not the baseline's r0
+    _, once = tiny_record("topk", schedule=[8, 0, 0, 0, 0, 0])
+    assert len(set(once.keep_counts)) == 1 and once.keep_counts[0] < 65
+    assert (
+        once.rate_tag.startswith("sched-")
+        and once.rate_tag != tiny_record("topk", schedule=[4, 0, 0, 0, 0, 0])[1].rate_tag
+    )
 
 
 def test_rebuild_gives_the_model_back():

@@ -105,3 +105,41 @@ def parse_json(text: str, what: str, hint: str) -> Any:
 def slug(text: str) -> str:
     """A file-name-safe form of a device, model or method name."""
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "unknown"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "vitprune bench") -> Iterator[Path]:
+    """Hold ``<folder>/.vitprune.lock`` while the block runs: a second writer to the same folder is refused in
+    one line instead of both timing each other and writing the same files.
+
+    An advisory ``flock`` on an open file: the kernel drops it when the process ends, however it ends, so a
+    killed run leaves no lock behind (the empty file stays). Where ``fcntl`` is missing (Windows) the block
+    runs unlocked.
+    """
+    folder = Path(folder)
+    ensure_writable_dir(folder / ".vitprune.lock", "--output")
+    lock_path = folder / ".vitprune.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield lock_path
+        return
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise VitPruneError(
+                f"{str(folder)!r} is being written by {holder}; wait for it to finish or give another --output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what} (process {os.getpid()})\n")
+        handle.flush()
+        try:
+            yield lock_path
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -108,11 +108,12 @@ class PruningRecord:
 
     @property
     def rate_tag(self) -> str:
-        """``r0.06`` for one rate; ``sched-<hash>`` for a per-layer schedule; ``r0`` for the baseline."""
+        """``r0.06`` for one rate; ``sched-<hash of the keep counts>`` for any other schedule (even one whose
+        counts are all equal: it still prunes, or is not the baseline's method); ``r0`` for the baseline."""
         if self.rate is not None:
             return f"r{self.rate:g}"
         counts = list(self.keep_counts)
-        if self.method == "none" or not counts or len(set(counts)) <= 1:
+        if self.method == "none" or not counts:
             return "r0"
         return "sched-" + hashlib.sha1(",".join(map(str, counts)).encode()).hexdigest()[:6]
 

@@ -218,6 +218,22 @@ def test_cli_eval_of_an_onnx_file_reads_its_record_and_feeds_compare(exported_ti
     assert [row.accuracy for row in comparison.rows] == [{"digits/test": accuracy["top1"]}]
 
 
+def test_cli_eval_output_in_the_way_is_refused_before_any_image(exported_tiny, tmp_path):
+    checkpoint, onnx_path = exported_tiny
+    output = tmp_path / "accuracy.json"
+    output.write_text("earlier result\n")
+    arguments = ["eval", str(onnx_path), "--checkpoint", str(checkpoint), "--data", "digits", "-o", str(output)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2 and "already exists; pass --force" in result.output, result.output
+    assert output.read_text() == "earlier result\n" and "images" not in result.output
+    (tmp_path / "a-file").write_text("x")  # a folder that cannot be made: said first too
+    unwritable = CliRunner().invoke(app, [*arguments[:-1], str(tmp_path / "a-file" / "accuracy.json")])
+    assert unwritable.exit_code == 2 and "Traceback" not in unwritable.output and "images" not in unwritable.output
+    replaced = CliRunner().invoke(app, [*arguments, "--force", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(output.read_text())["accuracy"]["images"] == 360
+
+
 @pytest.mark.parametrize(
     "extra, fragment",
     [

@@ -140,7 +140,12 @@ def test_plan_measures_and_caches_curves_on_torch_cpu(tmp_path, monkeypatch):
     for kind in ("block", "mlp", "reduce"):
         assert curves["curves"][kind]["tokens"] == [9, 40, 65]  # an eighth of the patches, the middle rounded to 8, all
         assert all(ms > 0 for ms in curves["curves"][kind]["ms"])
-    again = invoke(*args[:-1], "--no-check", "--json")
+    schedule = tmp_path / summary["schedule"]
+    written = schedule.read_bytes()
+    refused = invoke(*args[:-1], "--no-check")  # the schedule is there: said before any measuring, nothing replaced
+    assert refused.exit_code == 2 and "already exists; pass --force" in refused.output, refused.output
+    assert schedule.read_bytes() == written
+    again = invoke(*args[:-1], "--no-check", "--force", "--json")
     assert json.loads(again.stdout)["curves_cached"] is True
 
 

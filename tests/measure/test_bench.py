@@ -51,6 +51,9 @@ def test_grid_takes_schedule_files_beside_rates(tmp_path):
         ({"rates": "0.06,1.5"}, "in \\[0, 1\\)"),
         ({"backends": "ort-gpu"}, "unknown backend 'ort-gpu'"),
         ({"batches": ","}, "--batch is empty"),
+        ({"threads": "1,5000"}, "--threads: 5000 is out of range \\(1 to 1024\\)"),
+        ({"batches": "100000"}, "--batch: 100000 is out of range \\(1 to 4096\\)"),
+        ({"batches": "1" * 5000}, "--batch: .* is not a whole number"),
         ({"rates": None}, "give --rates"),
     ],
 )
@@ -89,7 +92,7 @@ def test_compare_greys_noisy_deltas_and_keeps_thread_columns_apart(tmp_path):
 
 
 def _settings(folder: Path, **changes) -> BenchSettings:
-    return BenchSettings(output=folder, warmup=1, iterations=4, chunk=2, **changes)
+    return BenchSettings(output=folder, **{"warmup": 1, "iterations": 4, "chunk": 2, **changes})
 
 
 def _grid():
@@ -121,6 +124,56 @@ def test_bench_writes_one_result_per_cell_then_resumes_and_force_redoes(tmp_path
     forced = bench.run_bench(cells, _settings(tmp_path, force=True))
     assert len(forced.written) == 6
     assert all(_mtimes(tmp_path)[name] > before[name] for name in before)
+
+
+def test_a_result_measured_otherwise_is_measured_again(tmp_path):
+    cells = _grid()
+    bench.run_bench(cells, _settings(tmp_path))
+    results = load_results([tmp_path])
+    assert all(len(result["fingerprint"]["hash"]) == 16 for result in results)
+    assert {result["fingerprint"]["of"]["iterations"] for result in results} == {4}
+
+    more = bench.run_bench(cells, _settings(tmp_path, iterations=6))  # same names, other iterations
+    assert len(more.written) == len(more.remeasured) == 6 and not more.skipped_done
+    assert {result["iterations"] for result in load_results([tmp_path])} == {6}
+
+    edited = next(path for path in more.written if "_topk_" in path.name)
+    data = json.loads(edited.read_text())
+    data["fingerprint"]["hash"] = "0" * 16  # e.g. measured with other weights or another onnxruntime
+    edited.write_text(json.dumps(data))
+    again = bench.run_bench(cells, _settings(tmp_path, iterations=6))
+    assert again.remeasured == [edited] and len(again.skipped_done) == 5
+
+
+def test_one_bench_at_a_time_per_results_folder(tmp_path):
+    from vitprune_export.files import folder_lock
+
+    held = folder_lock(tmp_path, "vitprune bench")
+    with held, pytest.raises(VitPruneError, match="is being written by vitprune bench \\(process \\d+\\)"):
+        bench.run_bench(_grid(), _settings(tmp_path))
+    assert not list(tmp_path.rglob("*.json"))
+    report = bench.run_bench(_grid()[:1], _settings(tmp_path))  # the lock went with its holder
+    assert len(report.written) == 1
+
+
+def test_models_are_built_and_measured_one_at_a_time(tmp_path, monkeypatch):
+    events = []
+    build, measure = bench._build_variants, bench._measure_group
+
+    def recording_build(cells, *args):
+        models = {cell.variant.model for cell in cells}
+        events.append(("build", models))
+        return build(cells, *args) if models == {TINY} else ({}, {})
+
+    def recording_measure(jobs, *args):
+        events.append(("measure", {job.cell.variant.model for job in jobs}))
+        return measure(jobs, *args)
+
+    monkeypatch.setattr(bench, "_build_variants", recording_build)
+    monkeypatch.setattr(bench, "_measure_group", recording_measure)
+    cells = parse_grid(f"{TINY},vit_tiny_patch16_224", "none,topk", "0.1", None, "torch-cpu", "1", "1")
+    bench.run_bench(cells, _settings(tmp_path))
+    assert events == [("build", {TINY}), ("measure", {TINY}), ("build", {"vit_tiny_patch16_224"})]
 
 
 def test_bench_interrupted_keeps_the_finished_groups_and_resumes_the_rest(tmp_path, monkeypatch):

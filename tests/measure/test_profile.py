@@ -280,3 +280,40 @@ def test_write_result_leaves_nothing_when_invalid(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_result(tmp_path / "ok.json", _valid_result())
     assert load_result(tmp_path / "ok.json")["model"] == "m"
+
+
+def test_cli_profile_takes_onnx_runtime_settings_and_hints_the_baseline_with_them(export_cache, tmp_path):
+    _, exported = export_cache(TINY, "topk", rate=0.1)
+    output = tmp_path / "pruned" / "r.json"
+    arguments = ["profile", str(exported.path), "--backend", "ort-cpu", "--warm-up", "1", "--iterations", "3"]
+    arguments += ["--threads", "2", "--spinning", "off", "--graph-optimization", "extended", "-o", str(output)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    settings = load_result(output)["settings"]
+    assert (settings["threads"], settings["spinning"], settings["graph_optimization"]) == (2, False, "extended")
+    hint = next(line for line in result.output.splitlines() if line.startswith("next: vitprune profile"))
+    assert "--threads 2 --spinning off --graph-optimization extended" in hint
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backend", "torch-cpu", "--spinning", "off"], "--spinning: ONNX Runtime settings, for --backend ort-cpu"),
+        (["--backend", "ort-cpu", "--graph-optimization", "most"], "graph optimisation must be one of"),
+        (["--backend", "ort-cpu", "--spinning", "sometimes"], "spinning must be on, off or auto"),
+    ],
+)
+def test_cli_profile_bad_runtime_settings_are_one_line(tmp_path, extra, message):
+    result = runner.invoke(app, ["profile", "--model", TINY, *extra, "-o", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_same_settings_options_pass_checked_values_only():
+    from vitprune_export.cli.profile import same_settings_options
+
+    hostile = {"threads": "2; rm -rf ~", "spinning": "yes", "graph_optimization": "all --force"}
+    assert same_settings_options(hostile) == []
+    assert same_settings_options({"threads": True, "spinning": True, "graph_optimization": "basic"}) == [
+        "--spinning", "on", "--graph-optimization", "basic"
+    ]  # fmt: skip

@@ -111,6 +111,7 @@ def bench(
         console.print(f"[green]wrote[/] {path}", highlight=False)
     console.print(
         f"{report.planned} cells: {len(report.written)} measured, {len(report.skipped_done)} already done"
+        + (f" ({len(report.remeasured)} measured again: measured otherwise before)" if report.remeasured else "")
         + (f", {len(report.failed)} failed" if report.failed else "")
         + f"; results in {output}/",
         highlight=False,

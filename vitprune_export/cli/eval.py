@@ -11,6 +11,7 @@ from .finetune import DataOption
 from .options import (
     DEFAULT_MODEL_NAME,
     BatchOption,
+    ForceOption,
     JsonOption,
     MethodOption,
     ModelOption,
@@ -67,6 +68,7 @@ def eval_command(
         Optional[Path],
         typer.Option("--output", "-o", help="Write a results JSON (kind: accuracy) for 'vitprune compare'."),
     ] = None,
+    force: ForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -82,9 +84,12 @@ def eval_command(
     from ..accuracy.evaluate import BACKENDS, accuracy_result, evaluate, evaluate_artifact
     from ..accuracy.runtime import processes
     from ..errors import VitPruneError
+    from ..files import check_output
     from ..pruning.spec import build_pruned_model
 
     started = time.perf_counter()
+    if output is not None:  # in the way or unwritable: said before any image is read
+        check_output(output, "--output", force=force, suffix=".json")
     # under torchrun every process evaluates its share of the images; the first one reports and writes
     with processes("cpu") as (group, _device):
         if checkpoint is not None:

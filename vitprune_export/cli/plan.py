@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import command, console, print_json
-from .options import DEFAULT_MODEL_NAME, BatchOption, JsonOption, WeightsOption, with_method_knobs
+from .options import DEFAULT_MODEL_NAME, BatchOption, ForceOption, JsonOption, WeightsOption, with_method_knobs
 
 
 @command("plan")
@@ -72,6 +72,7 @@ def plan(
             help="Schedule JSON [default: results/<device>/plans/<model>_<method>_<backend>_b<batch>_<budget>.json].",
         ),
     ] = None,
+    force: ForceOption = False,
     json: JsonOption = False,
     knobs: dict[str, Any] | None = None,
 ) -> None:
@@ -101,6 +102,7 @@ def plan(
         iterations=iterations,
         device=device_name,
         output=output,
+        force=force,
         statistic=statistic,
         clock=clock,
         remeasure=remeasure,

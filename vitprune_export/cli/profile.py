@@ -59,6 +59,17 @@ def profile(
         Optional[int],
         typer.Option("--threads", min=1, max=1024, help="CPU threads (intra-op) \\[default: the runtime's]."),
     ] = None,
+    spinning: Annotated[
+        Optional[str],
+        typer.Option("--spinning", help="ort-cpu: intra-op thread spinning on | off | auto \\[default: auto, tuned]."),
+    ] = None,
+    graph_optimization: Annotated[
+        Optional[str],
+        typer.Option(
+            "--graph-optimization",
+            help="ort-cpu: disable | basic | extended | all | auto \\[default: auto, tuned].",
+        ),
+    ] = None,
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Half precision (torch-cuda; trt: label of an fp16 engine).")
     ] = False,
@@ -116,6 +127,7 @@ def profile(
         device=device_name,
         progress=not json,
         status=console.status,
+        runner_options={"spinning": spinning, "graph_optimization": graph_optimization},
     )
     path = output or default_result_path(result)
     check_output(path, "--output", force=force)
@@ -153,9 +165,24 @@ def profile(
     if not any(folder.glob(f"{result['model']}_none_*{backend}_b{batch}*.json")):  # compare needs the baseline
         baseline = ["profile", "--backend", backend, "--model", result["model"], "--method", "none"]
         baseline += ["--batch", str(batch)] if batch != 1 else []
-        chosen = (result.get("settings") or {}).get("threads")  # measure the baseline as this run was measured
-        baseline += ["--threads", str(chosen)] if isinstance(chosen, int) and not isinstance(chosen, bool) else []
+        baseline += same_settings_options(result.get("settings") or {})  # the baseline measured as this run was
         baseline += ["--device-name", device_name] if device_name else []
         print_next(baseline, compare)
     else:
         print_next(compare)
+
+
+def same_settings_options(settings: dict[str, Any]) -> list[str]:
+    """The options that measure another model with ``settings`` (a result's chosen threads, spinning and graph
+    optimisation), each value checked: a result file's text never reaches the printed command as it is."""
+    from ..measure.runners.ort_runner import GRAPH_OPTIMIZATION_LEVELS
+
+    options: list[str] = []
+    threads = settings.get("threads")
+    if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 1024:
+        options += ["--threads", str(threads)]
+    if isinstance(settings.get("spinning"), bool):
+        options += ["--spinning", "on" if settings["spinning"] else "off"]
+    if settings.get("graph_optimization") in GRAPH_OPTIMIZATION_LEVELS:
+        options += ["--graph-optimization", settings["graph_optimization"]]
+    return options

@@ -9,8 +9,12 @@ How a grid is run:
 
 1. **Expand** the axes (:func:`expand_grid`); the unpruned model (``none``) is
    always part of it, since every Δ% is measured against it.
-2. **Build** each pruned model once (its :class:`~vitprune_export.record.PruningRecord`
-   names the files) and **skip** cells whose result exists (``force`` redoes them).
+2. **Build** each pruned model once, one model (its variants) at a time, so memory holds
+   one model's variants, not the grid's (its :class:`~vitprune_export.record.PruningRecord`
+   names the files), and **skip** cells whose result exists and carries the same
+   fingerprint — what was measured: the pruned model and its weights, warm-up,
+   iterations, chunk, runner options and library versions (``force`` redoes them;
+   a result measured otherwise is measured again).
 3. **Export** once per (model, method, rate, batch) that an ``ort-cpu`` cell
    still needs, parity-checked, into ``<results>/onnx/``; a file there is reused.
 4. **Measure** one group at a time — the cells that share (model, backend,
@@ -24,6 +28,9 @@ How a grid is run:
    round.
 5. **Write** each cell's result as soon as its group is measured; an
    interruption (Ctrl-C) keeps every group already written.
+
+One bench at a time writes a results folder (a lock file, :func:`~vitprune_export.files.folder_lock`):
+two benches on one machine would time each other, and both would write the same cells.
 
 Noise: per round, a cell's chunk median over the baseline's chunk median is one
 paired ratio. A result records ``noise``: the median paired change
@@ -102,15 +109,21 @@ def split_list(text: str | None, name: str) -> list[str]:
     return items
 
 
-def _numbers(text: str | None, name: str, kind: type, minimum: float) -> list:
+#: the largest batch and thread count a grid takes (the caps of ``vitprune profile``)
+MAX_BATCH = 4096
+MAX_THREADS = 1024
+
+
+def _numbers(text: str | None, name: str, kind: type, minimum: float, maximum: float = math.inf) -> list:
     values = []
     for item in split_list(text, name):
         try:
             value = kind(item)
         except ValueError:
             raise VitPruneError(f"{name}: {item!r} is not a {'whole ' if kind is int else ''}number") from None
-        if value < minimum or (kind is float and not math.isfinite(value)):
-            raise VitPruneError(f"{name}: {item} is out of range (≥ {minimum:g})")
+        if not minimum <= value <= maximum or (kind is float and not math.isfinite(value)):
+            bound = f"{minimum:g} to {maximum:g}" if math.isfinite(maximum) else f"≥ {minimum:g}"
+            raise VitPruneError(f"{name}: {item} is out of range ({bound})")
         values.append(value)
     return list(dict.fromkeys(values))
 
@@ -253,6 +266,7 @@ class BenchReport:
     planned: int = 0  # cells on the backends that run here
     written: list[Path] = field(default_factory=list)
     skipped_done: list[Path] = field(default_factory=list)
+    remeasured: list[Path] = field(default_factory=list)  # a result was there, measured otherwise
     skipped_backends: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # variant/cell label → one-line reason
     interrupted: bool = False
@@ -270,6 +284,7 @@ class _Job:
     def __init__(self, cell: BenchCell, record, path: Path, write: bool):
         self.cell, self.record, self.path, self.write = cell, record, path, write
         self.runner = None
+        self.fingerprint: dict[str, Any] = {}
         self.samples: list[float] = []
         self.chunks: list[list[float]] = []
 
@@ -296,6 +311,8 @@ def run_bench(
             progress.update(task, description=message)
         yield
 
+    from ..files import folder_lock
+
     report = BenchReport(load_before=_load())
     backends = list(dict.fromkeys(cell.backend for cell in cells))
     for backend in backends:
@@ -307,37 +324,95 @@ def run_bench(
     report.planned = len(cells)
     devices = {backend: settings.device or _device_name(backend) for backend in dict.fromkeys(c.backend for c in cells)}
     report.devices = devices
+    if not cells:
+        report.load_after = _load()
+        return report
 
-    networks, records = _build_variants(cells, settings, status, report, log)
+    total = 0
+    with folder_lock(settings.output):
+        try:
+            for model in dict.fromkeys(cell.variant.model for cell in cells):  # one model's variants in memory
+                model_cells = [cell for cell in cells if cell.variant.model == model]
+                networks, records = _build_variants(model_cells, settings, status, report, log)
+                groups = _plan_groups(model_cells, records, devices, settings, report)
+                pending = {key: jobs for key, jobs in groups.items() if any(job.write for job in jobs)}
+                total += sum(
+                    (settings.warmup + settings.rounds * settings.chunk) * len(_with_baseline(jobs, groups[key]))
+                    for key, jobs in pending.items()
+                )
+                if task is not None:
+                    progress.update(task, total=total or 1, description="measuring")
+                for key, jobs in pending.items():
+                    jobs = _with_baseline(jobs, groups[key])
+                    onnx_paths = _export_needed(jobs, networks, settings, status, report, log)
+                    _measure_group(jobs, networks, onnx_paths, settings, progress, task, status, report, log)
+                    _write_group(jobs, settings, devices, report)
+                del networks
+        except KeyboardInterrupt:
+            report.interrupted = True
+    if task is not None and not total:
+        progress.update(task, total=1, completed=1)
+    if report.skipped_done:
+        log(f"{len(report.skipped_done)} cell(s) already measured in {settings.output} (skipped; --force redoes them)")
+    if report.remeasured:
+        log(
+            f"{len(report.remeasured)} cell(s) measured again: their results were measured otherwise "
+            "(other weights, iterations, options or library versions)"
+        )
+    report.load_after = _load()
+    return report
+
+
+def _plan_groups(cells, records, devices, settings: BenchSettings, report: BenchReport) -> dict[tuple, list[_Job]]:
+    """The cells grouped for interleaving, each marked to write unless a result with its fingerprint exists."""
     groups: dict[tuple, list[_Job]] = {}
     for cell in cells:
         if cell.variant not in records:
             continue
-        path = result_path(records[cell.variant], cell, devices[cell.backend], settings.output)
-        done = path.is_file() and not settings.force and _valid_result(path)
+        record = records[cell.variant]
+        path = result_path(record, cell, devices[cell.backend], settings.output)
+        fingerprint = measurement_fingerprint(record, cell, settings)
+        done = not settings.force and _measured_alike(path, fingerprint)
         if done:
             report.skipped_done.append(path)
-        groups.setdefault(cell.group, []).append(_Job(cell, records[cell.variant], path, write=not done))
-    pending = {key: jobs for key, jobs in groups.items() if any(job.write for job in jobs)}
-    if report.skipped_done:
-        log(f"{len(report.skipped_done)} cell(s) already measured in {settings.output} (skipped; --force redoes them)")
+        elif path.is_file() and not settings.force:
+            report.remeasured.append(path)
+        job = _Job(cell, record, path, write=not done)
+        job.fingerprint = fingerprint
+        groups.setdefault(cell.group, []).append(job)
+    return groups
 
-    total = sum(
-        (settings.warmup + settings.rounds * settings.chunk) * len(_with_baseline(jobs, groups[key]))
-        for key, jobs in pending.items()
-    )
-    if task is not None:
-        progress.update(task, total=total or 1, completed=0 if total else 1, description="measuring")
-    try:
-        for key, jobs in pending.items():
-            jobs = _with_baseline(jobs, groups[key])
-            onnx_paths = _export_needed(jobs, networks, settings, status, report, log)
-            _measure_group(jobs, networks, onnx_paths, settings, progress, task, status, report, log)
-            _write_group(jobs, settings, devices, report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    report.load_after = _load()
-    return report
+
+def measurement_fingerprint(record, cell: BenchCell, settings: BenchSettings) -> dict[str, Any]:
+    """What a cell's number depends on, and its hash: a result is reused only when its fingerprint matches.
+
+    The pruned model (model, method, options, keep counts), its weights, the backend, batch and threads, the
+    runner options given, warm-up, iterations and chunk, and the versions of vitprune and its libraries.
+    """
+    import hashlib
+    import json
+
+    from .profile import backend_library_versions
+
+    given = {key: value for key, value in settings.runner_options.get(cell.backend, {}).items() if value is not None}
+    measured = {
+        "model": record.model,
+        "method": record.method,
+        "method_options": record.method_options,
+        "keep_counts": list(record.keep_counts),
+        "weights": record.weights,
+        "precision": record.precision or "fp32",
+        "backend": cell.backend,
+        "batch": cell.batch,
+        "threads": cell.threads,
+        "runner_options": given,
+        "warmup": settings.warmup,
+        "iterations": settings.iterations,
+        "chunk": settings.chunk,
+        "versions": backend_library_versions(cell.backend),
+    }
+    text = json.dumps(measured, sort_keys=True, default=str)
+    return {"hash": hashlib.sha256(text.encode()).hexdigest()[:16], "of": measured}
 
 
 def _with_baseline(jobs: list[_Job], group: list[_Job]) -> list[_Job]:
@@ -361,14 +436,18 @@ def _device_name(backend: str) -> str:
     return default_device_name(get_runner(backend))
 
 
-def _valid_result(path: Path) -> bool:
+def _measured_alike(path: Path, fingerprint: dict[str, Any]) -> bool:
+    """``path`` is a valid result measured as ``fingerprint`` says (a file from an older bench has none)."""
     from .results import load_result
 
+    if not path.is_file():
+        return False
     try:
-        load_result(path)
+        result = load_result(path)
     except VitPruneError:
         return False
-    return True
+    recorded = result.get("fingerprint")
+    return isinstance(recorded, dict) and recorded.get("hash") == fingerprint["hash"]
 
 
 def _build_variants(cells, settings: BenchSettings, status, report: BenchReport, log):
@@ -400,6 +479,22 @@ def onnx_path(record, batch: int, output: Path) -> Path:
     return output / "onnx" / f"{record.tag}_b{batch}.onnx"
 
 
+def _exported_alike(path: Path, record) -> bool:
+    """``path`` is an ONNX file of the same pruned model with the same weights (a file of other weights is not)."""
+    from ..record import PruningRecord
+
+    if not path.is_file():
+        return False
+    try:
+        exported = PruningRecord.read(path)
+    except VitPruneError:
+        return False
+    if exported is None:
+        return False
+    fields = ("model", "method", "method_options", "keep_counts", "weights", "precision")
+    return all(getattr(exported, name) == getattr(record, name) for name in fields)
+
+
 def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, report: BenchReport, log):
     """Export (parity-checked) the ONNX files the ``ort-cpu`` jobs need; a file already there is reused."""
     paths: dict[tuple, Path] = {}
@@ -408,7 +503,7 @@ def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, 
             continue
         key = (job.cell.variant, job.cell.batch)
         path = onnx_path(job.record, job.cell.batch, settings.output)
-        if key in paths or path.is_file():
+        if key in paths or _exported_alike(path, job.record):
             paths[key] = path
             continue
         from ..export.onnx import export_onnx
@@ -509,6 +604,7 @@ def _write_group(jobs: list[_Job], settings: BenchSettings, devices: dict[str, s
                 job.record, runner, job.samples, settings.warmup, devices[job.cell.backend], environment
             )
             result["threads"] = job.cell.threads
+            result["fingerprint"] = job.fingerprint
             result["latency_spread_ms"] = round(_iqr(job.samples), 4)
             if baseline is not None and baseline is not job:
                 result["noise"] = paired_noise(job.chunks, baseline.chunks)
@@ -567,14 +663,14 @@ def parse_grid(
     rate_values = _numbers(rates, "--rates", float, 0.0) if rates else []
     if any(rate >= 1 for rate in rate_values):
         raise VitPruneError("--rates: a rate is the share of tokens removed per block, in [0, 1)")
-    thread_counts: list[int | None] = _numbers(threads, "--threads", int, 1) if threads else [None]
+    thread_counts: list[int | None] = _numbers(threads, "--threads", int, 1, MAX_THREADS) if threads else [None]
     return expand_grid(
         model_names,
         method_names,
         rate_values,
         schedule_files,
         backend_names,
-        _numbers(batches, "--batch", int, 1),
+        _numbers(batches, "--batch", int, 1, MAX_BATCH),
         thread_counts,
     )
 
@@ -641,6 +737,7 @@ __all__ = [
     "Variant",
     "expand_grid",
     "is_noisy",
+    "measurement_fingerprint",
     "paired_noise",
     "result_path",
     "run_bench",

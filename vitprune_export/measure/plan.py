@@ -70,6 +70,7 @@ class PlanRequest:
     clock: str = "wall"
     device: str | None = None
     output: Path | None = None
+    force: bool = False  # replace an existing schedule file
     results_root: Path = Path("results")
     remeasure: bool = False
     verify: bool = True
@@ -385,7 +386,7 @@ def sensitivity_weights(path: Path, depth: int) -> list[float]:
 # ---------------------------------------------------------------- the plan
 
 
-def default_schedule_path(request: PlanRequest, device: str, plan: planner.Plan) -> Path:
+def default_schedule_path(request: PlanRequest, device: str) -> Path:
     goal = f"{request.latency_ms:g}ms" if request.latency_ms is not None else f"x{request.speedup:g}"
     name = f"{slug(request.model)}_{slug(request.method)}_{request.backend}_b{request.batch}_{goal}.json"
     return Path(request.results_root) / slug(device) / "plans" / name
@@ -421,6 +422,7 @@ def _check_backend(backend: str) -> None:
 
 def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome:
     """Measure (or read the cached) curves, plan, write the schedule, and measure the planned model."""
+    from ..files import check_output
     from ..pruning.schedule import build_schedule, save_schedule
     from ..pruning.spec import resolve_method
 
@@ -429,6 +431,9 @@ def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome
     if request.sensitivity is not None and not Path(request.sensitivity).is_file():
         raise VitPruneError(f"sensitivity file {str(request.sensitivity)!r} does not exist")
     device = _default_device(request)
+    output = check_output(  # an output in the way or unwritable fails before any measuring
+        request.output or default_schedule_path(request, device), "--output", force=request.force, suffix=".json"
+    )
     path = curves_path(request, device)
     curves = None if request.remeasure else load_curves(path)
     cached = curves is not None
@@ -447,7 +452,6 @@ def plan_schedule(request: PlanRequest, say=lambda message: None) -> PlanOutcome
     schedule = build_schedule(
         tokens_in, num_prefix, depth, removed=plan.removed, method=resolve_method(request.method, request.knobs)
     )
-    output = request.output or default_schedule_path(request, device, plan)
     outcome = PlanOutcome(plan, output, path, cached, keep_counts=list(schedule.tokens_out))
     if request.verify:
         say("measuring the planned model beside the unpruned one")

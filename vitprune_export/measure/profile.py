@@ -238,6 +238,7 @@ def profile_target(
     device: str | None = None,
     progress: bool = True,
     status: Status = _no_status,
+    runner_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure ``target`` (ONNX file or engine) or ``spec`` on ``backend``; return the result (not yet written).
 
@@ -250,11 +251,16 @@ def profile_target(
 
     if plugins is not None and backend != "trt":
         raise VitPruneError("--plugins is for --backend trt only")
+    given = {option: value for option, value in (runner_options or {}).items() if value is not None}
+    if given and backend != "ort-cpu":
+        names = ", ".join("--" + option.replace("_", "-") for option in given)
+        raise VitPruneError(f"{names}: ONNX Runtime settings, for --backend ort-cpu only")
     runner = get_runner(
         backend,
         threads=threads,
         precision="fp16" if fp16 else "fp32",
         **({"plugin_library": plugins} if backend == "trt" else {}),
+        **given,
     )
     with contextlib.ExitStack() as cleanup:
         model_name = None
