@@ -13,9 +13,13 @@ Placement, and why:
 * weights per output channel (``per_channel``), activations per tensor, both
   symmetric (``ActivationSymmetric``/``WeightSymmetric``: zero points 0;
   TensorRT's ONNX parser refuses non-zero zero points); weights on 7 bits
-  (``reduce_range``): ONNX Runtime's x86 integer kernels otherwise lose accuracy
+  (``reduce_range``, INT8 only): ONNX Runtime's x86 integer kernels otherwise lose accuracy
   (measured on the digits tiny ViT, topk: 98.9 % top-1 agreement with 8-bit
   weights, 99.7 % with 7-bit, 99.7 % for the Q/DQ graph run unfused);
+* biases stay float (``QuantizeBias`` off): ONNX Runtime would store them as int32
+  behind a ``DequantizeLinear``, which TensorRT's parser refuses ("input has type
+  Int32 but must have type FP8, FP4, Int4, Int8, or UInt8"); TensorRT folds a float
+  bias into the INT8 layer itself;
 * everything that decides which tokens stay — the scores, similarities, the
   inputs of TopK/ArgMax, sizes and VPA's spread — plus Softmax and LayerNorm,
   stay in float: the very nodes :func:`~.fp16.fp32_nodes` keeps in fp32 for
@@ -215,12 +219,13 @@ def quantize_model(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(LINEAR_OP_TYPES),
             per_channel=True,
-            reduce_range=True,
+            reduce_range=precision == "int8",  # 7-bit INT8 weights; FP8 has no reduced range
             activation_type=quant_type,
             weight_type=quant_type,
             nodes_to_exclude=excluded,
             calibrate_method=calibration,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            # biases stay float: TensorRT's DequantizeLinear takes 8-bit (and FP8/4-bit) inputs, not int32
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
         if reader.images == 0:
             raise VitPruneError("no calibration images were given; pass a data set with images")

@@ -104,7 +104,7 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--engine", required=True)
     parser.add_argument("--metadata", required=True, help="metadata.json of the ONNX the engine was built from")
     parser.add_argument("--device", required=True, help="device name for the results, e.g. jetson-orin-nano")
-    parser.add_argument("--precision", choices=("fp32", "fp16"), required=True)
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8", "fp8"), required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warm-up", "--warmup", dest="warmup", type=int, default=20)

@@ -68,13 +68,22 @@ def _cuda_arch(profile: DeviceProfile) -> str:
     return arch[3:] if arch.startswith("sm_") and arch[3:].isdigit() else "native"
 
 
+#: TensorRT builder flags → trtexec's options
+TRTEXEC_PRECISION_FLAGS = {"FP16": "--fp16", "INT8": "--int8", "FP8": "--fp8"}
+
+
+def _float_parts_fp16(settings) -> bool:
+    """The engine's float layers run in fp16: an fp16 build, or a weakly typed Q/DQ build with the FP16 flag."""
+    return settings.precision == "fp16" or "FP16" in settings.builder_flags
+
+
 def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> list[str]:
     """trtexec's flags for ``settings``, one argv word each (``build.sh`` holds them as a bash array)."""
     flags = []
     if settings.strongly_typed:
         flags.append("--stronglyTyped")
-    elif precision == "fp16":
-        flags.append("--fp16")
+    else:  # weakly typed: the builder flags (FP16; INT8/FP8 for a Q/DQ file) as trtexec spells them
+        flags += [TRTEXEC_PRECISION_FLAGS[flag] for flag in settings.builder_flags if flag in TRTEXEC_PRECISION_FLAGS]
     for name, (minimum, optimum, maximum) in (settings.shape_profile or {}).items():
         shape = lambda dims: "x".join(str(int(d)) for d in dims)  # noqa: E731
         flags += [
@@ -95,8 +104,8 @@ def _trtexec_flags(settings, precision: str, timing_cache: str | None) -> list[s
 
 
 def _trtexec_fp32_layers(settings, precision: str) -> list[str]:
-    """The nodes ``--layerPrecisions`` keeps fp32: only a weakly typed fp16 build constrains layers."""
-    if settings.strongly_typed or precision != "fp16":
+    """The nodes ``--layerPrecisions`` keeps fp32: only a weakly typed build with fp16 float parts constrains layers."""
+    if settings.strongly_typed or "PREFER_PRECISION_CONSTRAINTS" not in settings.builder_flags:
         return []
     return [name for name in settings.fp32_layers if name]
 
@@ -219,7 +228,7 @@ def bundle(
             "NEEDS_PLUGINS": "yes" if plugin_ops else "no",
             "PLUGIN_OPS": ",".join(plugin_ops) or "none",
             "TRTEXEC_FLAGS": _trtexec_flags(settings, settings.precision, settings_data["timing_cache"]),
-            "VITPRUNE_PRECISION": "--fp16" if settings.precision == "fp16" else "--fp32",
+            "VITPRUNE_PRECISION": "--fp16" if _float_parts_fp16(settings) else "--fp32",
             "DEVICE": profile.name,
             "BATCH": str(batch),
             "MIN_BATCH": str(profile.build.min_batch),
@@ -260,7 +269,7 @@ def bundle(
             "KEEP_COUNTS": " ".join(str(n) for n in record.keep_counts) or "unknown",
             "REQUIREMENTS": _requirements(profile, flavour),
             "BUNDLE_NAME": out_dir.name,
-            "VITPRUNE_FP16": "--fp16 " if settings.precision == "fp16" else "",
+            "VITPRUNE_FP16": "--fp16 " if _float_parts_fp16(settings) else "",
             "SETUP": "\n".join(f"   - `{command}`" for command in profile.device.setup)
             or "   - nothing device-specific; close other GPU work",
             "PLAN_STEP": _plan_step(plan_points, plan_batch, profile.name, plan_prefix),

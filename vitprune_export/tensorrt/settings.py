@@ -53,7 +53,7 @@ class BuilderSettings:
 
     flavour: str  # "tensorrt" | "tensorrt_rtx"
     tensorrt_version: str
-    precision: str  # what the engine computes in: fp32 | fp16
+    precision: str  # what the engine computes in: fp32 | fp16 | int8 | fp8 (Q/DQ: its linear layers)
     precision_source: str  # how: builder flag, network types, converted ONNX
     strongly_typed: bool
     builder_flags: list[str]
@@ -137,6 +137,29 @@ def onnx_float_precision(path: str | Path, proto=None) -> str:
     return "fp32"
 
 
+#: the precisions of an explicitly quantized (Q/DQ) ONNX: its linear layers' type (the rest is float)
+QUANTIZED_PRECISIONS = ("int8", "fp8")
+#: FP8 tensor cores: Ada (SM89) and newer; Ampere (SM80/86/87: RTX 30, A100, Orin) has none
+FP8_MIN_SM = 89
+
+
+def onnx_quantized_precision(proto) -> str | None:
+    """``int8`` or ``fp8`` for an explicitly quantized ONNX (``DequantizeLinear`` of 8-bit weights), else None."""
+    from onnx import TensorProto
+
+    initialisers = {tensor.name: tensor.data_type for tensor in proto.graph.initializer}
+    types = {
+        initialisers.get(node.input[0])
+        for node in proto.graph.node
+        if node.op_type == "DequantizeLinear" and node.input
+    }
+    if TensorProto.FLOAT8E4M3FN in types:
+        return "fp8"
+    if TensorProto.INT8 in types or any(node.op_type == "QuantizeLinear" for node in proto.graph.node):
+        return "int8"
+    return None
+
+
 def fp32_layers_of(proto, plugin_ops: list[str]) -> list[str]:
     """The nodes an fp16 build keeps in fp32 (:func:`..export.fp16.fp32_nodes`)."""
     from ..export.fp16 import fp32_nodes
@@ -150,15 +173,15 @@ class OnnxFacts:
 
     inputs: list[OnnxInput]
     plugin_ops: list[str]
-    precision: str  # fp32 | fp16: how the weights are stored
+    precision: str  # fp32 | fp16: how the weights are stored; int8 | fp8: explicitly quantized (Q/DQ), float fp32
     fp32_layers: list[str]  # nodes an fp16 build keeps fp32 (empty for an fp16 ONNX)
 
     @classmethod
     def read(cls, path: str | Path) -> OnnxFacts:
         proto = load_onnx(path)
         plugin_ops = onnx_plugin_ops(path, proto)
-        precision = onnx_float_precision(path, proto)
-        keep = fp32_layers_of(proto, plugin_ops) if precision == "fp32" else []
+        precision = onnx_quantized_precision(proto) or onnx_float_precision(path, proto)
+        keep = fp32_layers_of(proto, plugin_ops) if precision != "fp16" else []
         return cls(onnx_inputs(path, proto), plugin_ops, precision, keep)
 
 
@@ -241,7 +264,31 @@ def builder_settings(
     builder_flags: list[str] = []
     convert = False
     kept = list(fp32_layers or [])
-    if not strongly_typed:
+    if onnx_precision in QUANTIZED_PRECISIONS:
+        refuse_unsupported_quantization(profile, onnx_precision, rtx)
+        precision = onnx_precision
+        if strongly_typed:
+            source = (
+                f"strongly typed network: explicit Q/DQ, the linear layers in {onnx_precision}, the rest as the "
+                "ONNX's types (fp32)"
+            )
+            if wanted == "fp16":
+                notes.append(
+                    "the float parts of a quantized ONNX stay fp32 in a strongly typed build (the ONNX's own types)"
+                )
+            kept = []
+        else:
+            builder_flags.append(onnx_precision.upper())  # INT8 / FP8: weakly typed TensorRT 10 needs it for Q/DQ
+            source = f"weakly typed network, explicit Q/DQ ({onnx_precision.upper()} builder flag)"
+            if wanted == "fp16":
+                builder_flags.append("FP16")
+                source += ", the float parts in fp16 (FP16 flag)"
+                if kept:
+                    builder_flags.append("PREFER_PRECISION_CONSTRAINTS")
+                    source += f"; {len(kept)} layers constrained to fp32 (LayerNorm, Softmax, token scores, …)"
+            else:
+                kept = []
+    elif not strongly_typed:
         precision = wanted
         if wanted == "fp16":
             builder_flags.append("FP16")
@@ -306,6 +353,40 @@ def builder_settings(
     )
 
 
+def _sm_numbers(names) -> list[int]:
+    return [int(name[3:]) for name in names if name.startswith("sm_") and name[3:].isdigit()]
+
+
+def profile_target_sms(profile: DeviceProfile, rtx: bool) -> list[int]:
+    """The GPU architectures an engine for ``profile`` runs on (SM numbers; empty when unknown).
+
+    TensorRT for RTX builds for the profile's ``compute_capabilities`` (its default portable set
+    when none are given); TensorRT builds for the profile's GPU, ``device.arch``.
+    """
+    from .profiles import RTX_ARCHES
+
+    if rtx:
+        named = [name for name in profile.build.compute_capabilities if name != "current"]
+        if named or profile.build.compute_capabilities:
+            return _sm_numbers(named)
+        return [sm for sm in _sm_numbers(RTX_ARCHES) if sm >= 80]  # the default targets: sm_80/86/89/120
+    return _sm_numbers([profile.device.arch])
+
+
+def refuse_unsupported_quantization(profile: DeviceProfile, precision: str, rtx: bool) -> None:
+    """FP8 needs SM89 or newer on every GPU the engine targets: refuse a profile that has an older one."""
+    if precision != "fp8":
+        return
+    older = [sm for sm in profile_target_sms(profile, rtx) if sm < FP8_MIN_SM]
+    if older:
+        targets = ", ".join(f"sm_{sm}" for sm in older)
+        raise VitPruneError(
+            f"profile {profile.name!r} targets {targets}: no FP8 there (SM89 and newer: Ada, Hopper, Blackwell); "
+            "quantize with --precision int8 for it, or build the FP8 file for an SM89+ profile "
+            '(e.g. --profile rtx4090, or compute_capabilities = ["sm_89"])'
+        )
+
+
 def expected_tensorrt(profile: DeviceProfile) -> tuple[str, str]:
     """The TensorRT a profile's device runs (for settings computed away from it, e.g. a bundle)."""
     if profile.build.backend == "trt-rtx":
@@ -322,6 +403,9 @@ __all__ = [
     "fp32_layers_of",
     "load_onnx",
     "onnx_float_precision",
+    "onnx_quantized_precision",
+    "profile_target_sms",
+    "refuse_unsupported_quantization",
     "onnx_inputs",
     "onnx_plugin_ops",
     "shape_profile",

@@ -55,7 +55,7 @@ def _existing(path) -> Path | None:
 class TensorRTRunner(Runner):
     backend = "trt"
     device_kind = "cuda"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8", "fp8")
 
     def __init__(self, threads: int | None = None, precision: str = "fp32", plugin_library: str | Path | None = None):
         super().__init__(threads, precision)
