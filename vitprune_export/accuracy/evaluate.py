@@ -46,6 +46,7 @@ class EvalResult:
     reference_top5: float | None = None
     artifact: str | None = None
     world_size: int = 1  # processes that shared the images (torchrun)
+    token_agreement: dict[str, Any] | None = None  # a quantized/fp16 file's kept tokens vs its fp32 model's
 
 
 def _progress(enabled: bool, description: str):
@@ -394,6 +395,7 @@ def accuracy_result(
             "reference_top5": result.reference_top5,
             "artifact": result.artifact,
             "world_size": result.world_size,
+            "kept_token_agreement": result.token_agreement,
         },
         "environment": environment(),
         "created": now_iso(),
@@ -458,6 +460,10 @@ def evaluate_artifact(
         engine_path=path if engine else None,
         plugin_library=plugin_library,
     )
+    if not engine and record.precision not in (None, "fp32") and not Processes.current().distributed:
+        result = replace(
+            result, token_agreement=token_agreement_with_fp32(model, path, dataset, batch_size, progress, record.model)
+        )
     metadata = record.to_metadata()
     output = accuracy_result(
         model,
@@ -468,9 +474,44 @@ def evaluate_artifact(
         source=str(path),
         record=metadata,
         device="cuda" if engine else "cpu",
-        precision=str(description.get("precision") or "fp32"),
+        precision=str((description.get("precision") if engine else record.precision) or "fp32"),
     )
     return output, result, model
+
+
+def token_agreement_with_fp32(
+    model, path: Path, dataset: ImageDataset, batch_size: int, progress: bool, model_name: str | None = None
+) -> dict:
+    """:func:`~.token_agreement.kept_token_agreement` of the file at ``path`` against ``model`` (its fp32
+    PyTorch reference) exported to a temporary fp32 ONNX file, on ``dataset``."""
+    import onnx
+
+    from ..export.onnx import export_onnx
+    from .token_agreement import kept_token_agreement
+
+    shape = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
+    fixed = shape.dim[0].dim_value if shape.dim and shape.dim[0].HasField("dim_value") else None
+    batch = fixed or batch_size  # the reference is exported with this static batch: its TopK sizes are constants
+
+    def batches():
+        for images, _ in data_loader(dataset, batch):
+            padded, count = pad_batch(images, batch)
+            yield padded.numpy(), count
+
+    with tempfile.TemporaryDirectory(prefix="vitprune-tokens-") as folder:
+        reference = Path(folder) / "fp32.onnx"
+        with _status(progress, "exporting the fp32 model to compare the kept tokens…"):
+            export_onnx(model, reference, batch=batch, check=False, model_name=model_name)
+        with _progress(progress, "kept tokens vs fp32") as bar:
+            task = bar.add_task("tokens", total=len(dataset))
+            try:
+                agreement = kept_token_agreement(
+                    reference, path, batches(), on_batch=lambda count: bar.update(task, advance=count)
+                )
+            except VitPruneError as error:  # the accuracy stands; say why the token choice was not compared
+                return {"mean": None, "per_selection": [], "error": str(error)}
+    agreement["reference"] = "the fp32 PyTorch model exported to ONNX, in ONNX Runtime"
+    return agreement
 
 
 __all__ = [

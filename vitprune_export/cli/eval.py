@@ -160,6 +160,16 @@ def _report(record, result, network, output, json: bool, started: float) -> None
             f"[bold]agreement[/] with {result.reference_backend}: {result.agreement:.2%} identical top-1 "
             f"(PyTorch top-1 {result.reference_top1:.2%})"
         )
+    tokens = record["accuracy"].get("kept_token_agreement")
+    if tokens and tokens.get("mean") is not None:
+        shares = " ".join(f"{entry['agreement']:.1%}" for entry in tokens["per_selection"])
+        console.print(
+            f"[bold]kept tokens[/] {tokens['mean']:.2%} of the fp32 model's choices on average "
+            f"(per TopK/ArgMax, in order: {shares})",
+            highlight=False,
+        )
+    if tokens and tokens.get("error"):
+        console.print(f"[yellow]kept tokens not compared:[/] {tokens['error']}", highlight=False)
     if output is not None:
         console.print(f"[green]wrote[/] {output}")
     console.print(f"took {time.perf_counter() - started:.1f} s")
