@@ -28,14 +28,19 @@ def test_the_two_shares_on_hand_made_indices():
     assert same_share(np.array([[0, 1, 2]]), np.array([[0, 2, 2]])) == (2.0, 3)
 
 
-@pytest.mark.parametrize(("method", "ops"), [("topk", ["TopK"] * 6), ("tome", ["ArgMax"] * 6)])
-def test_selection_nodes_are_the_choices_not_the_sorts(export_cache, method, ops):
-    """Top-K chooses by TopK; ToMe by ArgMax (its TopK over every edge is a sort, left out)."""
+@pytest.mark.parametrize(
+    ("method", "ops"), [("topk", ["TopK"] * 6), ("evit", ["TopK"] * 6), ("tome", ["ArgMax", "TopK"] * 6)]
+)
+def test_selection_nodes_are_the_choices(export_cache, method, ops):
+    """Top-K chooses by TopK; EViT sorts and keeps the head (the Slice from 0 is the choice); ToMe chooses
+    partners by ArgMax and the merged tokens as the head of its sorted edges; the tail slices are not choices."""
     _, exported = export_cache(TINY, method, rate=0.1)
     proto = onnx.load(str(exported.path))
-    assert [node.op_type for node in selection_nodes(proto)] == ops
-    if method == "tome":
-        assert sum(node.op_type == "TopK" for node in proto.graph.node) > 0
+    chosen = selection_nodes(proto)
+    assert [node.op_type for node in chosen] == ops
+    sliced = {node.output[0] for node in proto.graph.node if node.op_type == "Slice"}
+    heads = [node for node in chosen if node.indices in sliced]
+    assert len(heads) == (0 if method == "topk" else 6)
 
 
 def test_a_file_agrees_with_itself_and_not_with_one_that_chooses_other_tokens(export_cache, tmp_path):

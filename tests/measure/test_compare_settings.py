@@ -38,3 +38,18 @@ def test_like_runs_share_a_column_and_only_differing_settings_are_named():
     assert sorted(round(cell.delta_pct, 1) for cell in pruned.cells.values()) == [-33.3, -30.0]
     settings = [column["settings"] for column in comparison_dict(comparison)["columns"]]
     assert {"threads": 1, "spinning": True, "graph_optimization": "all"} in settings
+
+
+def test_how_a_setting_was_found_does_not_split_a_column():
+    """A tuned baseline and a pruned run given the same settings (bench's groups) are one column."""
+    tuned = {"threads": 2, "spinning": False, "chosen_by": "tuned", "tuning_ms": {"2t nospin all": 30.1, "1t": 44}}
+    results = [
+        _with(latency("none", 100.0), **tuned),
+        _with(
+            latency("topk", 70.0), threads=2, spinning=False, chosen_by="the group's baseline (tuned or given there)"
+        ),
+    ]
+    comparison = build_comparison(results)
+    assert [column.label for column in comparison.columns] == ["cpu-2core ort-cpu b1"]
+    pruned = next(row for row in comparison.rows if row.method == "topk")
+    assert [round(cell.delta_pct, 1) for cell in pruned.cells.values()] == [-30.0]

@@ -25,7 +25,7 @@ from ..portable.results import now_iso, record_fields
 from .data import ImageDataset, data_loader
 from .runtime import Processes
 
-BACKENDS = ("torch-cpu", "ort-cpu", "trt")
+BACKENDS = ("torch-cpu", "ort-cpu", "ov-cpu", "trt")
 TOP_K = 5
 REFERENCE_BACKEND = "torch-cpu"
 
@@ -145,6 +145,33 @@ def predict_onnxruntime(
             predictions.append(top_classes(torch.from_numpy(logits).float()))
             bar.update(task, advance=count)
     return torch.cat(predictions)
+
+
+def predict_openvino(path: str | Path, dataset: ImageDataset, batch_size: int = 64, progress: bool = True):
+    """The ``TOP_K`` best classes (N, k) of an ONNX file in OpenVINO on the CPU (f32, as ``ov-cpu`` measures)."""
+    from ..measure.runners.ov_runner import OpenVinoRunner
+
+    runner = OpenVinoRunner(tune=False, cache=False)
+    fixed = _static_batch_of(path)
+    runner.load(path, batch=fixed or batch_size)
+    predictions = []
+    with _progress(progress, "OpenVINO (CPU)") as bar:
+        task = bar.add_task("ov", total=len(dataset))
+        for images, _ in data_loader(dataset, fixed or batch_size):
+            padded, count = pad_batch(images, fixed or batch_size)
+            runner.feed = {runner.input_name: padded.numpy()}
+            runner.infer()
+            predictions.append(top_classes(torch.from_numpy(runner.output()[:count]).float()))
+            bar.update(task, advance=count)
+    runner.close()
+    return torch.cat(predictions)
+
+
+def _static_batch_of(path: str | Path) -> int | None:
+    import onnx
+
+    shape = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
+    return shape.dim[0].dim_value if shape.dim and shape.dim[0].HasField("dim_value") else None
 
 
 def top_classes(logits: torch.Tensor, k: int = TOP_K) -> torch.Tensor:
@@ -319,7 +346,7 @@ def _evaluate_here(
     if backend == "trt":
         predictions, _ = predict_tensorrt(engine_path, dataset, batch_size, progress, plugin_library)
     else:
-        predictions = _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, progress)
+        predictions = _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, progress, backend)
     return EvalResult(
         top1=top1(predictions, labels),
         images=len(labels),
@@ -335,8 +362,10 @@ def _evaluate_here(
     )
 
 
-def _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, progress) -> torch.Tensor:
-    """ONNX Runtime on ``onnx_path``, or on the model exported to a temporary file first."""
+def _predict_onnx(
+    model, dataset, batch_size, onnx_path, model_name, plugins, progress, backend: str = "ort-cpu"
+) -> torch.Tensor:
+    """ONNX Runtime (or OpenVINO) on ``onnx_path``, or on the model exported to a temporary file first."""
     with tempfile.TemporaryDirectory(prefix="vitprune-eval-") as folder:
         path = Path(onnx_path) if onnx_path is not None else Path(folder) / "model.onnx"
         if onnx_path is None:
@@ -354,6 +383,8 @@ def _predict_onnx(model, dataset, batch_size, onnx_path, model_name, plugins, pr
                 )
         elif not path.is_file():
             raise VitPruneError(f"--onnx {str(path)!r} does not exist; export it with 'vitprune export'")
+        if backend == "ov-cpu":
+            return predict_openvino(path, dataset, batch_size, progress)
         return predict_onnxruntime(path, dataset, batch_size, progress, custom_ops=plugins)
 
 
@@ -415,6 +446,7 @@ def evaluate_artifact(
     batch_size: int = 64,
     plugin_library: str | Path | None = None,
     progress: bool = True,
+    backend: str | None = None,
 ) -> tuple[dict[str, Any], EvalResult, torch.nn.Module]:
     """Accuracy of an exported ONNX file (ONNX Runtime) or a built engine (TensorRT) against PyTorch.
 
@@ -441,6 +473,9 @@ def evaluate_artifact(
         record = PruningRecord.from_metadata(description.get("onnx_metadata") or {}, str(path))
     else:
         record = PruningRecord.read(path)
+    if backend not in (None, "ort-cpu", "ov-cpu") or (engine and backend not in (None, "trt")):
+        runs = "an engine runs on TensorRT" if engine else "an ONNX file runs on ort-cpu or ov-cpu"
+        raise VitPruneError(f"--backend {backend}: {runs}")
     if weights == "auto" and str(record.weights or "").startswith("checkpoint"):
         raise VitPruneError(
             f"{str(path)!r} was exported from a checkpoint; pass the same one with --weights/--checkpoint"
@@ -451,7 +486,7 @@ def evaluate_artifact(
     result = evaluate(
         model,
         dataset,
-        backend="trt" if engine else "ort-cpu",
+        backend="trt" if engine else (backend or "ort-cpu"),
         batch_size=batch_size,
         onnx_path=None if engine else path,
         model_name=record.model,
@@ -484,13 +519,10 @@ def token_agreement_with_fp32(
 ) -> dict:
     """:func:`~.token_agreement.kept_token_agreement` of the file at ``path`` against ``model`` (its fp32
     PyTorch reference) exported to a temporary fp32 ONNX file, on ``dataset``."""
-    import onnx
-
     from ..export.onnx import export_onnx
     from .token_agreement import kept_token_agreement
 
-    shape = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape
-    fixed = shape.dim[0].dim_value if shape.dim and shape.dim[0].HasField("dim_value") else None
+    fixed = _static_batch_of(path)
     batch = fixed or batch_size  # the reference is exported with this static batch: its TopK sizes are constants
 
     def batches():

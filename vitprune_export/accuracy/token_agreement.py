@@ -7,10 +7,13 @@ nearest kept token). Run both files in ONNX Runtime on the same images, with tho
 outputs exposed, and compare, per selection node (one or more per block):
 
 * ``TopK`` (that selects: k below the axis length): the share of the indices fp32 keeps that the
-  other file keeps too — the kept set, order ignored;
+  other file keeps too — the kept set, order ignored; a ``TopK`` that sorts the whole axis and whose
+  first entries a ``Slice`` takes (EViT and Top-K·VPA keep the head and fuse or spread the tail, ToMe
+  merges the head of its sorted edges) is compared on that head the same way;
 * ``ArgMax``: the share of identical choices (ToMe: the same merge partner per token).
 
-A ``TopK`` whose k is the whole axis is a sort, not a choice, and is left out. Nodes are matched by
+A ``TopK`` whose k is the whole axis and whose head no ``Slice`` takes is a sort, not a choice, and
+is left out. Nodes are matched by
 name (an export and the file quantized from it share their names), else in graph order; either way
 both files must have the same selection nodes (count and op types), else they are not one model.
 """
@@ -78,6 +81,10 @@ def selection_nodes(proto) -> list[SelectionNode]:
     """The nodes of ``proto`` that choose tokens, in graph order (full sorts left out)."""
     constants = _constant_ints(proto)
     dims = _static_dims(proto)
+    consumers: dict[str, list] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     found = []
     for index, node in enumerate(proto.graph.node):
         if node.op_type not in SELECTION_OPS:
@@ -91,9 +98,34 @@ def selection_nodes(proto) -> list[SelectionNode]:
         length, chosen = (_axis_length(dims.get(name), axis) for name in (node.input[0], node.output[1]))
         k = k if k is not None else chosen
         if k is not None and length is not None and k >= length:
-            continue  # a sort of the whole axis chooses nothing
+            head = _leading_slice(node.output[1], consumers, constants)
+            if head is not None:  # a sort whose first entries are taken: the kept (or merged) set
+                found.append(SelectionNode(name, node.op_type, head))
+            continue  # else a sort of the whole axis chooses nothing
         found.append(SelectionNode(name, node.op_type, node.output[1]))
     return found
+
+
+#: ops a sort's indices pass through unchanged as a set (an offset past the prefix tokens, a cast, a reshape)
+INDEX_PRESERVING = ("Add", "Sub", "Cast", "Unsqueeze", "Reshape", "Identity")
+
+
+def _leading_slice(indices: str, consumers: dict[str, list], constants: dict[str, list[int]]) -> str | None:
+    """The output of a ``Slice`` from position 0 of a sort's indices (through offsets and casts), or None."""
+    frontier, seen = [indices], set()
+    for _ in range(3):
+        following = []
+        for tensor in frontier:
+            for node in consumers.get(tensor, []):
+                if node.op_type == "Slice" and node.input[0] == tensor:
+                    starts = constants.get(node.input[1]) if len(node.input) > 1 else None
+                    if starts == [0]:
+                        return node.output[0]
+                elif node.op_type in INDEX_PRESERVING and node.output[0] not in seen:
+                    seen.add(node.output[0])
+                    following.append(node.output[0])
+        frontier = following
+    return None
 
 
 def match_selections(reference, candidate) -> list[tuple[SelectionNode, SelectionNode]]:

@@ -140,7 +140,10 @@ def _root() -> None:
 
 def fail(message: str) -> None:
     """Print ``error: message`` on stderr and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # the message is text, never markup: "pip install 'vitprune[openvino]'" keeps its brackets
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(USER_ERROR)
 
 
@@ -151,7 +154,9 @@ def _warning_console() -> Console:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    text = str(message)
+    from rich.markup import escape
+
+    text = escape(str(message))
     if "RANDOM WEIGHTS" in text:
         _warning_console().print(
             f"[bold yellow on red] WARNING [/] [bold yellow]{text}[/]", highlight=False, soft_wrap=True

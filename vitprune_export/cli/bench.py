@@ -26,7 +26,7 @@ def bench(
         typer.Option("--schedules", help="Schedule JSON files (tokens removed per block), comma-separated."),
     ] = None,
     backends: Annotated[
-        str, typer.Option("--backends", help="torch-cpu, ort-cpu, torch-cuda, trt; comma-separated.")
+        str, typer.Option("--backends", help="torch-cpu, ort-cpu, ov-cpu, torch-cuda, trt; comma-separated.")
     ] = "torch-cpu,ort-cpu",
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma-separated.")] = "1",
     threads: Annotated[

@@ -50,8 +50,8 @@ def eval_command(
         str,
         typer.Option(
             "--backend",
-            help="torch-cpu, or ort-cpu: export to ONNX, run ONNX Runtime, report agreement with PyTorch "
-            "(an ONNX file or engine given as ARTIFACT picks its own).",
+            help="torch-cpu, or ort-cpu / ov-cpu: export to ONNX, run ONNX Runtime / OpenVINO, report agreement "
+            "with PyTorch (an ONNX file given as ARTIFACT runs on ort-cpu unless ov-cpu is asked; an engine on trt).",
         ),
     ] = "torch-cpu",
     onnx: Annotated[
@@ -109,6 +109,7 @@ def eval_command(
                 batch_size=batch,
                 plugin_library=plugin_library,
                 progress=not json,
+                backend=None if backend == "torch-cpu" else backend,
             )
             if group.is_main:
                 _report(record, result, network, output, json, started)
@@ -117,8 +118,8 @@ def eval_command(
             raise VitPruneError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if backend == "trt":
             raise VitPruneError("--backend trt runs an engine: vitprune eval MODEL.engine --weights CHECKPOINT")
-        if onnx is not None and backend != "ort-cpu":
-            raise VitPruneError("--onnx is read only with --backend ort-cpu")
+        if onnx is not None and backend not in ("ort-cpu", "ov-cpu"):
+            raise VitPruneError("--onnx is read only with --backend ort-cpu or ov-cpu")
         with console.status("loading the model and the data…"):
             network = build_pruned_model(model, method, rate, rates, schedule, weights, knobs or {})
             dataset = load_dataset(data, split, Preprocessing.for_model(network))

@@ -56,7 +56,7 @@ from ..errors import VitPruneError
 from .results import DEFAULT_ROOT, default_result_path
 
 BASELINE = "none"
-CPU_BACKENDS = ("torch-cpu", "ort-cpu")
+CPU_BACKENDS = ("torch-cpu", "ort-cpu", "ov-cpu")
 #: backends whose thread count is a grid axis (the others take one cell, threads left to the runtime)
 THREADED_BACKENDS = CPU_BACKENDS
 
@@ -175,6 +175,10 @@ def unavailable_reason(backend: str) -> str | None:
         raise VitPruneError(
             f"unknown backend {backend!r}{did_you_mean(backend, list_backends())}; choose from {', '.join(list_backends())}"
         )
+    from .runners import OPENVINO_BACKENDS
+
+    if backend in OPENVINO_BACKENDS:
+        return _openvino_unavailable(OPENVINO_BACKENDS[backend])
     if backend in CPU_BACKENDS:
         return None
     import torch
@@ -192,6 +196,19 @@ def unavailable_reason(backend: str) -> str | None:
             "bench does not build engines yet: 'vitprune build' then 'vitprune profile ENGINE --backend trt', "
             "or bring a device bundle's results with --include"
         )
+    return None
+
+
+def _openvino_unavailable(device: str) -> str | None:
+    from .runners.ov_runner import INSTALL, openvino_devices
+
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return f"OpenVINO is not installed ({INSTALL})"
+    present = openvino_devices()
+    if not any(name.split(".")[0] == device for name in present):
+        return f"OpenVINO lists no {device} here (it lists {', '.join(present) or 'none'})"
     return None
 
 
@@ -496,10 +513,13 @@ def _exported_alike(path: Path, record) -> bool:
 
 
 def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, report: BenchReport, log):
-    """Export (parity-checked) the ONNX files the ``ort-cpu`` jobs need; a file already there is reused."""
+    """Export (parity-checked) the ONNX files the ONNX Runtime and OpenVINO jobs need; a file already there is
+    reused."""
+    from .runners import ONNX_BACKENDS
+
     paths: dict[tuple, Path] = {}
     for job in jobs:
-        if job.cell.backend != "ort-cpu":
+        if job.cell.backend not in ONNX_BACKENDS:
             continue
         key = (job.cell.variant, job.cell.batch)
         path = onnx_path(job.record, job.cell.batch, settings.output)
@@ -530,19 +550,20 @@ def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, 
 SHARED_SETTINGS = {
     "ort-cpu": {"threads": "threads", "spinning": "spinning", "graph_optimization": "graph_optimization"},
     "torch-cpu": {"threads": "threads"},
+    "ov-cpu": {"threads": "threads", "streams": "streams", "hint": "hint"},
 }
 
 
 def _load_runner(job: _Job, networks, onnx_paths, settings: BenchSettings, chosen: dict[str, Any] | None = None):
     """Load ``job``'s runner; ``chosen``: the settings the group's baseline was tuned to, given to this one."""
-    from .runners import get_runner
+    from .runners import ONNX_BACKENDS, get_runner
 
     cell = job.cell
     options = dict(settings.runner_options.get(cell.backend, {}), threads=cell.threads)
     if chosen:
         options.update({option: chosen[key] for option, key in SHARED_SETTINGS[cell.backend].items()})
     runner = get_runner(cell.backend, **options)
-    if cell.backend == "ort-cpu":
+    if cell.backend in ONNX_BACKENDS:
         runner.load(onnx_paths[(cell.variant, cell.batch)], batch=cell.batch, model_name=cell.variant.model)
     else:
         runner.load(copy.deepcopy(networks[cell.variant]), batch=cell.batch, model_name=cell.variant.model)
@@ -553,10 +574,12 @@ def _load_runner(job: _Job, networks, onnx_paths, settings: BenchSettings, chose
 
 def _measure_group(jobs, networks, onnx_paths, settings, progress, task, status, report, log) -> None:
     """Load every job's runner, warm up, then time ``rounds`` chunks per job, interleaved, rotating the order."""
+    from .runners import ONNX_BACKENDS
+
     ready = []
     chosen = None  # one set of runtime settings per group: pruned and unpruned compared like for like
     for job in jobs:
-        if job.cell.backend == "ort-cpu" and (job.cell.variant, job.cell.batch) not in onnx_paths:
+        if job.cell.backend in ONNX_BACKENDS and (job.cell.variant, job.cell.batch) not in onnx_paths:
             continue
         try:
             with status(f"loading {job.cell.label} …"):

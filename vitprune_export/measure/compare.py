@@ -103,9 +103,15 @@ class Comparison:
         return candidates[0] if candidates else None
 
 
+#: entries of a result's ``settings`` that say how a setting was found, not what ran: never split a column
+BOOKKEEPING_SETTINGS = frozenset({"chosen_by", "tuning_ms", "parity_vs_onnxruntime"})
+
+
 def _settings_of(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The result's runtime settings as sorted (name, JSON value) pairs; bench's top-level threads stand apart."""
+    """The result's runtime settings as sorted (name, JSON value) pairs; bench's top-level threads stand apart,
+    and how a setting was found (tuned, given, the timings of the candidates) is not a setting."""
     settings = result.get("settings") if isinstance(result.get("settings"), dict) else {}
+    settings = {name: value for name, value in settings.items() if name not in BOOKKEEPING_SETTINGS}
     if result.get("threads"):
         settings = {name: value for name, value in settings.items() if name != "threads"}
     return tuple(sorted((str(name), json.dumps(value, sort_keys=True)) for name, value in settings.items()))

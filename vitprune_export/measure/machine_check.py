@@ -1,6 +1,7 @@
 """What this machine can do with vitprune: the report of ``vitprune check``.
 
 Python, PyTorch and its CUDA, the GPUs and their compute capability, ONNX Runtime's execution providers,
+OpenVINO's version and devices,
 which TensorRT is installed (TensorRT or TensorRT for RTX) and its version, nvcc, CMake, TensorRT headers,
 the plugin library, and for every device profile whether an engine can be built here. Every probe is lazy
 and never raises: a missing piece is reported, with what to install.
@@ -44,6 +45,15 @@ def _onnxruntime() -> dict[str, Any]:
     except Exception:
         return {"version": None, "providers": []}
     return {"version": onnxruntime.__version__, "providers": list(onnxruntime.get_available_providers())}
+
+
+def _openvino() -> dict[str, Any]:
+    try:
+        import openvino
+
+        return {"version": openvino.__version__, "devices": list(openvino.Core().available_devices)}
+    except Exception:  # not installed, or no usable device
+        return {"version": None, "devices": []}
 
 
 def _tensorrt() -> dict[str, Any]:
@@ -128,6 +138,7 @@ def check_machine() -> dict[str, Any]:
         "torch": torch,
         "onnx": _version_of("onnx"),
         "onnxruntime": ort,
+        "openvino": _openvino(),
         "tensorrt": tensorrt,
         "nvcc": _nvcc(),
         "plugins": _plugins(),
@@ -159,6 +170,13 @@ def report_lines(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
             "ONNX Runtime",
             f"{ort['version']}: {', '.join(ort['providers'])}" if ort["version"] else "not installed",
             ort["version"] is not None,
+        ),
+        (
+            "OpenVINO",
+            f"{report['openvino']['version']}: {', '.join(report['openvino']['devices']) or 'no device'}"
+            if report["openvino"]["version"]
+            else "not installed (pip install 'vitprune[openvino]'; backends ov-cpu, ov-gpu, ov-npu)",
+            report["openvino"]["version"] is not None,
         ),
         (
             "TensorRT",

@@ -33,9 +33,10 @@ from ..files import atomic_write_text, slug
 from ..portable import plan as planner
 from ..portable.results import now_iso
 from ..portable.stats import latency_stats
+from .runners import ONNX_BACKENDS, OPENVINO_BACKENDS
 
 CURVE_SCHEMA = planner.CURVE_SCHEMA
-PLAN_BACKENDS = ("ort-cpu", "torch-cpu", "torch-cuda")
+PLAN_BACKENDS = ("ort-cpu", "ov-cpu", "torch-cpu", "torch-cuda")
 #: the uniform rate the reduction step is calibrated on is the one the raw model puts nearest this speed-up
 CALIBRATION_SPEEDUP = 1.4
 #: what a curve point and a checked model report: the protocol's median, or the minimum, which a machine
@@ -154,6 +155,14 @@ def _prepare(
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: example.numpy()}
         return _Timed(lambda: session.run(None, feed), clock=clock)
+    if backend in OPENVINO_BACKENDS:  # the part exported as the others are, compiled by OpenVINO
+        from ..export.onnx import _onnx_program
+
+        with torch.no_grad():
+            program = _onnx_program(module, example, False, 18)
+        path = folder / f"{name}.onnx"
+        program.save(str(path))
+        return prepare_onnx_file(path, threads, clock, backend, batch=int(example.shape[0]))
     device = torch.device("cuda" if backend == "torch-cuda" else "cpu")
     if backend == "torch-cuda":
         from ..tensorrt.env import require_cuda_gpu
@@ -241,9 +250,9 @@ def measure_curves(request: PlanRequest, say=lambda message: None) -> dict[str, 
         items.update(prepare(points))
         say("preparing the unpruned model")
         unpruned = apply_method(network, "none")
-        if request.backend == "ort-cpu":
+        if request.backend in ONNX_BACKENDS:
             path = export_onnx(unpruned, folder / "unpruned.onnx", batch=request.batch, check=False).path
-            items["unpruned"] = prepare_onnx_file(path, request.threads, request.clock)
+            items["unpruned"] = prepare_onnx_file(path, request.threads, request.clock, request.backend, request.batch)
         else:
             images = torch.randn((request.batch, *tuple(PruningRecord.from_model(unpruned).input_size)))
             items["unpruned"] = _prepare(
@@ -324,12 +333,17 @@ def _calibrate(request: PlanRequest, data: dict[str, Any], method, say) -> dict[
     }
 
 
-def prepare_onnx_file(path: Path, threads: int | None, clock: str = "wall") -> _Timed:
+def prepare_onnx_file(
+    path: Path, threads: int | None, clock: str = "wall", backend: str = "ort-cpu", batch: int = 1
+) -> _Timed:
+    """One query of an ONNX file on ``backend`` (ONNX Runtime or OpenVINO), as a timed callable."""
     from .runners import get_runner
 
-    runner = get_runner("ort-cpu", threads=threads)
-    runner.load(path)
-    return _Timed(lambda: runner.session.run(None, runner.feed), clock=clock)
+    runner = get_runner(backend, threads=threads)
+    runner.load(path, batch=batch)
+    if backend == "ort-cpu":
+        return _Timed(lambda: runner.session.run(None, runner.feed), clock=clock)
+    return _Timed(lambda: runner.request.infer(runner.feed), clock=clock)
 
 
 def load_curves(path: Path) -> dict[str, Any] | None:
@@ -496,10 +510,10 @@ def measure_plan(request: PlanRequest, removed: list[int], rounds: int | None = 
             network = apply_method(
                 network, resolve_method(method, request.knobs if method != "none" else {}), schedule=schedule
             ).eval()
-            if request.backend == "ort-cpu":
+            if request.backend in ONNX_BACKENDS:
                 with contextlib.redirect_stdout(None):
                     path = export_onnx(network, Path(folder) / f"{name}.onnx", batch=request.batch, check=False).path
-                items[name] = prepare_onnx_file(path, request.threads, request.clock)
+                items[name] = prepare_onnx_file(path, request.threads, request.clock, request.backend, request.batch)
             else:
                 images = torch.randn((request.batch, *tuple(PruningRecord.from_model(network).input_size)))
                 items[name] = _prepare(

@@ -34,7 +34,7 @@ from ..resources import reference_results_dir
 #: where a user's results go, under the working directory
 DEFAULT_ROOT = Path("results")
 KINDS = ("latency", "accuracy")
-BACKENDS = ("torch-cpu", "torch-cuda", "ort-cpu", "trt")
+BACKENDS = ("torch-cpu", "torch-cuda", "ort-cpu", "ov-cpu", "ov-gpu", "ov-npu", "trt")
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 
 _REQUIRED: dict[str, tuple[type, ...]] = {

@@ -5,6 +5,7 @@
 | ``torch-cpu`` | a patched PyTorch model | ``time.perf_counter`` |
 | ``torch-cuda`` | a patched PyTorch model on the GPU | CUDA events, stream synchronised |
 | ``ort-cpu`` | an ONNX file in ONNX Runtime (CPU EP, ``--threads``) | ``time.perf_counter`` |
+| ``ov-cpu`` | an ONNX file in OpenVINO on the CPU (``ov-gpu``, ``ov-npu``: Intel iGPU, NPU) | ``time.perf_counter`` |
 | ``trt`` | a TensorRT engine (plugin library loaded) | CUDA events on a torch stream |
 
 ``get_runner(name)`` builds one; an unknown name is an error naming the near
@@ -23,11 +24,18 @@ _BACKENDS: dict[str, tuple[str, str]] = {
     "torch-cpu": ("torch_runner", "TorchCpuRunner"),
     "torch-cuda": ("torch_runner", "TorchCudaRunner"),
     "ort-cpu": ("ort_runner", "OrtCpuRunner"),
+    "ov-cpu": ("ov_runner", "OpenVinoRunner"),
+    "ov-gpu": ("ov_runner", "OpenVinoGpuRunner"),
+    "ov-npu": ("ov_runner", "OpenVinoNpuRunner"),
     "trt": ("trt_runner", "TensorRTRunner"),
 }
 
 #: backends that run a PyTorch model (a model spec) rather than a file
 TORCH_BACKENDS = ("torch-cpu", "torch-cuda")
+#: backends that run an exported ONNX file (a model spec is exported first)
+ONNX_BACKENDS = ("ort-cpu", "ov-cpu", "ov-gpu", "ov-npu")
+#: the OpenVINO backends and the device each compiles for
+OPENVINO_BACKENDS = {"ov-cpu": "CPU", "ov-gpu": "GPU", "ov-npu": "NPU"}
 
 
 def list_backends() -> list[str]:
@@ -59,4 +67,12 @@ def get_runner(name: str, threads: int | None = None, precision: str = "fp32", *
     return cls(threads=threads, precision=precision, **options)
 
 
-__all__ = ["Runner", "TORCH_BACKENDS", "get_runner", "list_backends", "runner_class"]
+__all__ = [
+    "ONNX_BACKENDS",
+    "OPENVINO_BACKENDS",
+    "Runner",
+    "TORCH_BACKENDS",
+    "get_runner",
+    "list_backends",
+    "runner_class",
+]
