@@ -1,8 +1,8 @@
 /*
  * Device helpers shared by the vitprune kernels: fp32/fp16 conversion, warp
- * reductions, a stable descending rank (the order torch.topk(sorted=True) and
- * argsort(descending=True) give when no two scores tie; ties go to the lower index),
- * and a row gather. Header-only; every kernel file includes it.
+ * reductions, a descending rank on a total order (vitpruneKernelMath.h: NaN as +inf,
+ * ties to the lower index, the order of a stable descending sort; `order` is always a
+ * permutation), and a row gather. Header-only; every kernel file includes it.
  */
 #pragma once
 
@@ -12,10 +12,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vitpruneKernelMath.h"
+
 namespace vitprune
 {
 
-constexpr int kThreads = 128;
 constexpr float kNormEps = 1e-6F;
 
 __device__ __forceinline__ float toFloat(float v) { return v; }
@@ -67,8 +68,9 @@ __device__ __forceinline__ float blockMax(float v, float* scratch)
     return best;
 }
 
-//! order[b, rank(i)] = i for the `count` values row[b, offset + i]; rank = how many beat value i
-//! (greater, or equal at a lower index). Grid (ceil(count / kThreads), batch).
+//! order[b, rank(i)] = i for the `count` values row[b, offset + i]; rank = how many come before value i in
+//! the total order of ranksBefore (a larger key, or an equal key at a lower index; NaN as +inf), so the
+//! ranks are 0 … count − 1, each once. Grid (ceil(count / kThreads), batch).
 template <typename T>
 __global__ void rankDescendingKernel(T const* values, int stride, int offset, int count, int* order)
 {
@@ -82,7 +84,7 @@ __global__ void rankDescendingKernel(T const* values, int stride, int offset, in
     for (int j = 0; j < count; ++j)
     {
         float const w = toFloat(row[j]);
-        rank += (w > v) || (w == v && j < i);
+        rank += ranksBefore(w, j, v, i) ? 1 : 0;
     }
     order[static_cast<size_t>(b) * count + rank] = i;
 }
@@ -119,6 +121,27 @@ __device__ __forceinline__ float warpDot(T const* a, T const* b, int dim)
     return warpSum(sum);
 }
 
+//! dst[c] = src[c] for c < channels, by the block: 16 bytes at a time where both rows are 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void copyRow(T const* src, T* dst, int channels)
+{
+    size_t const bytes = sizeof(T) * static_cast<size_t>(channels);
+    bool const aligned = (reinterpret_cast<uintptr_t>(src) % 16 == 0) && (reinterpret_cast<uintptr_t>(dst) % 16 == 0);
+    if (aligned && bytes % 16 == 0)
+    {
+        float4 const* from = reinterpret_cast<float4 const*>(src);
+        float4* to = reinterpret_cast<float4*>(dst);
+        for (size_t c = threadIdx.x; c < bytes / 16; c += blockDim.x)
+            to[c] = from[c];
+        return;
+    }
+    for (int c = threadIdx.x; c < channels; c += blockDim.x)
+        dst[c] = src[c];
+}
+
+//! Clear an error an earlier, unrelated CUDA call left behind, so a launcher reports only its own launches.
+inline void forgetEarlierError() { static_cast<void>(cudaGetLastError()); }
+
 //! out[b, r] = r < prefix ? in[b, r] : in[b, prefix + order[b, r - prefix]] (rows of width `channels`).
 //! Grid (prefix + keep, batch).
 template <typename T>
@@ -130,8 +153,7 @@ __global__ void gatherRowsKernel(
     int const source = r < prefix ? r : prefix + order[static_cast<size_t>(b) * orderStride + (r - prefix)];
     T const* src = in + (static_cast<size_t>(b) * tokensIn + source) * channels;
     T* dst = out + (static_cast<size_t>(b) * (prefix + keep) + r) * channels;
-    for (int c = threadIdx.x; c < channels; c += blockDim.x)
-        dst[c] = src[c];
+    copyRow(src, dst, channels);
 }
 
 inline size_t alignUp(size_t bytes) { return (bytes + 255) & ~static_cast<size_t>(255); }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
 
 namespace vitprune
@@ -12,12 +13,21 @@ namespace plugin
 {
 
 nvinfer1::ILoggerFinder* gLoggerFinder{nullptr};
+//! Guards gLoggerFinder: TensorRT may set it while another thread's build reports an error.
+std::mutex gLoggerMutex;
+
+void setGlobalLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept
+{
+    std::lock_guard<std::mutex> const lock(gLoggerMutex);
+    gLoggerFinder = finder;
+}
 
 void reportError(char const* pluginName, char const* where, char const* what) noexcept
 {
     try
     {
         std::string const message = std::string(pluginName) + "::" + where + ": " + what;
+        std::lock_guard<std::mutex> const lock(gLoggerMutex);
         nvinfer1::ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger() : nullptr;
         if (logger != nullptr)
             logger->log(nvinfer1::ILogger::Severity::kERROR, message.c_str());
@@ -135,6 +145,20 @@ nvinfer1::IPluginCapability* VitPrunePluginBase::getCapabilityInterface(nvinfer1
     return nullptr;
 }
 
+std::string VitPrunePluginBase::inputShapeError(nvinfer1::Dims const* const* dims, int32_t nbInputs) const
+{
+    int32_t count = 0;
+    InputRole const* roles = inputRoles(count);
+    std::vector<InputShape> shapes(static_cast<size_t>(nbInputs));
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        shapes[static_cast<size_t>(i)].nbDims = dims[i]->nbDims;
+        for (int32_t d = 0; d < dims[i]->nbDims && d < 8; ++d)
+            shapes[static_cast<size_t>(i)].d[d] = dims[i]->d[d];
+    }
+    return checkInputShapes(shapes.data(), nbInputs, roles, count);
+}
+
 int32_t VitPrunePluginBase::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
@@ -147,9 +171,13 @@ int32_t VitPrunePluginBase::configurePlugin(nvinfer1::DynamicPluginTensorDesc co
             reportError(getPluginName(), "configurePlugin", "wrong number of inputs");
             return -1;
         }
-        if (in[0].desc.dims.nbDims != 3)
+        std::vector<nvinfer1::Dims const*> dims;
+        for (int32_t i = 0; i < nbInputs; ++i)
+            dims.push_back(&in[i].desc.dims); // -1 where a dimension is not known yet
+        std::string const error = inputShapeError(dims.data(), nbInputs);
+        if (!error.empty())
         {
-            reportError(getPluginName(), "configurePlugin", "tokens must be (batch, tokens, channels)");
+            reportError(getPluginName(), "configurePlugin", error.c_str());
             return -1;
         }
         int64_t const tokens = in[0].desc.dims.d[1];
@@ -214,9 +242,15 @@ int32_t VitPrunePluginBase::onShapeChange(nvinfer1::PluginTensorDesc const* in, 
     {
         static_cast<void>(out);
         static_cast<void>(nbOutputs);
-        if (nbInputs != nbInputsExpected() || in[0].dims.nbDims != 3 || !tokensValid(in[0].dims.d[1]))
+        std::vector<nvinfer1::Dims const*> dims;
+        for (int32_t i = 0; i < nbInputs; ++i)
+            dims.push_back(&in[i].dims);
+        std::string error = inputShapeError(dims.data(), nbInputs);
+        if (error.empty() && !tokensValid(in[0].dims.d[1]))
+            error = "the token count does not fit num_prefix and the count attribute";
+        if (!error.empty())
         {
-            reportError(getPluginName(), "onShapeChange", "input shapes do not fit the attributes");
+            reportError(getPluginName(), "onShapeChange", error.c_str());
             return -1;
         }
         return 0;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "../common/vitpruneKernelTypes.h"
+#include "../common/vitprunePluginShapes.h"
 
 #include <NvInferRuntime.h>
 
@@ -72,8 +73,17 @@ protected:
     virtual char const* countField() const noexcept = 0;
     //! Whether the op has the `tau` attribute.
     virtual bool hasTau() const noexcept { return false; }
+    //! The op's inputs in order (name, rank), `count` of them; input 0 is the tokens (batch, tokens, channels).
+    virtual InputRole const* inputRoles(int32_t& count) const noexcept = 0;
     //! Number of inputs the op takes.
-    virtual int32_t nbInputsExpected() const noexcept = 0;
+    int32_t nbInputsExpected() const noexcept
+    {
+        int32_t count = 0;
+        static_cast<void>(inputRoles(count));
+        return count;
+    }
+    //! "" when the inputs' shapes fit the op (every input's rank, batch and token count), else what is wrong.
+    std::string inputShapeError(nvinfer1::Dims const* const* dims, int32_t nbInputs) const;
     //! Check the token count N of the first input against the attributes (true = valid).
     virtual bool tokensValid(int64_t tokens) const noexcept = 0;
 

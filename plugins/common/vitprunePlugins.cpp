@@ -11,13 +11,13 @@ namespace vitprune
 {
 namespace plugin
 {
-extern nvinfer1::ILoggerFinder* gLoggerFinder;
+void setGlobalLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept;
 } // namespace plugin
 } // namespace vitprune
 
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
-    vitprune::plugin::gLoggerFinder = finder;
+    vitprune::plugin::setGlobalLoggerFinder(finder);
 }
 
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)

@@ -159,9 +159,7 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
         int const k = row - prefix;
         int const a = prefix > 0 ? w.unmergedA[static_cast<size_t>(b) * unmerged + k] : order[merges + k];
         int const source = split.aStart + 2 * a;
-        float const size = toFloat(s[source]);
-        for (int c = threadIdx.x; c < channels; c += blockDim.x)
-            out[c] = fromFloat<T>(toFloat(x[static_cast<size_t>(source) * channels + c]) * size / size);
+        copyRow(x + static_cast<size_t>(source) * channels, out, channels); // exactly, as the reference gathers it
         if (threadIdx.x == 0)
             *outSize = s[source];
         return;
@@ -172,19 +170,33 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
         mergesHere[m] = bestB[order[m]] == j ? split.aStart + 2 * order[m] : -1;
     __syncthreads();
     float total = toFloat(s[destination]);
+    int received = 0;
     for (int m = 0; m < merges; ++m)
         if (mergesHere[m] >= 0)
+        {
             total += toFloat(s[mergesHere[m]]);
+            ++received;
+        }
+    T const* own = x + static_cast<size_t>(destination) * channels;
+    if (received == 0) // a B token that receives nothing is copied exactly, size and all
+    {
+        copyRow(own, out, channels);
+        if (threadIdx.x == 0)
+            *outSize = s[destination];
+        return;
+    }
+    // b + Σ_a (s_a / s'_b)(a − b): the reference's form of the size-weighted average (functional.merge_weighted_average)
     for (int c = threadIdx.x; c < channels; c += blockDim.x)
     {
-        float acc = toFloat(x[static_cast<size_t>(destination) * channels + c]) * toFloat(s[destination]);
+        float const mine = toFloat(own[c]);
+        float acc = mine;
         for (int m = 0; m < merges; ++m)
         {
             int const source = mergesHere[m];
             if (source >= 0)
-                acc += toFloat(x[static_cast<size_t>(source) * channels + c]) * toFloat(s[source]);
+                acc += (toFloat(x[static_cast<size_t>(source) * channels + c]) - mine) * (toFloat(s[source]) / total);
         }
-        out[c] = fromFloat<T>(acc / total);
+        out[c] = fromFloat<T>(acc);
     }
     if (threadIdx.x == 0)
         *outSize = fromFloat<T>(total);
@@ -199,6 +211,7 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
     ToMeWorkspace const w = carve(workspace, batch, patches, setA);
     T const* keyRows = static_cast<T const*>(keys);
     int const warps = kThreads / 32;
+    forgetEarlierError();
     rowNormKernel<T><<<dim3(divUp(patches, warps), batch), kThreads, 0, stream>>>(
         keyRows, tokensIn, keyDim, numPrefix, patches, w.norms);
     tomeMatchKernel<T><<<dim3(divUp(setA, warps), batch), kThreads, 0, stream>>>(keyRows, tokensIn, keyDim, numPrefix, w);
@@ -209,7 +222,7 @@ int launchToMe(void const* tokens, void const* keys, void const* sizes, void* ou
         invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
         listUnmergedKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, merges, w);
     }
-    tomeAssembleKernel<T><<<dim3(tokensIn - merges, batch), kThreads, sizeof(int) * (merges > 0 ? merges : 1), stream>>>(
+    tomeAssembleKernel<T><<<dim3(tokensIn - merges, batch), kThreads, tomeAssembleSharedBytes(merges), stream>>>(
         static_cast<T const*>(tokens), static_cast<T const*>(sizes), tokensIn, channels, numPrefix, merges, w,
         static_cast<T*>(outTokens), static_cast<T*>(outSizes));
     return static_cast<int>(cudaGetLastError());
@@ -230,8 +243,10 @@ extern "C" int vitpruneToMeMerge(void const* tokens, void const* keys, void cons
     VitPruneDataType dtype, cudaStream_t stream)
 {
     int const patches = tokensIn - numPrefix;
+    if (batch == 0)
+        return 0; // nothing to merge
     if (batch < 1 || channels < 1 || keyDim < 1 || numPrefix < 0 || merges < 0 || patches < 2 || merges > patches / 2
-        || merges > 12288)
+        || tomeAssembleSharedBytes(merges) > kSharedBytesLimit)
         return VITPRUNE_INVALID_ARGUMENT;
     if (dtype == VITPRUNE_FLOAT32)
         return launchToMe<float>(tokens, keys, sizes, outTokens, outSizes, workspace, batch, tokensIn, channels, keyDim,

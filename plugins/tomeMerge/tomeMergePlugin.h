@@ -42,7 +42,12 @@ public:
 protected:
     char const* countField() const noexcept override { return kCountField; }
     bool hasTau() const noexcept override { return kHasTau; }
-    int32_t nbInputsExpected() const noexcept override { return 3; }
+    InputRole const* inputRoles(int32_t& count) const noexcept override
+    {
+        static constexpr InputRole kRoles[3] = {{"tokens", 3}, {"keys", 3}, {"sizes", 2}};
+        count = 3;
+        return kRoles;
+    }
     bool tokensValid(int64_t tokens) const noexcept override
     {
         return tokens - mParams.numPrefix >= 2 && mParams.count <= (tokens - mParams.numPrefix) / 2;

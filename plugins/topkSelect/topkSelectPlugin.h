@@ -40,7 +40,12 @@ public:
 protected:
     char const* countField() const noexcept override { return kCountField; }
     bool hasTau() const noexcept override { return kHasTau; }
-    int32_t nbInputsExpected() const noexcept override { return 2; }
+    InputRole const* inputRoles(int32_t& count) const noexcept override
+    {
+        static constexpr InputRole kRoles[2] = {{"tokens", 3}, {"scores", 2}};
+        count = 2;
+        return kRoles;
+    }
     bool tokensValid(int64_t tokens) const noexcept override
     {
         return mParams.count >= 1 && tokens >= mParams.numPrefix + mParams.count;

@@ -137,12 +137,13 @@ int launchVPA(void const* tokens, void const* scores, void const* keys, void con
     int const removed = patches - keep;
     VPAWorkspace const w = carve(workspace, batch, patches, removed);
     T const* keyRows = static_cast<T const*>(keys);
+    forgetEarlierError();
     rankDescendingKernel<T><<<dim3(divUp(patches, kThreads), batch), kThreads, 0, stream>>>(
         static_cast<T const*>(scores), tokensIn, numPrefix, patches, w.order);
     rowNormKernel<T><<<dim3(divUp(patches, kThreads / 32), batch), kThreads, 0, stream>>>(
         keyRows, tokensIn, keyDim, numPrefix, patches, w.norms);
     if (removed > 0)
-        vpaRowStatsKernel<T><<<dim3(removed, batch), kThreads, sizeof(float) * keep, stream>>>(
+        vpaRowStatsKernel<T><<<dim3(removed, batch), kThreads, vpaRowStatsSharedBytes(keep) - sizeof(float) * (kThreads / 32), stream>>>(
             keyRows, tokensIn, keyDim, numPrefix, keep, tau, w);
     vpaSpreadKernel<T><<<dim3(keep, batch), kThreads, 0, stream>>>(
         keyRows, static_cast<T const*>(sizes), tokensIn, keyDim, numPrefix, keep, w, static_cast<T*>(outSizes));
@@ -163,8 +164,11 @@ extern "C" int vitpruneVPA(void const* tokens, void const* scores, void const* k
     void* outSizes, void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int keep,
     float tau, VitPruneDataType dtype, cudaStream_t stream)
 {
+    if (batch == 0)
+        return 0; // nothing to select
+    // the guard counts every byte pass A's block holds: the keep similarities and the static block-sum scratch
     if (batch < 1 || channels < 1 || keyDim < 1 || numPrefix < 0 || keep < 1 || numPrefix + keep > tokensIn
-        || !(tau > 0.F) || keep > 12288)
+        || !(tau > 0.F) || vpaRowStatsSharedBytes(keep) > kSharedBytesLimit)
         return VITPRUNE_INVALID_ARGUMENT;
     if (dtype == VITPRUNE_FLOAT32)
         return launchVPA<float>(tokens, scores, keys, sizes, outTokens, outSizes, workspace, batch, tokensIn, channels,

@@ -41,7 +41,12 @@ public:
 protected:
     char const* countField() const noexcept override { return kCountField; }
     bool hasTau() const noexcept override { return kHasTau; }
-    int32_t nbInputsExpected() const noexcept override { return 4; }
+    InputRole const* inputRoles(int32_t& count) const noexcept override
+    {
+        static constexpr InputRole kRoles[4] = {{"tokens", 3}, {"scores", 2}, {"keys", 3}, {"sizes", 2}};
+        count = 4;
+        return kRoles;
+    }
     bool tokensValid(int64_t tokens) const noexcept override
     {
         return mParams.count >= 1 && tokens >= mParams.numPrefix + mParams.count;

@@ -253,3 +253,33 @@ def test_tensorrt_status_names_the_plugin():
     assert "VitPruneTopKSelect" in method_class("topk").tensorrt
     assert "VitPruneVPA" in method_class("topk-vpa").tensorrt
     assert "VitPruneToMeMerge" in method_class("tome").tensorrt
+
+
+@pytest.mark.parametrize("op", ["VitPruneTopKSelect", "VitPruneVPA"])
+@pytest.mark.parametrize(
+    "case", ["nan", "nan-and-inf", "ties", "all-equal"], ids=["one NaN", "NaN beside +inf", "ties", "all equal"]
+)
+def test_every_form_keeps_the_same_tokens_on_nan_inf_and_ties(op, case):
+    """The plugins' total order (NaN as +inf, equal scores in index order) in the reference, the ONNX Runtime
+    kernel and the standard-op decomposition: all three keep the same tokens, in the same order."""
+    from vitprune_export.export.ops.reference import REFERENCES
+    from vitprune_export.export.rewrite import rewrite_model
+
+    shape = (2, 17, 8, 8, 1, 6)
+    model, feeds, attributes = _node_model(op, shape)
+    scores = feeds["scores"].clone()
+    if case == "nan":
+        scores[0, 5] = float("nan")
+    elif case == "nan-and-inf":
+        scores[:, 3], scores[:, 9], scores[:, 12] = float("inf"), float("nan"), float("nan")
+    elif case == "ties":
+        scores = (scores * 4).round() / 4
+    else:
+        scores = torch.full_like(scores, 0.5)
+    feeds["scores"] = scores
+    expected = REFERENCES[op](*feeds.values(), **attributes)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    kept = expected[0]
+    assert not torch.isnan(kept).any()
+    for produced in (_run(model, feeds, custom_ops=True), _run(rewrite_model(model, "standard")[0], feeds, False)):
+        np.testing.assert_allclose(produced[0], kept.numpy(), rtol=0, atol=0)  # the same rows, gathered exactly

@@ -38,7 +38,7 @@ def cpp_constants(spec) -> dict:
         "version": grab(r'kVersion = "(\w+)"'),
         "count": grab(r'kCountField = "(\w+)"'),
         "tau": grab(r"kHasTau = (true|false)") == "true",
-        "inputs": int(grab(r"nbInputsExpected\(\) const noexcept override \{ return (\d+); \}")),
+        "inputs": tuple(re.findall(r'\{"(\w+)", [23]\}', grab(r"kRoles\[\d+\] = \{(.*)\};"))),
         "outputs": int(grab(r"getNbOutputs\(\) const noexcept override \{ return (\d+); \}")),
     }
 
@@ -53,7 +53,8 @@ def test_every_op_has_a_plugin_folder_and_every_plugin_folder_an_op():
 def test_cpp_constants_match_the_spec(spec):
     constants = cpp_constants(spec)
     assert (constants["name"], constants["version"]) == (spec.name, spec.version)
-    assert (constants["inputs"], constants["outputs"]) == (len(spec.inputs), len(spec.outputs))
+    # the plugin checks its inputs by these names and ranks (plugins/common/vitprunePluginShapes.h)
+    assert (constants["inputs"], constants["outputs"]) == (spec.inputs, len(spec.outputs))
     # the creator declares num_prefix and the count as INT32, tau as FLOAT32 (plugins/common/vitprunePluginBase.h)
     declared = {"num_prefix": int, constants["count"]: int, **({"tau": float} if constants["tau"] else {})}
     assert declared == spec.attributes

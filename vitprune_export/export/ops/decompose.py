@@ -72,6 +72,11 @@ class GraphBuilder:
         _, indices = self.op("TopK", [scores, self.const([k])], {"axis": -1, "largest": 1, "sorted": 1}, outputs=2)
         return indices
 
+    def nan_as_infinity(self, scores):
+        """NaN → +inf: the plugins' total order (ONNX's TopK keeps equal values in index order)."""
+        infinity = self.const([np.inf], dtype=np.float32)
+        return self.op("Where", [self.op("IsNaN", [scores]), infinity, scores])
+
     def sort_ascending(self, index, k: int):
         """Integer indices (…, k) in ascending order, sorted as float32 like ``functional.sort_indices``."""
         if k <= 1:
@@ -100,7 +105,7 @@ class GraphBuilder:
 
 def decompose_topk_select(builder: GraphBuilder, tokens, scores, num_prefix: int, keep: int, tokens_in: int):
     """``VitPruneTopKSelect`` → Slice, TopK, GatherElements, Concat."""
-    index = builder.topk_indices(builder.slice(scores, num_prefix), keep)
+    index = builder.topk_indices(builder.nan_as_infinity(builder.slice(scores, num_prefix)), keep)
     kept = builder.gather_rows(builder.slice(tokens, num_prefix), index, rank=3)
     return [builder.concat(builder.slice(tokens, 0, num_prefix), kept)]
 
@@ -109,7 +114,7 @@ def decompose_vpa(
     builder: GraphBuilder, tokens, scores, keys, sizes, num_prefix: int, keep: int, tau: float, tokens_in: int
 ):
     """``VitPruneVPA`` (VPA paper Eq. 4–5) → TopK over all patch tokens, then the size spread."""
-    order = builder.topk_indices(builder.slice(scores, num_prefix), tokens_in - num_prefix)
+    order = builder.topk_indices(builder.nan_as_infinity(builder.slice(scores, num_prefix)), tokens_in - num_prefix)
     kept, removed = builder.slice(order, 0, keep), builder.slice(order, keep)
     patch_keys, patch_sizes = builder.slice(keys, num_prefix), builder.slice(sizes, num_prefix)
     similarity = builder.cosine_similarity(
@@ -153,7 +158,7 @@ def decompose_tome_merge(builder: GraphBuilder, tokens, keys, sizes, num_prefix:
     similarity = builder.op("MatMul", [patch_a, builder.transpose_last(patch_b)])
     best_value = builder.op("ReduceMax", [similarity, builder.const([-1])], {"keepdims": 0})
     best_b = builder.op("ArgMax", [similarity], {"axis": -1, "keepdims": 0})
-    order = builder.topk_indices(best_value, patch_a_count)
+    order = builder.topk_indices(builder.nan_as_infinity(best_value), patch_a_count)
     merged = builder.slice(order, 0, merges)
     unmerged = builder.slice(order, merges)
     if num_prefix > 0:  # ascending position, as the official code sorts them when there is a class token

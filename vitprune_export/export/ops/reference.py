@@ -4,6 +4,12 @@ standard-op decomposition and the CUDA kernels are tested against.
 Each function is the method's own maths (``methods/functional.py``) with the
 scores and keys passed in, so a plugin node computes exactly what the unfused
 method computes (``tests/export/test_ops.py`` checks ≤ 1e-6).
+
+Ranking is on a total order, the same in every form of an op (this reference,
+its ONNX Runtime kernel, the standard-op decomposition, the CUDA kernel): NaN
+counts as +inf and equal scores keep their index order, as a stable descending
+sort gives (:func:`rank_for_plugins`). Without NaN or ties that is the method's own
+order; with them, every form still keeps the same tokens.
 """
 
 from __future__ import annotations
@@ -12,14 +18,21 @@ import torch
 
 from ...pruning.methods.functional import (
     cosine_similarity_matrix,
+    gather_prefix_and_patches,
     gather_tokens,
-    keep_top_tokens,
     merge_bipartite,
-    rank_patch_tokens,
     split_prefix,
     vpa_spread_sizes,
 )
 from .spec import OPS
+
+
+def rank_for_plugins(scores: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """Patch token indices (relative to the first patch token), best first, on the plugins' total order:
+    NaN as +inf, ties to the lower index (a stable descending sort)."""
+    patch_scores = scores[:, num_prefix:].float()
+    patch_scores = torch.where(torch.isnan(patch_scores), torch.full_like(patch_scores, float("inf")), patch_scores)
+    return patch_scores.argsort(dim=-1, descending=True, stable=True)
 
 
 def topk_select(tokens: torch.Tensor, scores: torch.Tensor, num_prefix: int, keep: int) -> torch.Tensor:
@@ -28,7 +41,7 @@ def topk_select(tokens: torch.Tensor, scores: torch.Tensor, num_prefix: int, kee
     ``tokens`` (B, N, C), ``scores`` (B, N) → (B, P + keep, C): the ``P = num_prefix``
     prefix tokens, then the ``keep`` best-scoring patch tokens, best first.
     """
-    return keep_top_tokens(tokens, scores, num_prefix, keep)[0]
+    return gather_prefix_and_patches(tokens, rank_for_plugins(scores, num_prefix)[:, :keep], num_prefix)
 
 
 def vpa(
@@ -47,7 +60,7 @@ def vpa(
     (B, P + keep): ``s = s_keep + s_rm · softmax(M / (Σ_j M_ij · τ))``, ``M`` the cosine
     similarity of removed × kept patch keys. Prefix sizes pass through.
     """
-    order = rank_patch_tokens(scores, num_prefix)
+    order = rank_for_plugins(scores, num_prefix)
     kept, removed = order[:, :keep], order[:, keep:]
     prefix, patches = split_prefix(tokens, num_prefix)
     prefix_size, patch_size = split_prefix(sizes, num_prefix)
