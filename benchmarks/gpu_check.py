@@ -93,6 +93,10 @@ def step_environment(args, out: Path) -> dict:
     return {"summary": info.get("gpu") or "no CUDA GPU", "details": info}
 
 
+#: the files holding the GPU tests, the plugin kernels' odd-input cases first (tests/test_gpu_check.py checks they exist)
+GPU_TEST_FILES = ("tests/export/test_plugin_kernels.py", "tests/accuracy/test_runtime.py")
+
+
 def step_gpu_tests(args, out: Path) -> dict:
     import torch
 
@@ -110,8 +114,7 @@ def step_gpu_tests(args, out: Path) -> dict:
         "no:cacheprovider",
         "-rs",
         f"--junitxml={report}",
-        "tests/test_plugin_kernels.py",
-        "tests/test_runtime.py",
+        *GPU_TEST_FILES,
     ]
     done = subprocess.run(
         command,

@@ -1,6 +1,7 @@
 """The CUDA kernels, called through their C ABI from PyTorch, against the PyTorch references
 (the onnx_custom_plugin sample's pattern, without TensorRT): several shapes, batch ≥ 1,
-fp32 ≤ 1e-4 and fp16 ≤ 1e-2. Skipped without an NVIDIA GPU or nvcc."""
+fp32 ≤ 1e-4 and fp16 ≤ 1e-2; first the odd input a first GPU should meet (NaN, ±inf, ties, one patch token,
+the largest keep, exact copies). Skipped without an NVIDIA GPU or nvcc."""
 
 from __future__ import annotations
 
@@ -59,6 +60,53 @@ def _close(got: torch.Tensor, want: torch.Tensor, dtype) -> None:
     assert got.shape == want.shape
     scale = want.abs().max().clamp_min(1.0)
     assert float((got.float().cpu() - want).abs().max() / scale) <= TOLERANCE[dtype]
+
+
+# ---------------------------------------------------------------- odd input (docs/plugins.md, "What the kernels do …")
+
+ODD_SCORES = {
+    "one NaN": lambda s: s.index_fill(1, torch.tensor([4]), float("nan")),
+    "NaN beside +inf": lambda s: s.index_fill(1, torch.tensor([3]), float("inf")).index_fill(
+        1, torch.tensor([7, 11]), float("nan")
+    ),
+    "ties": lambda s: (s * 4).round() / 4,
+    "all equal": lambda s: torch.full_like(s, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", ODD_SCORES, ids=list(ODD_SCORES))
+def test_nan_inf_and_ties_keep_the_reference_tokens_exactly(kernels, case):
+    shape = (2, 17, 8, 8, 1, 6)
+    x, scores, keys, sizes = _inputs(shape, torch.float32)
+    scores = ODD_SCORES[case](scores.cpu()).cuda()
+    got = kernels.topk_select(x, scores, 1, 6)
+    tokens, _ = kernels.vpa(x, scores, (keys + 2.0).contiguous(), sizes, 1, 6, 0.001)
+    torch.cuda.synchronize()
+    want = reference.topk_select(x.cpu(), scores.cpu(), 1, 6)
+    assert torch.equal(got.cpu(), want) and torch.equal(tokens.cpu(), want)  # the same rows, copied exactly
+
+
+def test_one_patch_token_the_largest_keep_and_batch_zero(kernels):
+    x, scores, keys, sizes = _inputs((1, 2, 8, 8, 1, 1), torch.float32)
+    assert torch.equal(kernels.topk_select(x, scores, 1, 1).cpu(), x.cpu())  # the class token and the one patch
+    largest = 12284  # 4·keep + 16 bytes of shared memory ≤ 48 KB
+    x, scores, keys, sizes = _inputs((1, largest + 2, 4, 4, 1, largest), torch.float32)
+    kernels.vpa(x, scores, (keys + 2.0).contiguous(), sizes, 1, largest, 0.001)
+    torch.cuda.synchronize()
+    x, scores, keys, sizes = _inputs((1, largest + 3, 4, 4, 1, largest + 1), torch.float32)
+    with pytest.raises(RuntimeError, match="returned -1"):
+        kernels.vpa(x, scores, keys, sizes, 1, largest + 1, 0.001)
+
+
+def test_tome_copies_unmerged_rows_exactly(kernels):
+    x, _, keys, sizes = _inputs((2, 51, 64, 32, 1, 5), torch.float32)
+    sizes = torch.full_like(sizes, 3.0)  # x·3/3 is not x in floating point for every x
+    got, _ = kernels.tome_merge(x, keys, sizes, 1, 5)
+    torch.cuda.synchronize()
+    want, _ = reference.tome_merge(x.cpu(), keys.cpu(), sizes.cpu(), 1, 5)
+    patch_a = (51 + 1) // 2 - 1  # A = the even positions over all 51 tokens, the class token first
+    unmerged = 1 + patch_a - 5  # rows: the class token, then the A patch tokens that did not merge
+    assert torch.equal(got.cpu()[:, :unmerged], want[:, :unmerged])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
