@@ -239,49 +239,74 @@ ENGINE_MAGICS = (b"ftrt", b"vtrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
-def check_onnx_input(path: str | Path, hint: str = "make one with 'vitprune export'") -> PruningRecord | None:
-    """Check that ``path`` is an ONNX file before any work; return its record (None, with a warning saying
-    what will not be known, for an ONNX file vitprune did not write).
+@dataclass(frozen=True)
+class OnnxArtifact:
+    """An ONNX file opened once: its path, its parsed ``ModelProto`` (external data not loaded) and its record.
 
-    A missing file, a folder, an empty file, a TensorRT engine, a file that is not ONNX and a model with no
-    graph each give a one-line :class:`VitPruneError` that names the file and what to do (``hint``).
+    The first stage that opens a file makes it (:meth:`open`) and hands it down, so ``build``,
+    ``bundle`` and ``profile`` parse the file once (Polygraphy's loaders pass one model the same way).
     """
-    import warnings
 
-    import onnx
+    path: Path
+    proto: Any
+    record: PruningRecord | None
 
-    from .errors import VitPruneWarning
+    @classmethod
+    def open(cls, path: str | Path, hint: str = "make one with 'vitprune export'") -> OnnxArtifact:
+        """Check that ``path`` is an ONNX file before any work and parse it.
 
-    path = Path(path)
-    name = repr(str(path))
-    if path.is_dir():
-        raise VitPruneError(f"{name} is a folder, not an ONNX file; {hint}")
-    if not path.is_file():
-        raise VitPruneError(f"ONNX file {name} does not exist; {hint}")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-    except OSError as error:
-        raise VitPruneError(f"cannot read {name} ({error.strerror}); check its permissions") from None
-    if not head:
-        raise VitPruneError(f"{name} is empty (0 bytes), perhaps from an interrupted export; {hint}")
-    if head[:4] in ENGINE_MAGICS or path.suffix.lower() in ENGINE_SUFFIXES:
-        raise VitPruneError(f"{name} is a TensorRT engine, not an ONNX file; give the ONNX file it was built from")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:
-        raise VitPruneError(f"{name} is not a readable ONNX file ({type(error).__name__}); {hint}") from None
-    if not proto.graph.node or not proto.graph.output:
-        raise VitPruneError(f"{name} holds no ONNX graph (no nodes or no outputs); {hint}")
-    record = PruningRecord.from_proto(proto, str(path))
-    if record is None:
-        warnings.warn(
-            f"{name} was not written by vitprune: its model, method, keep counts and MACs are unknown "
-            "(shown as 'unknown' in results)",
-            VitPruneWarning,
-            stacklevel=2,
-        )
-    return record
+        A missing file, a folder, an empty file, a TensorRT engine, a file that is not ONNX and a model with no
+        graph each give a one-line :class:`VitPruneError` that names the file and what to do (``hint``); a file
+        vitprune did not write gets a warning saying what will not be known (its record is None).
+        """
+        import warnings
+
+        import onnx
+
+        from .errors import VitPruneWarning
+
+        path = Path(path)
+        name = repr(str(path))
+        if path.is_dir():
+            raise VitPruneError(f"{name} is a folder, not an ONNX file; {hint}")
+        if not path.is_file():
+            raise VitPruneError(f"ONNX file {name} does not exist; {hint}")
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(64)
+        except OSError as error:
+            raise VitPruneError(f"cannot read {name} ({error.strerror}); check its permissions") from None
+        if not head:
+            raise VitPruneError(f"{name} is empty (0 bytes), perhaps from an interrupted export; {hint}")
+        if head[:4] in ENGINE_MAGICS or path.suffix.lower() in ENGINE_SUFFIXES:
+            raise VitPruneError(f"{name} is a TensorRT engine, not an ONNX file; give the ONNX file it was built from")
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as error:
+            raise VitPruneError(f"{name} is not a readable ONNX file ({type(error).__name__}); {hint}") from None
+        if not proto.graph.node or not proto.graph.output:
+            raise VitPruneError(f"{name} holds no ONNX graph (no nodes or no outputs); {hint}")
+        record = PruningRecord.from_proto(proto, str(path))
+        if record is None:
+            warnings.warn(
+                f"{name} was not written by vitprune: its model, method, keep counts and MACs are unknown "
+                "(shown as 'unknown' in results)",
+                VitPruneWarning,
+                stacklevel=3,
+            )
+        return cls(path, proto, record)
+
+    @property
+    def has_external_data(self) -> bool:
+        """Weights stored beside the file (a model over 2 GB): :attr:`proto` holds references, not the weights."""
+        from onnx import TensorProto
+
+        return any(tensor.data_location == TensorProto.EXTERNAL for tensor in self.proto.graph.initializer)
+
+
+def check_onnx_input(path: str | Path, hint: str = "make one with 'vitprune export'") -> PruningRecord | None:
+    """:meth:`OnnxArtifact.open`'s checks; return the file's record (None for a file vitprune did not write)."""
+    return OnnxArtifact.open(path, hint).record
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -290,6 +315,7 @@ def _int_or_none(value: Any) -> int | None:
 
 __all__ = [
     "ENGINE_SUFFIXES",
+    "OnnxArtifact",
     "LIBRARIES",
     "METADATA_KEY",
     "check_onnx_input",

@@ -172,3 +172,17 @@ def test_plan_bad_input_is_one_line(tmp_path, monkeypatch, extra, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "results" / DEVICE / "plans").exists()
+
+
+def test_the_next_line_quotes_a_schedule_path_with_a_space(tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    write_curves(tmp_path / "results", "tome")
+    output = tmp_path / "my plans" / "x; y.json"
+    arguments = ["--method", "tome", "--device-name", DEVICE, "--latency-ms", "3.5", "--max-rate", "0.6"]
+    result = invoke("plan", *TINY, *arguments, "--no-check", "-o", str(output))
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("next: "))
+    words = shlex.split(line[len("next: ") :])  # pasted into a shell, it is these words
+    assert words[:2] == ["vitprune", "export"] and words[words.index("--schedule") + 1] == str(output)

@@ -19,7 +19,7 @@ def tiny(method: str = "topk", rate: float = 0.1):
 
 
 def test_backends_listed():
-    assert list_backends() == ["torch-cpu", "torch-cuda", "ort-cpu", "trt"]
+    assert list_backends() == ["torch-cpu", "torch-cuda", "ort-cpu", "ov-cpu", "ov-gpu", "ov-npu", "trt"]
 
 
 def test_unknown_backend_names_the_near_miss():

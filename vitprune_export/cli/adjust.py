@@ -5,7 +5,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, err_console, print_json
+from .app import command, console, err_console, print_json, print_next
 from .finetune import (
     AmpOption,
     CompileOption,
@@ -128,5 +128,5 @@ def adjust(
         + (f" and {save_checkpoint}" if save_checkpoint else "")
         + f" in {summary['seconds']:.1f} s"
     )
-    weights_hint = f" --weights {save_checkpoint}" if save_checkpoint else ""
-    console.print(f"next: vitprune export --model {model} --method {method} --schedule {output}{weights_hint}")
+    weights_hint = ["--weights", save_checkpoint] if save_checkpoint else []
+    print_next(["export", "--model", model, "--method", method, "--schedule", output, *weights_hint])

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import command, console
+from .app import command, console, print_next
 
 
 @command("deploy", no_args_is_help=True)
@@ -82,4 +82,4 @@ def deploy(
     if outcome.error:
         kept = f"; kept the {len(outcome.fetched)} result file(s) it wrote" if outcome.fetched else ""
         raise VitPruneError(outcome.error + kept)
-    console.print(f"next: vitprune compare {results}")
+    print_next(["compare", results])

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, err_console, print_json
+from .app import command, console, err_console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     JsonOption,
@@ -146,4 +146,4 @@ def finetune(
         f"{summary['world_size']} process(es), global batch {summary['global_batch']}, {summary['device']}"
     )
     console.print(f"[green]wrote[/] {output} in {summary['seconds']:.1f} s")
-    console.print(f"next: vitprune eval --model {model} --checkpoint {output} --data {data} --method topk --rate 0.1")
+    print_next(["eval", "--model", model, "--checkpoint", output, "--data", data, "--method", "topk", "--rate", "0.1"])

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json
+from .app import command, console, print_json, print_next
 from .options import DEFAULT_MODEL_NAME, BatchOption, ForceOption, JsonOption, WeightsOption, with_method_knobs
 
 
@@ -141,4 +141,4 @@ def plan(
             f"{outcome.measured_unpruned_ms:.3f} ms beside it: ×{measured_speedup:.2f})"
         )
     console.print(f"[green]wrote[/] {outcome.schedule_path}")
-    console.print(f"next: vitprune export --model {model} --method {method} --schedule {outcome.schedule_path}")
+    print_next(["export", "--model", model, "--method", method, "--schedule", outcome.schedule_path])

@@ -432,11 +432,13 @@ def mixed_type_nodes(model) -> list[str]:
     return problems
 
 
-def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: list[str]):
-    """fp32 ONNX → fp16 ONNX (fp32 inputs/outputs, fragile nodes and ``keep_fp32_ops`` fp32); returns the report."""
+def convert_onnx_to_fp16(source: str | Path, target: str | Path, keep_fp32_ops: list[str], proto=None):
+    """fp32 ONNX → fp16 ONNX (fp32 inputs/outputs, fragile nodes and ``keep_fp32_ops`` fp32); returns the report.
+
+    ``proto``: the file already parsed with its weights in it (not converted in place)."""
     import onnx
 
-    model = onnx.load(str(source))
+    model = onnx.ModelProto.FromString(proto.SerializeToString()) if proto is not None else onnx.load(str(source))
     try:
         converted, report = convert_to_fp16(model, keep_fp32_ops)
     except ValueError as error:

@@ -30,7 +30,7 @@ from ..files import slug
 from ..portable import environment as machine
 from ..portable import results as result_format
 from ..portable import stats
-from ..record import ENGINE_SUFFIXES, PruningRecord, check_onnx_input, library_versions
+from ..record import ENGINE_SUFFIXES, OnnxArtifact, PruningRecord, library_versions
 from .runners import TORCH_BACKENDS, get_runner
 from .runners.base import Runner
 
@@ -320,12 +320,12 @@ def _file_target(target: Path, backend: str, weights: str, status: Status) -> tu
         return target, None
     if suffix in ENGINE_SUFFIXES:
         raise VitPruneError(f"{str(target)!r} is a TensorRT engine; profile it with --backend trt")
-    record = check_onnx_input(target)
+    artifact = OnnxArtifact.open(target)  # parsed once: the runner takes the artifact, not the path
     if backend in TORCH_BACKENDS:
-        record = record or PruningRecord.from_metadata({})
+        record = artifact.record or PruningRecord.from_metadata({})
         with status("rebuilding the model from the ONNX metadata…"):
             return record.rebuild(weights, source=repr(str(target))), record.model
-    return target, None
+    return artifact, None
 
 
 __all__ = [

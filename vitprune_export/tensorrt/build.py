@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, VitPruneError
-from ..record import check_onnx_input
+from ..record import OnnxArtifact
 from .profiles import RTX_ARCHES, DeviceProfile, load_profile
 from .settings import BuilderSettings, OnnxFacts, builder_settings, expected_tensorrt
 
@@ -91,14 +91,14 @@ def describe_build(
 
     onnx_path = Path(onnx_path)
     profile = _engine_profile(profile, onnx_path)
-    check_onnx_input(onnx_path)
+    artifact = OnnxArtifact.open(onnx_path)
     try:
         installed = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
         flavour, version, origin = installed.flavour, installed.version, "installed"
     except MissingDependencyError:
         flavour, version = expected_tensorrt(profile)
         origin = "expected by the profile (TensorRT is not installed here)"
-    facts = OnnxFacts.read(onnx_path)
+    facts = OnnxFacts.read(onnx_path, artifact.proto)
     settings = builder_settings(
         profile, flavour, version, facts.inputs, facts.precision, fp16, timing_cache, facts.fp32_layers
     )
@@ -143,15 +143,14 @@ def build_engine(
     from ..portable.engine_description import describe_engine, description_path, encode
     from ..portable.plugin_nodes import BuildError, onnx_plugin_nodes, refuse_plugins_without_plugin_layers
     from ..portable.trt_build import build_serialized_engine
-    from ..record import PruningRecord
     from .env import default_plugin_library, import_tensorrt, load_plugin_library
 
     onnx_path = Path(onnx_path)
     profile = _engine_profile(profile, onnx_path)
-    check_onnx_input(onnx_path)
-    facts = OnnxFacts.read(onnx_path)
+    artifact = OnnxArtifact.open(onnx_path)  # the one parse of the file: facts, record and conversion use it
+    facts = OnnxFacts.read(onnx_path, artifact.proto)
     plugin_ops = facts.plugin_ops
-    record = PruningRecord.read(onnx_path)
+    record = artifact.record
 
     trt = import_tensorrt(prefer="tensorrt_rtx" if profile.build.backend == "trt-rtx" else None)
     refuse_unreachable_target(profile, trt.flavour, trt.version)
@@ -198,7 +197,9 @@ def build_engine(
         source = onnx_path
         if settings.convert_onnx_to_fp16:
             source = Path(scratch) / f"{onnx_path.stem}_fp16.onnx"
-            convert_onnx_to_fp16(onnx_path, source, plugin_ops)
+            convert_onnx_to_fp16(
+                onnx_path, source, plugin_ops, proto=None if artifact.has_external_data else artifact.proto
+            )
         try:
             built = build_serialized_engine(
                 module, source, data, logger, library=str(library) if library else None, plugin_nodes=plugin_nodes

@@ -39,11 +39,11 @@ from .. import portable
 from ..errors import VitPruneError
 from ..files import check_output
 from ..portable.results import now_iso
-from ..record import PruningRecord, check_onnx_input
+from ..record import OnnxArtifact, PruningRecord
 from ..resources import plugin_sources_dir
 from .bundle_names import check_name
 from .profiles import DeviceProfile, load_profile
-from .settings import OnnxFacts, builder_settings, expected_tensorrt, load_onnx
+from .settings import OnnxFacts, builder_settings, expected_tensorrt
 
 BUNDLE_SCHEMA = "vitprune.bundle/1"
 PLUGIN_SOURCE_IGNORE = ("build", "build-*", "build_*", "*.so", "*.o", "__pycache__", ".*")
@@ -150,8 +150,8 @@ def bundle(
 
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)
-    check_onnx_input(onnx_path)
-    if _uses_external_data(onnx_path):
+    artifact = OnnxArtifact.open(onnx_path)  # the one parse of the file: record, facts and conversion use it
+    if artifact.has_external_data:
         raise VitPruneError(f"{str(onnx_path)!r} keeps its weights in an external data file; re-export it as one file")
     profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
     if not profile.uses_tensorrt:
@@ -169,10 +169,10 @@ def bundle(
         _check_replaceable(out_dir)
     plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
 
-    record = PruningRecord.read(onnx_path) or PruningRecord.from_metadata({}, str(onnx_path))
+    record = artifact.record or PruningRecord.from_metadata({}, str(onnx_path))
     if plan_points is not None:
         check_plan_request(record, plan_points, onnx_path)
-    facts = OnnxFacts.read(onnx_path)
+    facts = OnnxFacts.read(onnx_path, artifact.proto)
     plugin_ops = facts.plugin_ops
     has_plugin_sources = plugins_dir.is_dir() and any(plugins_dir.iterdir())
     if plugin_ops and not (plugins_dir / "CMakeLists.txt").is_file():
@@ -203,7 +203,7 @@ def bundle(
         if settings.convert_onnx_to_fp16:
             onnx_name = f"{onnx_path.stem}_fp16.onnx"
             onnx_note = "converted to fp16 for a strongly typed TensorRT; inputs/outputs fp32"
-            convert_onnx_to_fp16(onnx_path, staging / onnx_name, plugin_ops)
+            convert_onnx_to_fp16(onnx_path, staging / onnx_name, plugin_ops, proto=artifact.proto)
         else:
             shutil.copy2(onnx_path, staging / onnx_name)
         (staging / "metadata.json").write_text(json.dumps(record.to_metadata(), indent=2, sort_keys=True) + "\n")
@@ -328,12 +328,6 @@ def _named_profile_text(profile: DeviceProfile) -> str:
     if "name" in tomllib.loads(text):
         return text
     return f"name = {json.dumps(profile.name)}\n" + text
-
-
-def _uses_external_data(path: Path) -> bool:
-    from onnx import TensorProto
-
-    return any(t.data_location == TensorProto.EXTERNAL for t in load_onnx(path).graph.initializer)
 
 
 def _requirements(profile: DeviceProfile, flavour: str) -> str:

@@ -177,8 +177,9 @@ class OnnxFacts:
     fp32_layers: list[str]  # nodes an fp16 build keeps fp32 (empty for an fp16 ONNX)
 
     @classmethod
-    def read(cls, path: str | Path) -> OnnxFacts:
-        proto = load_onnx(path)
+    def read(cls, path: str | Path, proto=None) -> OnnxFacts:
+        """The facts of the ONNX file at ``path``; ``proto``: the file already parsed (an :class:`OnnxArtifact`'s)."""
+        proto = proto if proto is not None else load_onnx(path)
         plugin_ops = onnx_plugin_ops(path, proto)
         precision = onnx_quantized_precision(proto) or onnx_float_precision(path, proto)
         keep = fp32_layers_of(proto, plugin_ops) if precision != "fp16" else []

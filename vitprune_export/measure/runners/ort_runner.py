@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import MissingDependencyError, VitPruneError
-from ...record import PruningRecord
+from ...record import OnnxArtifact, PruningRecord
 from .base import Runner
 
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
@@ -55,13 +55,25 @@ TUNED_GRAPH_OPTIMIZATIONS = ("all", "extended")
 TUNING_ROUNDS = 5
 
 
-def custom_domains(path: Path) -> set[str]:
-    """Op domains in the graph that ONNX Runtime does not know (vitprune custom nodes)."""
+def custom_domains(path: Path, proto=None) -> set[str]:
+    """Op domains in the graph that ONNX Runtime does not know (vitprune custom nodes); ``proto``: already parsed."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = proto if proto is not None else onnx.load(str(path), load_external_data=False)
     local = {function.domain for function in proto.functions}
     return {node.domain for node in proto.graph.node if node.domain not in STANDARD_DOMAINS | local}
+
+
+def opened_artifact(target, backend: str) -> OnnxArtifact:
+    """``target`` as an :class:`OnnxArtifact`: as given (opened by an earlier stage), or a path opened now."""
+    if isinstance(target, OnnxArtifact):
+        return target
+    if hasattr(target, "forward"):
+        raise VitPruneError(f"backend {backend!r} runs an ONNX file; export one with 'vitprune export' first")
+    path = Path(target)
+    if not path.is_file():
+        raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export'")
+    return OnnxArtifact.open(path)
 
 
 def _on_off(value: Any, name: str) -> bool | None:
@@ -202,18 +214,15 @@ class OrtCpuRunner(Runner):
     def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         import onnxruntime as ort
 
-        path = Path(target) if not hasattr(target, "forward") else None
-        if path is None:
-            raise VitPruneError("backend 'ort-cpu' runs an ONNX file; export one with 'vitprune export' first")
-        if not path.is_file():
-            raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export'")
-        self.loaded = PruningRecord.read(path) or PruningRecord.from_metadata({}, str(path))
+        artifact = opened_artifact(target, self.backend)
+        path = artifact.path
+        self.loaded = artifact.record or PruningRecord.from_metadata({}, str(path))
         self.source = str(path)
         if self.loaded.precision in QUANTIZED_PRECISIONS:
             self.precision = self.loaded.precision  # a Q/DQ file is measured at the precision it was quantized to
         if model_name:
             self.loaded = self.loaded.replace(model=model_name)
-        domains = custom_domains(path)
+        domains = custom_domains(path, artifact.proto)
         if domains:
             try:
                 from ...export.ops.onnxruntime import register_custom_ops  # noqa: F401 - checked here, used per session

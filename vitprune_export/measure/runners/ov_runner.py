@@ -39,7 +39,7 @@ import numpy as np
 from ...errors import MissingDependencyError, VitPruneError, did_you_mean
 from ...record import PruningRecord
 from .base import Runner
-from .ort_runner import QUANTIZED_PRECISIONS, custom_domains
+from .ort_runner import QUANTIZED_PRECISIONS, custom_domains, opened_artifact
 
 INSTALL = "pip install 'vitprune[openvino]' (or pip install openvino)"
 #: OpenVINO's precision hint per measured precision (a Q/DQ file keeps its float parts in f32)
@@ -183,21 +183,18 @@ class OpenVinoRunner(Runner):
     # -- runner --------------------------------------------------------------------------
     def load(self, target, batch: int = 1, model_name: str | None = None) -> PruningRecord:
         openvino = import_openvino()
-        path = Path(target) if not hasattr(target, "forward") else None
-        if path is None:
-            raise VitPruneError(f"backend {self.backend!r} runs an ONNX file; export one with 'vitprune export' first")
-        if not path.is_file():
-            raise VitPruneError(f"ONNX file {str(path)!r} does not exist; export one with 'vitprune export'")
+        artifact = opened_artifact(target, self.backend)
+        path = artifact.path
         core = openvino.Core()
         self._check_device(core)
-        domains = custom_domains(path)
+        domains = custom_domains(path, artifact.proto)
         if domains:
             raise VitPruneError(
                 f"{str(path)!r} has vitprune plugin nodes ({', '.join(sorted(domains))}), which OpenVINO cannot run; "
                 f"make it standard with 'vitprune rewrite {path} --to standard -o "
                 f"{path.with_name(path.stem + '_standard.onnx')}' or export without --plugins"
             )
-        self.loaded = PruningRecord.read(path) or PruningRecord.from_metadata({}, str(path))
+        self.loaded = artifact.record or PruningRecord.from_metadata({}, str(path))
         if self.loaded.precision in QUANTIZED_PRECISIONS:
             self.precision = self.loaded.precision
         if model_name:
