@@ -216,3 +216,32 @@ def test_cli_bench_bad_grid_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["bench", "-m", TINY, "--threads", "0", "-o", str(tmp_path)])
     assert result.exit_code == 2 and "--threads: 0 is out of range" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_precisions_apply_to_the_onnx_backends_only_and_are_checked():
+    cells = expand_grid(["m"], ["none"], [], [], ["ort-cpu", "torch-cpu"], [1], [1], ["fp32", "int8"])
+    assert sorted((cell.backend, cell.precision) for cell in cells) == [
+        ("ort-cpu", "fp32"),
+        ("ort-cpu", "int8"),
+        ("torch-cpu", "fp32"),
+    ]
+    assert {cell.group[-1] for cell in cells} == {"fp32", "int8"}  # an INT8 cell pairs with the INT8 baseline
+    with pytest.raises(VitPruneError, match="--precisions: 'int4' is not one of fp32, int8"):
+        parse_grid(TINY, "none", None, None, "ort-cpu", "1", None, "fp32,int4")
+
+
+def test_an_int8_axis_measures_quantized_files_against_the_int8_baseline(tmp_path):
+    cells = parse_grid(TINY, "none,topk", "0.1", None, "ort-cpu", "1", "1", "fp32,int8")
+    report = bench.run_bench(cells, _settings(tmp_path))
+    assert len(report.written) == 4 and not report.failed
+    results = {(r["method"], r["precision"]): r for r in load_results([tmp_path])}
+    assert set(results) == {("none", "fp32"), ("topk", "fp32"), ("none", "int8"), ("topk", "int8")}
+    assert results[("topk", "int8")]["noise"]["rounds"] == 2
+    assert sorted(path.name for path in (tmp_path / "onnx").glob("*int8.onnx")) == [
+        f"{TINY}_none_r0_b1_int8.onnx",
+        f"{TINY}_topk_r0.1_b1_int8.onnx",
+    ]
+    comparison = build_comparison(load_results([tmp_path]))
+    assert sorted(column.precision for column in comparison.columns) == ["fp32", "int8"]
+    again = bench.run_bench(cells, _settings(tmp_path))
+    assert not again.written and len(again.skipped_done) == 4

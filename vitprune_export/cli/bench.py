@@ -29,6 +29,12 @@ def bench(
         str, typer.Option("--backends", help="torch-cpu, ort-cpu, ov-cpu, torch-cuda, trt; comma-separated.")
     ] = "torch-cpu,ort-cpu",
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma-separated.")] = "1",
+    precisions: Annotated[
+        str,
+        typer.Option(
+            "--precisions", help="fp32, int8 (Q/DQ, on ort-cpu/ov-cpu; calibrated on random images), comma-separated."
+        ),
+    ] = "fp32",
     threads: Annotated[
         Optional[str],
         typer.Option("--threads", help="CPU thread counts, comma-separated [default: the runner chooses]."),
@@ -98,6 +104,7 @@ def bench(
             backends=backends,
             batches=batch,
             threads=threads,
+            precisions=precisions,
             settings=settings,
             include=list(include or []),
             plot=plot,

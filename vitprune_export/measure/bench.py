@@ -15,8 +15,11 @@ How a grid is run:
    fingerprint — what was measured: the pruned model and its weights, warm-up,
    iterations, chunk, runner options and library versions (``force`` redoes them;
    a result measured otherwise is measured again).
-3. **Export** once per (model, method, rate, batch) that an ``ort-cpu`` cell
-   still needs, parity-checked, into ``<results>/onnx/``; a file there is reused.
+3. **Export** once per (model, method, rate, batch) that an ``ort-cpu`` or ``ov-cpu`` cell
+   still needs, parity-checked, into ``<results>/onnx/``; a file there is reused. An ``int8``
+   cell (``--precisions fp32,int8``) runs that export quantized to Q/DQ, calibrated on seeded
+   random images (latency does not depend on the scales' values), and is paired with the INT8
+   baseline, so its Δ% is INT8 pruned against INT8 unpruned; fp32 and INT8 are two columns.
 4. **Measure** one group at a time — the cells that share (model, backend,
    batch, threads) — with one set of runtime settings: the runner of the
    group's baseline chooses what the user left open (threads, ONNX Runtime's
@@ -89,16 +92,19 @@ class BenchCell:
     backend: str
     batch: int
     threads: int | None
+    precision: str = "fp32"  # int8: the export quantized (Q/DQ), for the ONNX backends
 
     @property
-    def group(self) -> tuple[str, str, int, int | None]:
-        """The cells measured together, interleaved: same model, backend, batch and threads."""
-        return (self.variant.model, self.backend, self.batch, self.threads)
+    def group(self) -> tuple[str, str, int, int | None, str]:
+        """The cells measured together, interleaved: same model, backend, batch, threads and precision (an
+        INT8 cell is paired with the INT8 baseline)."""
+        return (self.variant.model, self.backend, self.batch, self.threads, self.precision)
 
     @property
     def label(self) -> str:
         threads = f" {self.threads}t" if self.threads else ""
-        return f"{self.variant.label} · {self.backend} b{self.batch}{threads}"
+        precision = "" if self.precision == "fp32" else f" {self.precision}"
+        return f"{self.variant.label} · {self.backend} b{self.batch}{threads}{precision}"
 
 
 def split_list(text: str | None, name: str) -> list[str]:
@@ -109,6 +115,8 @@ def split_list(text: str | None, name: str) -> list[str]:
     return items
 
 
+#: the precisions a grid takes: fp32, and INT8 Q/DQ files (vitprune quantize's placement) on ONNX Runtime and OpenVINO
+BENCH_PRECISIONS = ("fp32", "int8")
 #: the largest batch and thread count a grid takes (the caps of ``vitprune profile``)
 MAX_BATCH = 4096
 MAX_THREADS = 1024
@@ -136,8 +144,10 @@ def expand_grid(
     backends: list[str],
     batches: list[int],
     threads: list[int | None],
+    precisions: list[str] = ("fp32",),
 ) -> list[BenchCell]:
-    """Every cell of the grid, the baseline first per model; threads apply to CPU backends only.
+    """Every cell of the grid, the baseline first per model; threads apply to CPU backends only, precisions
+    other than fp32 to the backends that run an ONNX file (ONNX Runtime, OpenVINO).
 
     The unpruned model is added when ``methods`` leaves it out. A pruning method takes each rate
     and each schedule file; ``none`` takes neither (one variant).
@@ -153,12 +163,15 @@ def expand_grid(
                 continue
             variants += [Variant(model, method, rate=rate) for rate in rates]
             variants += [Variant(model, method, schedule=Path(path)) for path in schedules]
+    from .runners import ONNX_BACKENDS
+
     cells = []
     for variant in variants:
         for backend in dict.fromkeys(backends):
             for batch in dict.fromkeys(batches):
                 for count in dict.fromkeys(threads) if backend in THREADED_BACKENDS else [None]:
-                    cells.append(BenchCell(variant, backend, batch, count))
+                    for precision in dict.fromkeys(precisions) if backend in ONNX_BACKENDS else ["fp32"]:
+                        cells.append(BenchCell(variant, backend, batch, count, precision))
     return cells
 
 
@@ -302,6 +315,7 @@ class _Job:
         self.cell, self.record, self.path, self.write = cell, record, path, write
         self.runner = None
         self.fingerprint: dict[str, Any] = {}
+        self.float_record = record  # the fp32 export's record (an INT8 cell's file is quantized from it)
         self.samples: list[float] = []
         self.chunks: list[list[float]] = []
 
@@ -387,6 +401,8 @@ def _plan_groups(cells, records, devices, settings: BenchSettings, report: Bench
         if cell.variant not in records:
             continue
         record = records[cell.variant]
+        if cell.precision != "fp32":  # the quantized file's record: its results get their own name and column
+            record = record.replace(precision=cell.precision, calibration={"data": "random", "method": "minmax"})
         path = result_path(record, cell, devices[cell.backend], settings.output)
         fingerprint = measurement_fingerprint(record, cell, settings)
         done = not settings.force and _measured_alike(path, fingerprint)
@@ -395,6 +411,7 @@ def _plan_groups(cells, records, devices, settings: BenchSettings, report: Bench
         elif path.is_file() and not settings.force:
             report.remeasured.append(path)
         job = _Job(cell, record, path, write=not done)
+        job.float_record = records[cell.variant]
         job.fingerprint = fingerprint
         groups.setdefault(cell.group, []).append(job)
     return groups
@@ -521,10 +538,12 @@ def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, 
     for job in jobs:
         if job.cell.backend not in ONNX_BACKENDS:
             continue
-        key = (job.cell.variant, job.cell.batch)
-        path = onnx_path(job.record, job.cell.batch, settings.output)
-        if key in paths or _exported_alike(path, job.record):
+        key = (job.cell.variant, job.cell.batch, "fp32")
+        path = onnx_path(job.float_record, job.cell.batch, settings.output)
+        if key in paths or _exported_alike(path, job.float_record):
             paths[key] = path
+            if job.cell.precision != "fp32":
+                _quantize_needed(job, path, paths, settings, status, report, log)
             continue
         from ..export.onnx import export_onnx
 
@@ -543,7 +562,42 @@ def _export_needed(jobs: list[_Job], networks, settings: BenchSettings, status, 
             continue
         paths[key] = exported.path
         log(f"exported {path.name} ({time.perf_counter() - started:.0f} s, parity {exported.parity_max_abs_diff:.1e})")
+        if job.cell.precision != "fp32":
+            _quantize_needed(job, path, paths, settings, status, report, log)
     return paths
+
+
+#: calibration images per quantized bench file: latency does not depend on the scales' values
+BENCH_CALIBRATION_IMAGES = 32
+
+
+def _quantize_needed(job: _Job, source: Path, paths: dict, settings: BenchSettings, status, report, log) -> None:
+    """The INT8 Q/DQ file of ``source`` for ``job`` (``vitprune quantize``'s placement), calibrated on seeded
+    random images: a bench measures latency, which the scales' values do not change; for accuracy quantize
+    with real images (``vitprune quantize --data``) and profile that file."""
+    import numpy as np
+
+    from ..export.quantize import quantize_onnx
+
+    key = (job.cell.variant, job.cell.batch, job.cell.precision)
+    target = source.with_name(f"{source.stem}_{job.cell.precision}.onnx")
+    if key in paths:
+        return
+    if _exported_alike(target, job.record):
+        paths[key] = target
+        return
+    shape = (min(8, BENCH_CALIBRATION_IMAGES), *job.float_record.input_size)
+    generator = np.random.default_rng(0)
+    batches = [generator.standard_normal(shape).astype(np.float32) for _ in range(BENCH_CALIBRATION_IMAGES // shape[0])]
+    try:
+        with status(f"quantizing {job.cell.variant.label} (batch {job.cell.batch}) to {job.cell.precision} …"):
+            quantize_onnx(source, target, batches, data="random", precision=job.cell.precision, force=True)
+    except VitPruneError as error:
+        report.failed[job.cell.label] = f"quantize failed: {error}"
+        log(f"skipped {job.cell.label}: quantize failed: {error}")
+        return
+    paths[key] = target
+    log(f"quantized {target.name} ({job.cell.precision}, calibrated on {BENCH_CALIBRATION_IMAGES} random images)")
 
 
 #: runner settings a group's first runner chooses and the others then run with (runner option → setting)
@@ -564,7 +618,9 @@ def _load_runner(job: _Job, networks, onnx_paths, settings: BenchSettings, chose
         options.update({option: chosen[key] for option, key in SHARED_SETTINGS[cell.backend].items()})
     runner = get_runner(cell.backend, **options)
     if cell.backend in ONNX_BACKENDS:
-        runner.load(onnx_paths[(cell.variant, cell.batch)], batch=cell.batch, model_name=cell.variant.model)
+        runner.load(
+            onnx_paths[(cell.variant, cell.batch, cell.precision)], batch=cell.batch, model_name=cell.variant.model
+        )
     else:
         runner.load(copy.deepcopy(networks[cell.variant]), batch=cell.batch, model_name=cell.variant.model)
     if chosen:
@@ -579,7 +635,10 @@ def _measure_group(jobs, networks, onnx_paths, settings, progress, task, status,
     ready = []
     chosen = None  # one set of runtime settings per group: pruned and unpruned compared like for like
     for job in jobs:
-        if job.cell.backend in ONNX_BACKENDS and (job.cell.variant, job.cell.batch) not in onnx_paths:
+        if (
+            job.cell.backend in ONNX_BACKENDS
+            and (job.cell.variant, job.cell.batch, job.cell.precision) not in onnx_paths
+        ):
             continue
         try:
             with status(f"loading {job.cell.label} …"):
@@ -659,6 +718,7 @@ def parse_grid(
     backends: str,
     batches: str,
     threads: str | None,
+    precisions: str = "fp32",
 ) -> list[BenchCell]:
     """The grid from the comma lists of the command line, checked before anything is built."""
     from ..pruning.methods import list_methods
@@ -687,6 +747,15 @@ def parse_grid(
     if any(rate >= 1 for rate in rate_values):
         raise VitPruneError("--rates: a rate is the share of tokens removed per block, in [0, 1)")
     thread_counts: list[int | None] = _numbers(threads, "--threads", int, 1, MAX_THREADS) if threads else [None]
+    precision_names = split_list(precisions, "--precisions")
+    for name in precision_names:
+        if name not in BENCH_PRECISIONS:
+            from ..errors import did_you_mean
+
+            raise VitPruneError(
+                f"--precisions: {name!r} is not one of {', '.join(BENCH_PRECISIONS)}{did_you_mean(name, BENCH_PRECISIONS)}"
+                " (fp16 runs as fp32 behind casts on the CPU runtimes: build an fp16 engine for a GPU)"
+            )
     return expand_grid(
         model_names,
         method_names,
@@ -695,6 +764,7 @@ def parse_grid(
         backend_names,
         _numbers(batches, "--batch", int, 1, MAX_BATCH),
         thread_counts,
+        precision_names,
     )
 
 
@@ -732,6 +802,7 @@ def bench_from_options(
     threads: str | None,
     settings: BenchSettings,
     include: list[Path],
+    precisions: str = "fp32",
     plot: bool = True,
     progress: Any = None,
     log: Callable[[str], None] = lambda message: None,
@@ -740,7 +811,7 @@ def bench_from_options(
     for path in include:
         if not Path(path).exists():
             raise VitPruneError(f"--include {str(path)!r} does not exist; pass a result file or folder")
-    cells = parse_grid(models, methods, rates, schedules, backends, batches, threads)
+    cells = parse_grid(models, methods, rates, schedules, backends, batches, threads, precisions)
     report = run_bench(cells, settings, progress=progress, log=log)
     outcome = BenchOutcome(cells=cells, report=report)
     if settings.output.exists() or include:
