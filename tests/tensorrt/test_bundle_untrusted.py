@@ -9,13 +9,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 from typer.testing import CliRunner
 
+from tests.tensorrt.trt_checks import trtexec_standin
 from vitprune_export.cli import app
 from vitprune_export.record import METADATA_KEY
 from vitprune_export.tensorrt.bundle_templates import BUILD_SH, PLAN_SH, PROFILE_SH, render_script
@@ -122,17 +122,6 @@ def test_custom_op_type_with_a_newline_cannot_end_a_comment(tiny_onnx, tmp_path)
     assert result.exit_code == 2 and "Evil\\ntouch PWNED" in result.output
 
 
-def _trtexec_standin(folder: Path) -> tuple[Path, Path]:
-    log = folder / "trtexec-argv.json"
-    path = folder / "trtexec"
-    path.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n")
-    path.chmod(0o755)
-    python = folder / "python"
-    python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(0)\n")
-    python.chmod(0o755)
-    return path, python
-
-
 @pytest.mark.parametrize("hostile", [HOSTILE, "$(touch PWNED)", "`touch PWNED`", "a b'c\"d", "--x;touch PWNED"])
 def test_scripts_hand_every_value_over_as_one_word(hostile, tmp_path):
     """Behind the name check, the scripts still run nothing: each value is one quoted word, a list a bash array."""
@@ -147,7 +136,7 @@ def test_scripts_hand_every_value_over_as_one_word(hostile, tmp_path):
         "VITPRUNE_PRECISION": "--fp16",
     }
     (tmp_path / "build.sh").write_text(render_script(BUILD_SH, values))
-    trtexec, python = _trtexec_standin(tmp_path)
+    trtexec, python, _ = trtexec_standin(tmp_path)
     done = subprocess.run(
         ["bash", "./build.sh", "--trtexec"],
         cwd=tmp_path,

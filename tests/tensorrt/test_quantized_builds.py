@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.tensorrt.trt_checks import trtexec_standin
 from vitprune_export.cli import app
 from vitprune_export.errors import VitPruneError
 from vitprune_export.tensorrt.profiles import load_profile, profile_from_dict
@@ -90,17 +90,6 @@ def test_fp8_for_tensorrt_10_on_hopper_sets_the_fp8_flag():
         builder_settings(ampere, "tensorrt", "10.8", STATIC, "fp8")
 
 
-def _trtexec_standin(folder):
-    log = folder / "trtexec-argv.json"
-    path = folder / "trtexec"
-    path.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n")
-    path.chmod(0o755)
-    python = folder / "python"
-    python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(0)\n")
-    python.chmod(0o755)
-    return path, python, log
-
-
 def test_the_jetson_bundle_of_an_int8_file_builds_with_int8_and_fp16(quantized, tmp_path):
     folder = tmp_path / "orin"
     result = CliRunner().invoke(
@@ -111,7 +100,7 @@ def test_the_jetson_bundle_of_an_int8_file_builds_with_int8_and_fp16(quantized, 
     assert settings["precision"] == "int8" and settings["builder_flags"][:2] == ["INT8", "FP16"]
     assert "RESULT_SUFFIX=_int8\n" in (folder / "profile.sh").read_text()
     assert "VITPRUNE_PRECISION=--fp16\n" in (folder / "build.sh").read_text()
-    trtexec, python, log = _trtexec_standin(tmp_path)
+    trtexec, python, log = trtexec_standin(tmp_path)
     done = subprocess.run(
         ["bash", "./build.sh", "--trtexec"],
         cwd=folder,

@@ -4,6 +4,8 @@ every built engine must pass."""
 from __future__ import annotations
 
 import hashlib
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,16 @@ def check_built_engine(result, onnx_path, precision: str, image: int, classes: i
         assert fragile and fragile <= kept
     else:
         assert not kept
+
+
+def trtexec_standin(folder: Path) -> tuple[Path, Path, Path]:
+    """A stand-in ``trtexec`` that writes its argv as JSON, and a ``python`` that does nothing; (trtexec, python,
+    the argv file). ``build.sh --trtexec`` run with ``TRTEXEC``/``PYTHON`` pointing at them shows what it passes."""
+    log = folder / "trtexec-argv.json"
+    path = folder / "trtexec"
+    path.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n")
+    path.chmod(0o755)
+    python = folder / "python"
+    python.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(0)\n")
+    python.chmod(0o755)
+    return path, python, log

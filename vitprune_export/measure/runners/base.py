@@ -15,10 +15,27 @@ applied by the profiler, not here: a runner times whole queries.
 
 from __future__ import annotations
 
+import statistics
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from ...record import PruningRecord
+
+
+def interleaved_medians(queries: list[Callable[[], Any]], rounds: int) -> list[float]:
+    """Median ms of each query: one untimed call each (first-query allocations), then ``rounds`` rounds
+    calling each in turn, so a drifting machine hits every candidate alike. Runners tune settings with it."""
+    for query in queries:
+        query()
+    timings: list[list[float]] = [[] for _ in queries]
+    for _ in range(rounds):
+        for query, times in zip(queries, timings):
+            started = time.perf_counter()
+            query()
+            times.append((time.perf_counter() - started) * 1e3)
+    return [statistics.median(times) for times in timings]
 
 
 class Runner(ABC):

@@ -29,7 +29,6 @@ warns in :attr:`note`.
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import numpy as np
 
 from ...errors import MissingDependencyError, VitPruneError
 from ...record import OnnxArtifact, PruningRecord
-from .base import Runner
+from .base import Runner, interleaved_medians
 
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
 
@@ -186,15 +185,9 @@ class OrtCpuRunner(Runner):
         if len(candidates) == 1:
             return first, dict(candidates[0], chosen_by="given" if self._all_given() else "default")
         sessions = [first] + [self._session(path, settings, custom_ops) for settings in candidates[1:]]
-        timings: list[list[float]] = [[] for _ in candidates]
-        for session in sessions:  # untimed: first-query allocations
-            session.run(None, self.feed)
-        for _ in range(TUNING_ROUNDS):
-            for session, times in zip(sessions, timings):
-                started = time.perf_counter()
-                session.run(None, self.feed)
-                times.append((time.perf_counter() - started) * 1e3)
-        medians = [statistics.median(times) for times in timings]
+        medians = interleaved_medians(
+            [lambda session=session: session.run(None, self.feed) for session in sessions], TUNING_ROUNDS
+        )
         best = min(range(len(candidates)), key=medians.__getitem__)
         settings = dict(
             candidates[best],

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import numpy as np
 
 from ...errors import MissingDependencyError, VitPruneError, did_you_mean
 from ...record import PruningRecord
-from .base import Runner
+from .base import Runner, interleaved_medians
 from .ort_runner import QUANTIZED_PRECISIONS, custom_domains, opened_artifact
 
 INSTALL = "pip install 'vitprune[openvino]' (or pip install openvino)"
@@ -145,16 +144,6 @@ class OpenVinoRunner(Runner):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise VitPruneError(f"OpenVINO cannot compile {str(path)!r} for {self.device}: {first}") from None
 
-    def _time(self, compiled, rounds: int) -> list[float]:
-        request = compiled.create_infer_request()
-        request.infer(self.feed)  # untimed: first-query allocations
-        times = []
-        for _ in range(rounds):
-            started = time.perf_counter()
-            request.infer(self.feed)
-            times.append((time.perf_counter() - started) * 1e3)
-        return times
-
     def _choose(self, core, model, path: Path, candidates: list[dict[str, Any]]):
         if len(candidates) == 1:
             given = bool(self.threads) or self.device != "CPU"
@@ -163,15 +152,9 @@ class OpenVinoRunner(Runner):
             )
         compiled = [self._compile(core, model, settings, path) for settings in candidates]
         requests = [item.create_infer_request() for item in compiled]
-        for request in requests:
-            request.infer(self.feed)
-        timings: list[list[float]] = [[] for _ in candidates]
-        for _ in range(TUNING_ROUNDS):  # interleaved, so a drifting machine hits every candidate alike
-            for request, times in zip(requests, timings):
-                started = time.perf_counter()
-                request.infer(self.feed)
-                times.append((time.perf_counter() - started) * 1e3)
-        medians = [statistics.median(times) for times in timings]
+        medians = interleaved_medians(
+            [lambda request=request: request.infer(self.feed) for request in requests], TUNING_ROUNDS
+        )
         best = min(range(len(candidates)), key=medians.__getitem__)
         settings = dict(
             candidates[best],
