@@ -41,7 +41,8 @@ from ..errors import VitPruneError
 from ..pruning.methods import TokenReduction
 from ..pruning.schedule import Schedule, build_schedule, save_schedule
 from .data import ImageDataset
-from .finetune import EpochRecord, RunSettings, TrainingRecipe, finetune
+from .finetune import finetune
+from .recipe import EpochRecord, RunSettings, TrainingRecipe
 from .runtime import Processes
 
 ADJUSTABLE_METHODS = ("topk", "topk-vpa", "evit", "etps", "tome")
@@ -419,80 +420,81 @@ def run_adjust(
     (and the weights when ``checkpoint`` is given). Returns the summary on the main process, None elsewhere.
 
     The outputs are checked before any work, as ``vitprune finetune``'s
-    (:func:`~vitprune_export.accuracy.finetune.check_run_outputs`); the training state is ``OUTPUT.state.pt``."""
+    (:func:`~vitprune_export.accuracy.checkpoints.check_run_outputs`); the training state is ``OUTPUT.state.pt``."""
     from ..pruning.spec import resolve_method
-    from .finetune import check_run_outputs, checkpoint_dict, prepare_training, save_checkpoint
-    from .runtime import processes as open_processes
+    from .checkpoints import checkpoint_dict, save_checkpoint
+    from .training import TrainingSession, run_training
 
-    started = time.perf_counter()
     recipe.validate()
     settings.validate()
     resolved = resolve_method(method, knobs)
     check_adjustable(resolved)
-    extra = ((checkpoint, "--save-checkpoint"),) if checkpoint is not None else ()
-    state_path = check_run_outputs(output, resume=resume, force=force, extra=extra)
-    identity = {
-        "command": "adjust",
-        "model": model,
-        "weights": str(weights),
-        "data": data,
-        "method": resolved.name,
-        "method_options": resolved.knob_values(),
-    }
-    with open_processes(run.device) as (group, device):
-        torch.manual_seed(recipe.seed)
-        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
-        result = adjust_rates(
-            network,
+
+    def train(session: TrainingSession) -> AdjustResult:
+        return adjust_rates(
+            session.network,
             resolved,
-            train_set,
-            test_set,
+            session.train_set,
+            session.test_set,
             recipe,
             settings,
             run=run,
-            processes=group,
-            device=device,
+            processes=session.processes,
+            device=session.device,
             progress=progress,
             log=log,
-            state_path=state_path,
+            state_path=session.state_path,
             resume=resume,
-            identity=identity,
+            identity=session.identity,
         )
-        if group.is_main:
-            save_adjusted_schedule(
-                output,
-                result,
-                model=model,
-                method=method,
-                method_options=resolved.knob_values(),
-                data=data,
-                weights=str(weights),
-                epochs=recipe.epochs,
-                created_by="vitprune adjust",
+
+    def save(session: TrainingSession, result: AdjustResult) -> None:
+        save_adjusted_schedule(
+            output,
+            result,
+            model=model,
+            method=method,
+            method_options=resolved.knob_values(),
+            data=data,
+            weights=str(weights),
+            epochs=recipe.epochs,
+            created_by="vitprune adjust",
+        )
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint,
+                checkpoint_dict(
+                    session.network, model, session.model_kwargs, epoch=recipe.epochs, accuracy=result.accuracy
+                ),
             )
-            if checkpoint is not None:
-                save_checkpoint(
-                    checkpoint,
-                    checkpoint_dict(network, model, model_kwargs, epoch=recipe.epochs, accuracy=result.accuracy),
-                )
-        group.barrier()
-        if not group.is_main:
-            return None
+
+    def summary(session: TrainingSession, result: AdjustResult) -> dict[str, Any]:
         return {
-            "schedule": str(output),
-            "training_state": str(state_path),
             "removed": list(result.schedule.removed),
             "keep_counts": list(result.schedule.tokens_out),
             "rates": result.rates,
             "updates": len(result.updates),
             "test_top1": result.accuracy,
             "checkpoint": str(checkpoint) if checkpoint else None,
-            "world_size": group.world_size,
-            "global_batch": recipe.batch_size,
-            "device": str(device),
-            "amp": run.amp,
-            "seconds": time.perf_counter() - started,
         }
+
+    return run_training(
+        output,
+        command="adjust",
+        output_key="schedule",
+        model=model,
+        weights=weights,
+        data=data,
+        method=resolved,
+        recipe=recipe,
+        run=run,
+        resume=resume,
+        force=force,
+        train=train,
+        save=save,
+        summary=summary,
+        extra_outputs=((checkpoint, "--save-checkpoint"),) if checkpoint is not None else (),
+    )
 
 
 def save_adjusted_schedule(path: str | Path, result: AdjustResult, **extra: Any) -> Path:

@@ -1,30 +1,21 @@
 """Pruning-aware fine-tuning: AdamW with a warm-up cosine learning rate.
 
-Ishibashi & Meng 2025, §4.1.1: AdamW, and the learning rate of Eq. 11,
-
-    lr = lr_min + ½ (lr_max − lr_min) (1 + cos(π (T_curr − W) / (T_max − W)))
-
-after a linear warm-up of ``W`` epochs, with ``lr_min = 1e-6`` and
-``lr_max = 5e-4 · batch / 512`` (the paper's default here when ``lr`` is not
-given; training the tiny ViT from random weights needs a larger one, see
-docs/accuracy.md). ``T_curr`` advances per step (fractional epochs), so short
-runs get a smooth schedule too.
+Ishibashi & Meng 2025, §4.1.1: AdamW, and the learning rate of Eq. 11 after a linear warm-up
+(:func:`~vitprune_export.accuracy.recipe.warmup_cosine_lr`; training the tiny ViT from random weights
+needs a larger peak than the paper's default, see docs/accuracy.md).
 
 The model may be patched with any method: the patched forward is trainable
 (gradients flow through gather, merge and proportional attention), so the
-network learns to work with the tokens it keeps. Checkpoints hold
-``{"model_name", "model_kwargs", "state_dict", "method", "schedule", "epoch",
-"accuracy"}``; ``models.create_model(name, weights=PATH)`` and ``--weights
-PATH`` read them everywhere.
+network learns to work with the tokens it keeps. The checkpoint and the training
+state it writes: :mod:`~vitprune_export.accuracy.checkpoints`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,63 +23,20 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import VitPruneError
-from ..files import atomic_output, check_output
+from .checkpoints import (
+    check_run_outputs,
+    checkpoint_dict,
+    load_training_state,
+    restore_training_state,
+    run_identity,
+    save_checkpoint,
+    save_training_state,
+    training_state_path,
+)
 from .data import ImageDataset
+from .recipe import EpochRecord, RunSettings, TrainingRecipe, paper_max_lr, warmup_cosine_lr
 from .runtime import Processes
-
-PAPER_BATCH_SIZE = 16
-PAPER_MIN_LR = 1e-6
-PAPER_WARMUP_EPOCHS = 5
-
-
-def paper_max_lr(batch_size: int) -> float:
-    """``lr_max = 5e-4 · batch_size / 512`` (§4.1.1)."""
-    return 5e-4 * batch_size / 512
-
-
-@dataclass(frozen=True)
-class TrainingRecipe:
-    """Optimiser and schedule settings; ``None`` fields take the paper's values (§4.1.1)."""
-
-    epochs: int
-    batch_size: int = PAPER_BATCH_SIZE
-    lr: float | None = None
-    min_lr: float = PAPER_MIN_LR
-    warmup_epochs: float | None = None
-    weight_decay: float = 0.05
-    seed: int = 0
-
-    @property
-    def max_lr(self) -> float:
-        return self.lr if self.lr is not None else paper_max_lr(self.batch_size)
-
-    @property
-    def warmup(self) -> float:
-        """W of Eq. 11: the paper's 5 epochs, but at most a tenth of a short run."""
-        if self.warmup_epochs is not None:
-            return float(self.warmup_epochs)
-        return min(float(PAPER_WARMUP_EPOCHS), 0.1 * self.epochs)
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise VitPruneError(f"--epochs must be ≥ 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise VitPruneError(f"--batch must be ≥ 1, got {self.batch_size}")
-        if not (self.max_lr > 0 and math.isfinite(self.max_lr)):
-            raise VitPruneError(f"--lr must be a positive number, got {self.lr}")
-        if not 0 <= self.warmup < self.epochs:
-            raise VitPruneError(
-                f"--warmup-epochs must be in [0, --epochs), got {self.warmup:g} for {self.epochs} epochs"
-            )
-
-
-def warmup_cosine_lr(epoch: float, recipe: TrainingRecipe) -> float:
-    """Learning rate at (fractional) ``epoch``: linear warm-up to ``lr_max``, then Eq. 11."""
-    lr_max, lr_min, warmup = recipe.max_lr, recipe.min_lr, recipe.warmup
-    if epoch < warmup:
-        return lr_min + (lr_max - lr_min) * epoch / warmup
-    progress = (epoch - warmup) / max(recipe.epochs - warmup, 1e-12)
-    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+from .training import TrainingSession, prepare_training, run_training
 
 
 def make_optimizer(model: torch.nn.Module, recipe: TrainingRecipe) -> torch.optim.Optimizer:
@@ -101,38 +49,6 @@ def make_optimizer(model: torch.nn.Module, recipe: TrainingRecipe) -> torch.opti
         (no_decay if skip else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=recipe.max_lr)
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Where and how fast a run trains: ``device`` (auto | cpu | cuda | cuda:N), ``amp`` (off | bf16 |
-    fp16), loader ``workers`` (None: :func:`~vitprune_export.accuracy.runtime.default_workers`),
-    ``compile`` (:func:`torch.compile` the training forward) and the evaluation batch."""
-
-    device: str = "auto"
-    amp: str = "off"
-    workers: int | None = None
-    compile: bool = False
-    eval_batch: int = 256
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    lr: float
-    accuracy: float | None
-    seconds: float
-    keep_counts: list[int] = field(default_factory=list)
-    images_per_second: float = 0.0
-
-    def line(self, epochs: int) -> str:
-        """One log line: ``epoch 3/24 · loss 0.5120 · lr 1.20e-03 · test top-1 91.25% · 412 img/s · 3.5 s``."""
-        accuracy = "–" if self.accuracy is None else f"{self.accuracy:.2%}"
-        return (
-            f"epoch {self.epoch}/{epochs} · loss {self.train_loss:.4f} · lr {self.lr:.2e} · test top-1 {accuracy}"
-            f" · {self.images_per_second:,.0f} img/s · {self.seconds:.1f} s"
-        )
 
 
 @dataclass
@@ -332,155 +248,6 @@ def _wrap(model: torch.nn.Module, device: torch.device, processes: Processes, co
     return network
 
 
-# -- training state (resume) ----------------------------------------------------------------
-TRAINING_STATE_FORMAT = "vitprune.training-state/2"
-#: states of this format hold the recipe but not what the run is (model, method, schedule, data)
-OLD_TRAINING_STATE_FORMATS = ("vitprune.training-state/1",)
-
-
-def training_state_path(output: str | Path) -> Path:
-    """Where a run writing ``output`` keeps its training state: the whole name plus ``.state.pt`` beside it
-    (``X.pt.state.pt``, ``X.json.state.pt``), so ``finetune -o X.pt`` and ``adjust -o X.json`` never share one."""
-    output = Path(output)
-    return output.with_name(f"{output.name}.state.pt")
-
-
-def check_run_outputs(
-    output: str | Path, *, resume: bool, force: bool, extra: tuple[tuple[str | Path, str], ...] = ()
-) -> Path:
-    """Before any work: ``output`` (and each ``(path, option)`` of ``extra``) can be written and is not in the way,
-    and a new run does not overwrite the state of an interrupted one. Returns the state's path; writes nothing.
-
-    An existing output needs ``force`` (or ``resume``: the same run goes on and writes it at the end); an
-    existing state needs ``resume`` (continue that run) or ``force`` (start again).
-    """
-    check_output(output, "--output", force=force or resume)
-    for path, option in extra:
-        check_output(path, option, force=force or resume)
-    state = training_state_path(output)
-    check_output(state, "--output", force=True)
-    if state.exists() and not (resume or force):
-        raise VitPruneError(
-            f"{str(state)!r} holds the training state of an earlier run writing {str(output)!r}; "
-            "pass --resume to continue it or --force to start again"
-        )
-    return state
-
-
-def run_identity(**fields: Any) -> dict[str, Any]:
-    """What a run is, as plain JSON values (tuples become lists), for the training state and its comparison."""
-    return json.loads(json.dumps(fields, sort_keys=True, default=str))
-
-
-def save_training_state(
-    path: str | Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    hook: Any,
-    history: list[EpochRecord],
-    recipe: TrainingRecipe,
-    processes: Processes,
-    identity: dict[str, Any] | None = None,
-) -> Path:
-    """Everything an interrupted run needs to go on, in plain types and tensors (loadable with
-    ``weights_only=True``), written through a temporary file; ``identity``: :func:`run_identity`."""
-    state = {
-        "format": TRAINING_STATE_FORMAT,
-        "epoch": len(history),
-        "recipe": asdict(recipe),
-        "run": identity if identity is not None else run_identity(world_size=processes.world_size),
-        "world_size": processes.world_size,
-        "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "hook": hook.state_dict() if hasattr(hook, "state_dict") else None,
-        "history": [asdict(record) for record in history],
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-        },
-    }
-    return save_checkpoint(path, state)
-
-
-def load_training_state(path: str | Path | None) -> dict[str, Any]:
-    """Read a training state without running pickled code (``weights_only=True``)."""
-    if path is None:
-        raise VitPruneError("--resume needs the training state of an earlier run; none was named")
-    path = Path(path)
-    if not path.is_file():
-        raise VitPruneError(
-            f"--resume: no training state at {str(path)!r}; run once without --resume (it is written every epoch)"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for a bad or unsafe file
-        raise VitPruneError(
-            f"--resume: {str(path)!r} cannot be read as a training state ({type(error).__name__}); "
-            "delete it and start again"
-        ) from None
-    if isinstance(state, dict) and state.get("format") in OLD_TRAINING_STATE_FORMATS:
-        raise VitPruneError(
-            f"--resume: {str(path)!r} was written by an older vitprune that did not record the run's model, "
-            "method and data; start again with --force"
-        )
-    if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
-        raise VitPruneError(f"--resume: {str(path)!r} is not a vitprune training state; delete it and start again")
-    return state
-
-
-def restore_training_state(
-    state: dict[str, Any],
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    hook: Any,
-    recipe: TrainingRecipe,
-    processes: Processes,
-    identity: dict[str, Any] | None = None,
-) -> list[EpochRecord]:
-    """Load ``state`` into the run; returns the finished epochs' history. What the run is (``identity``:
-    model, method, schedule, data, number of processes) and the recipe must be the same."""
-    identity = identity if identity is not None else run_identity(world_size=processes.world_size)
-    saved_run = state.get("run") if isinstance(state.get("run"), dict) else {}
-    changed = [
-        f"{key} {_shown(saved_run.get(key))} → {_shown(identity.get(key))}"
-        for key in sorted(set(saved_run) | set(identity))
-        if saved_run.get(key) != identity.get(key)
-    ]
-    saved = state["recipe"]
-    changed += [f"{key} {saved.get(key)} → {value}" for key, value in asdict(recipe).items() if saved.get(key) != value]
-    if changed:
-        raise VitPruneError(
-            f"--resume with other training options than the saved run ({', '.join(changed)}); "
-            "give the saved run's options, or start again with --force"
-        )
-    if int(state["epoch"]) >= recipe.epochs:
-        raise VitPruneError(f"--resume: the saved run already finished its {recipe.epochs} epochs")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    if hasattr(hook, "load_state_dict") and state.get("hook") is not None:
-        hook.load_state_dict(state["hook"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"].get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return [EpochRecord(**record) for record in state["history"]]
-
-
-def _shown(value: Any) -> str:
-    """A saved or given value in an error line: lists as space-separated numbers, None as 'none'."""
-    if value is None:
-        return "none"
-    if isinstance(value, list):
-        return " ".join(map(str, value)) or "[]"
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
-    return str(value)
-
-
 def _keep_counts_or_empty(model: torch.nn.Module) -> list[int]:
     """Tokens after each block of a patched model; [] for an unpatched one."""
     from ..pruning.patch import keep_counts
@@ -518,33 +285,6 @@ def _progress(enabled: bool):
     )
 
 
-def prepare_training(
-    model: str, weights: str, data: str, seed: int | None = None
-) -> tuple[torch.nn.Module, dict[str, Any], ImageDataset, ImageDataset]:
-    """The model (head resized to the data set's classes when it is not a checkpoint) and both splits."""
-    from ..pruning.models import check_model_name, create_model
-    from .data import Preprocessing, load_dataset
-
-    check_model_name(model)
-    network = create_model(model, weights, seed=seed)
-    preprocessing = Preprocessing.for_model(network)
-    train_set = load_dataset(data, "train", preprocessing, training=True)
-    test_set = load_dataset(data, "test", preprocessing)
-    model_kwargs: dict[str, Any] = {}
-    if train_set.num_classes != int(network.num_classes):
-        if weights not in ("auto", "random"):
-            raise VitPruneError(
-                f"checkpoint {weights!r} predicts {network.num_classes} classes but {train_set.name} has "
-                f"{train_set.num_classes}; fine-tune from --weights auto or random"
-            )
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            network.reset_classifier(train_set.num_classes)
-        model_kwargs["num_classes"] = train_set.num_classes
-    return network, model_kwargs, train_set, test_set
-
-
 def run_finetune(
     output: str | Path,
     *,
@@ -571,105 +311,69 @@ def run_finetune(
     """
     from ..pruning.patch import apply_method, keep_counts
     from ..pruning.spec import resolve_method
-    from .runtime import processes as open_processes
 
-    started = time.perf_counter()
     recipe.validate()
     resolved = resolve_method(method, knobs)
-    state_path = check_run_outputs(output, resume=resume, force=force)
-    with open_processes(run.device) as (group, device):
-        torch.manual_seed(recipe.seed)
-        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
+
+    def train(session: TrainingSession) -> FinetuneResult:
+        network, group, train_set = session.network, session.processes, session.train_set
         apply_method(network, resolved, rate=rate, rates=rates, schedule=schedule)
-        identity = {
-            "command": "finetune",
-            "model": model,
-            "weights": str(weights),
-            "data": data,
-            "method": resolved.name,
-            "method_options": resolved.knob_values(),
-            "keep_counts": _keep_counts_or_empty(network),
-        }
         if log is not None and group.is_main:
             log(
                 f"{model} / {method}, tokens after each block: {' '.join(map(str, keep_counts(network)))}; "
-                f"{len(train_set)} training and {len(test_set)} test images ({train_set.num_classes} classes); "
-                f"lr {recipe.max_lr:.3g}, warm-up {recipe.warmup:g} epochs; {device}, amp {run.amp}, "
-                f"{group.world_size} process(es), global batch {recipe.batch_size}"
+                f"{len(train_set)} training and {len(session.test_set)} test images ({train_set.num_classes} "
+                f"classes); lr {recipe.max_lr:.3g}, warm-up {recipe.warmup:g} epochs; {session.device}, "
+                f"amp {run.amp}, {group.world_size} process(es), global batch {recipe.batch_size}"
             )
-        result = finetune(
+        return finetune(
             network,
             train_set,
-            test_set,
+            session.test_set,
             recipe,
             run=run,
             processes=group,
-            device=device,
+            device=session.device,
             progress=progress,
             log=log,
-            state_path=state_path,
+            state_path=session.state_path,
             resume=resume,
-            identity=identity,
+            identity={**session.identity, "keep_counts": _keep_counts_or_empty(network)},
         )
-        if group.is_main:
-            save_checkpoint(
-                output, checkpoint_dict(network, model, model_kwargs, epoch=result.epochs, accuracy=result.accuracy)
-            )
-        group.barrier()
-        if not group.is_main:
-            return None
+
+    def save(session: TrainingSession, result: FinetuneResult) -> None:
+        checkpoint = checkpoint_dict(
+            session.network, model, session.model_kwargs, epoch=result.epochs, accuracy=result.accuracy
+        )
+        save_checkpoint(output, checkpoint)
+
+    def summary(session: TrainingSession, result: FinetuneResult) -> dict[str, Any]:
         return {
-            "checkpoint": str(output),
-            "training_state": str(state_path),
             "model": model,
             "method": method,
-            "keep_counts": keep_counts(network),
+            "keep_counts": keep_counts(session.network),
             "epochs": result.epochs,
             "test_top1": result.accuracy,
-            "test_data": test_set.name,
+            "test_data": session.test_set.name,
             "train_loss": [round(r.train_loss, 4) for r in result.history],
             "images_per_second": [round(r.images_per_second, 1) for r in result.history],
-            "world_size": result.world_size,
-            "global_batch": result.global_batch,
-            "device": result.device,
-            "amp": run.amp,
-            "seconds": time.perf_counter() - started,
         }
 
-
-def checkpoint_dict(
-    model: torch.nn.Module,
-    model_name: str,
-    model_kwargs: dict[str, Any] | None = None,
-    epoch: int | None = None,
-    accuracy: float | None = None,
-) -> dict[str, Any]:
-    """The checkpoint format ``create_model(name, weights=PATH)`` reads (plain types + tensors only)."""
-    from ..pruning.patch import pruning_info
-
-    try:
-        info = pruning_info(model)
-        method = {"name": info["method"].name, "options": info["method"].knob_values()}
-        schedule = json.loads(json.dumps(info["schedule"].to_dict()))
-    except VitPruneError:
-        method, schedule = {"name": "none", "options": {}}, None
-    return {
-        "model_name": model_name,
-        "model_kwargs": dict(model_kwargs or {}),
-        "state_dict": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
-        "method": method,
-        "schedule": schedule,
-        "epoch": epoch,
-        "accuracy": accuracy,
-    }
-
-
-def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write ``checkpoint`` with ``torch.save`` through a temporary file (never half-written)."""
-    path = Path(path)
-    with atomic_output(path, suffix=".pt") as temporary:
-        torch.save(checkpoint, temporary)
-    return path
+    return run_training(
+        output,
+        command="finetune",
+        output_key="checkpoint",
+        model=model,
+        weights=weights,
+        data=data,
+        method=resolved,
+        recipe=recipe,
+        run=run,
+        resume=resume,
+        force=force,
+        train=train,
+        save=save,
+        summary=summary,
+    )
 
 
 __all__ = [

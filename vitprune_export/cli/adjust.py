@@ -6,27 +6,23 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import command, console, err_console, print_json, print_next
-from .finetune import (
-    AmpOption,
-    CompileOption,
+from .options import (
+    DEFAULT_MODEL_NAME,
     DataOption,
-    DeviceOption,
     EpochsOption,
-    LrOption,
-    MinLrOption,
+    JsonOption,
+    ModelOption,
     ResumeOption,
     RunForceOption,
-    SeedOption,
-    TrainBatchOption,
-    WarmupOption,
-    WeightDecayOption,
-    WorkersOption,
+    WeightsOption,
+    with_method_knobs,
+    with_training_options,
 )
-from .options import DEFAULT_MODEL_NAME, JsonOption, ModelOption, WeightsOption, with_method_knobs
 
 
 @command("adjust")
 @with_method_knobs
+@with_training_options
 def adjust(
     data: DataOption,
     epochs: EpochsOption,
@@ -48,20 +44,12 @@ def adjust(
     alpha: Annotated[float, typer.Option("--alpha", help="α, the slope of Eq. 6.")] = 10.0,
     max_rate: Annotated[float, typer.Option("--max-rate", help="Upper bound of any layer's rate.")] = 0.5,
     weights: WeightsOption = "auto",
-    batch: TrainBatchOption = 16,
-    lr: LrOption = None,
-    min_lr: MinLrOption = 1e-6,
-    warmup_epochs: WarmupOption = None,
-    weight_decay: WeightDecayOption = 0.05,
-    seed: SeedOption = 0,
+    recipe: Any = None,  # --batch … --seed: with_training_options
     save_checkpoint: Annotated[
         Optional[Path],
         typer.Option("--save-checkpoint", help="Also write the fine-tuned weights (for eval/export --weights)."),
     ] = None,
-    device: DeviceOption = "auto",
-    amp: AmpOption = "off",
-    workers: WorkersOption = None,
-    compile: CompileOption = False,
+    run: Any = None,  # --device … --compile
     resume: ResumeOption = False,
     force: RunForceOption = False,
     json: JsonOption = False,
@@ -76,17 +64,7 @@ def adjust(
     same rate decisions, from losses and gradients summed over the processes).
     """
     from ..accuracy.adjust import AdjustSettings, run_adjust
-    from ..accuracy.finetune import RunSettings, TrainingRecipe
 
-    recipe = TrainingRecipe(
-        epochs=epochs,
-        batch_size=batch,
-        lr=lr,
-        min_lr=min_lr,
-        warmup_epochs=warmup_epochs,
-        weight_decay=weight_decay,
-        seed=seed,
-    )
     settings = AdjustSettings(
         initial_rate=rate,
         layer_loops=layer_loops,
@@ -104,7 +82,7 @@ def adjust(
         knobs=knobs or {},
         recipe=recipe,
         settings=settings,
-        run=RunSettings(device=device, amp=amp, workers=workers, compile=compile),
+        run=run,
         checkpoint=save_checkpoint,
         resume=resume,
         force=force,

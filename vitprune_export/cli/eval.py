@@ -7,10 +7,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import command, console, print_json
-from .finetune import DataOption
 from .options import (
     DEFAULT_MODEL_NAME,
     BatchOption,
+    DataOption,
     ForceOption,
     JsonOption,
     MethodOption,

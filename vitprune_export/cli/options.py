@@ -36,6 +36,58 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 DEFAULT_MODEL_NAME = DEFAULT_MODEL
 
+# the training commands' options (finetune, adjust; --data also eval)
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="'digits' (scikit-learn's 8×8 digits, resized), 'digits-canvas' (the digits small and centred on a black canvas, where the choice of tokens matters) or an ImageFolder DIR.",
+    ),
+]
+EpochsOption = Annotated[int, typer.Option("--epochs", "-e", min=1, help="Training epochs (T).")]
+TrainBatchOption = Annotated[int, typer.Option("--batch", "-b", min=1, help="Training batch size (the paper uses 16).")]
+LrOption = Annotated[
+    Optional[float], typer.Option("--lr", help="Peak learning rate \\[default: the paper's 5e-4·batch/512].")
+]
+MinLrOption = Annotated[float, typer.Option("--min-lr", help="Final learning rate (lr_min of Eq. 11).")]
+WarmupOption = Annotated[
+    Optional[float],
+    typer.Option("--warmup-epochs", help="Linear warm-up epochs (W of Eq. 11) \\[default: min(5, epochs/10)]."),
+]
+WeightDecayOption = Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")]
+SeedOption = Annotated[
+    int, typer.Option("--seed", help="Seed of the run: initialisation, shuffling, dropout and GAS sampling.")
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device", help="auto (CUDA when present), cpu, cuda or cuda:N; torchrun gives each process cuda:LOCAL_RANK."
+    ),
+]
+AmpOption = Annotated[
+    str, typer.Option("--amp", help="Mixed precision: off, bf16 (CUDA or CPU) or fp16 (CUDA, with a gradient scaler).")
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers", help="DataLoader processes \\[default: 0 for in-memory digits, else CPUs per process − 1, ≤ 8]."
+    ),
+]
+CompileOption = Annotated[bool, typer.Option("--compile", help="torch.compile the training forward pass.")]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue from the training state (OUTPUT.state.pt, e.g. x.pt.state.pt, written after every epoch); "
+        "model, method, schedule, data, processes and training options must be the saved run's.",
+    ),
+]
+RunForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Replace the output, and start again over an earlier run's training state."),
+]
+
 
 def _knob_parameters() -> list[inspect.Parameter]:
     """One keyword-only CLI option per distinct knob name across all registered methods.
@@ -111,3 +163,53 @@ def either(value, alias_value, name: str, alias: str, default):
     if value is not None:
         return value
     return alias_value if alias_value is not None else default
+
+
+#: ``with_training_options``: the parameters standing for each placeholder, as (name, alias, default)
+_RECIPE_OPTIONS = (
+    ("batch", TrainBatchOption, 16),
+    ("lr", LrOption, None),
+    ("min_lr", MinLrOption, 1e-6),
+    ("warmup_epochs", WarmupOption, None),
+    ("weight_decay", WeightDecayOption, 0.05),
+    ("seed", SeedOption, 0),
+)
+_RUN_OPTIONS = (
+    ("device", DeviceOption, "auto"),
+    ("amp", AmpOption, "off"),
+    ("workers", WorkersOption, None),
+    ("compile", CompileOption, False),
+)
+
+
+def with_training_options(fn):
+    """Put the options of a training run where ``fn`` has its ``recipe`` and ``run`` parameters: --batch,
+    --lr, --min-lr, --warmup-epochs, --weight-decay, --seed there, and --device, --amp, --workers, --compile
+    here; ``fn`` gets what they make: ``recipe``, a ``TrainingRecipe`` of ``epochs`` (a parameter of ``fn``
+    that it keeps), and ``run``, the ``RunSettings``."""
+    signature = inspect.signature(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    placeholders = {"recipe": _RECIPE_OPTIONS, "run": _RUN_OPTIONS}
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name in placeholders:
+            parameters += [
+                inspect.Parameter(name, parameter.kind, default=default, annotation=alias)
+                for name, alias, default in placeholders[parameter.name]
+            ]
+        else:
+            parameters.append(parameter.replace(annotation=hints.get(parameter.name, parameter.annotation)))
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        from ..accuracy.recipe import RunSettings, TrainingRecipe
+
+        recipe = {name: kwargs.pop(name) for name, _, _ in _RECIPE_OPTIONS}
+        recipe["batch_size"] = recipe.pop("batch")
+        run = RunSettings(**{name: kwargs.pop(name) for name, _, _ in _RUN_OPTIONS})
+        return fn(*args, recipe=TrainingRecipe(epochs=kwargs["epochs"], **recipe), run=run, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
+    del wrapper.__wrapped__
+    return wrapper
