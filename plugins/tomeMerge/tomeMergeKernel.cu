@@ -11,6 +11,9 @@
  *      when there is a class token); without, they stay in rank order (most similar edge first);
  *   5. one block per output row: prefix copy, unmerged A row, or B row plus the A rows merged into it,
  *      each weighted by its size and divided by the summed size (sizes add up).
+ * tomePlan (vitpruneKernelMath.h) runs 1–4 in one block per image, the image's patch keys staged in shared
+ * memory, where they fit (tomeImageSharedBytes ≤ 48 KB), else as four kernels (1, 2, 3 and, with prefix tokens,
+ * two for 4); 5 is always its own launch. Both paths do the same arithmetic in the same order.
  * Indices in the workspace count from the first patch token of A or of B. No atomics, no scatter: deterministic.
  */
 #include "tomeMergeKernel.h"
@@ -35,7 +38,7 @@ __host__ __device__ inline BipartiteSplit bipartiteSplit(int tokens, int prefix)
 {
     int const protectedA = (prefix + 1) / 2;
     int const protectedB = prefix / 2;
-    return BipartiteSplit{2 * protectedA, 2 * protectedB + 1, (tokens + 1) / 2 - protectedA, tokens / 2 - protectedB};
+    return BipartiteSplit{2 * protectedA, 2 * protectedB + 1, tomeSetA(tokens, prefix), tokens / 2 - protectedB};
 }
 
 struct ToMeWorkspace
@@ -66,9 +69,43 @@ ToMeWorkspace carve(void* workspace, int batch, int patches, int setA)
     return w;
 }
 
+//! The most similar patch B token of patch A token `a` (the first on ties) and that cosine, by one warp.
+//! Row p of `patchKeys` and norms[p] belong to the token at position prefix + p.
+template <typename S>
+__device__ __forceinline__ int bestMatch(
+    S const* patchKeys, float const* norms, int dim, int prefix, BipartiteSplit split, int a, float& best)
+{
+    int const rowA = split.aStart + 2 * a - prefix;
+    best = -INFINITY;
+    int bestIndex = 0;
+    for (int j = 0; j < split.bCount; ++j)
+    {
+        int const rowB = split.bStart + 2 * j - prefix;
+        float const m = warpDot(patchKeys + static_cast<size_t>(rowA) * dim, patchKeys + static_cast<size_t>(rowB) * dim, dim)
+            / (norms[rowA] * norms[rowB]);
+        if (m > best)
+        {
+            best = m;
+            bestIndex = j;
+        }
+    }
+    return bestIndex;
+}
+
+//! Patch A token i writes itself at its place among the unmerged ones (rank >= merges) in ascending position.
+__device__ __forceinline__ void listUnmergedToken(int const* rankOf, int setA, int merges, int i, int* unmergedA)
+{
+    if (rankOf[i] < merges)
+        return;
+    int place = 0;
+    for (int j = 0; j < i; ++j)
+        place += rankOf[j] >= merges;
+    unmergedA[place] = i;
+}
+
 //! Grid (ceil(|A_p| / warps), batch): one warp per patch A token.
-template <typename T>
-__global__ void tomeMatchKernel(T const* keys, int tokens, int dim, int prefix, ToMeWorkspace w)
+template <typename S>
+__global__ void tomeMatchKernel(S const* keys, int tokens, int dim, int prefix, ToMeWorkspace w)
 {
     int const b = blockIdx.y;
     int const patches = tokens - prefix;
@@ -76,27 +113,66 @@ __global__ void tomeMatchKernel(T const* keys, int tokens, int dim, int prefix, 
     int const a = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (a >= split.aCount)
         return;
-    T const* rows = keys + static_cast<size_t>(b) * tokens * dim;
-    float const* norms = w.norms + static_cast<size_t>(b) * patches; // norms[p - prefix]: the token at position p
-    int const tokenA = split.aStart + 2 * a;
-    float best = -INFINITY;
-    int bestIndex = 0;
-    for (int j = 0; j < split.bCount; ++j)
-    {
-        int const tokenB = split.bStart + 2 * j;
-        float const m = warpDot(rows + static_cast<size_t>(tokenA) * dim, rows + static_cast<size_t>(tokenB) * dim, dim)
-            / (norms[tokenA - prefix] * norms[tokenB - prefix]);
-        if (m > best)
-        {
-            best = m;
-            bestIndex = j;
-        }
-    }
+    float best = 0.F;
+    int const bestIndex = bestMatch(keys + (static_cast<size_t>(b) * tokens + prefix) * dim,
+        w.norms + static_cast<size_t>(b) * patches, dim, prefix, split, a, best);
     if ((threadIdx.x & 31) == 0)
     {
         w.bestValue[static_cast<size_t>(b) * split.aCount + a] = best;
         w.bestB[static_cast<size_t>(b) * split.aCount + a] = bestIndex;
     }
+}
+
+//! Steps 1–4 in one block per image. Grid (batch), kImageThreads threads, tomeImageSharedBytes of dynamic shared
+//! memory carved in its order: staged patch keys, norms, best similarities, order, rank of each A token. Writes
+//! what the assemble kernel reads: bestB, order and (with prefix tokens) the unmerged list.
+template <typename S>
+__global__ void tomeImageKernel(S const* keys, int tokens, int dim, int prefix, int merges, ToMeWorkspace w)
+{
+    extern __shared__ __align__(16) unsigned char tomeShared[];
+    int const b = blockIdx.x;
+    int const patches = tokens - prefix;
+    BipartiteSplit const split = bipartiteSplit(tokens, prefix);
+    int const setA = split.aCount;
+    S* staged = reinterpret_cast<S*>(tomeShared);
+    float* norms = reinterpret_cast<float*>(tomeShared + alignTo16(sizeof(S) * static_cast<size_t>(patches) * dim));
+    float* bestValue = norms + patches;
+    int* order = reinterpret_cast<int*>(bestValue + setA);
+    int* rankOf = order + setA;
+    int const warp = threadIdx.x >> 5;
+    int const warps = blockDim.x >> 5;
+    int const lane = threadIdx.x & 31;
+    copyRow(keys + (static_cast<size_t>(b) * tokens + prefix) * dim, staged, patches * dim);
+    __syncthreads();
+    for (int p = warp; p < patches; p += warps)
+    {
+        float const sum = warpDot(staged + static_cast<size_t>(p) * dim, staged + static_cast<size_t>(p) * dim, dim);
+        if (lane == 0)
+            norms[p] = fmaxf(sqrtf(sum), kNormEps);
+    }
+    __syncthreads();
+    for (int a = warp; a < setA; a += warps)
+    {
+        float best = 0.F;
+        int const bestIndex = bestMatch(staged, norms, dim, prefix, split, a, best);
+        if (lane == 0)
+        {
+            bestValue[a] = best;
+            w.bestB[static_cast<size_t>(b) * setA + a] = bestIndex;
+        }
+    }
+    __syncthreads();
+    rankByBlock(bestValue, setA, order);
+    __syncthreads();
+    for (int r = threadIdx.x; r < setA; r += blockDim.x)
+    {
+        w.order[static_cast<size_t>(b) * setA + r] = order[r];
+        rankOf[order[r]] = r;
+    }
+    __syncthreads();
+    if (prefix > 0) // without prefix tokens the unmerged ones stay in rank order
+        for (int i = threadIdx.x; i < setA; i += blockDim.x)
+            listUnmergedToken(rankOf, setA, merges, i, w.unmergedA + static_cast<size_t>(b) * (setA - merges));
 }
 
 //! Grid (ceil(|A_p| / threads), batch): rankOf[order[r]] = r.
@@ -118,20 +194,15 @@ __global__ void listUnmergedKernel(int setA, int merges, ToMeWorkspace w)
     int const i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= setA)
         return;
-    int const* rankOf = w.rankOf + static_cast<size_t>(b) * setA;
-    if (rankOf[i] < merges)
-        return;
-    int place = 0;
-    for (int j = 0; j < i; ++j)
-        place += rankOf[j] >= merges;
-    w.unmergedA[static_cast<size_t>(b) * (setA - merges) + place] = i;
+    listUnmergedToken(w.rankOf + static_cast<size_t>(b) * setA, setA, merges, i,
+        w.unmergedA + static_cast<size_t>(b) * (setA - merges));
 }
 
 //! Grid (N - r, batch), dynamic shared memory: r ints. One block per output row: the P prefix tokens, the
 //! unmerged patch A tokens, then the patch B tokens.
-template <typename T>
-__global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn, int channels, int prefix, int merges,
-    ToMeWorkspace w, T* outTokens, T* outSizes)
+template <typename T, typename S>
+__global__ void tomeAssembleKernel(T const* tokens, S const* sizes, int tokensIn, int channels, int prefix, int merges,
+    ToMeWorkspace w, T* outTokens, S* outSizes)
 {
     extern __shared__ int mergesHere[];
     int const b = blockIdx.y;
@@ -142,14 +213,13 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
     int const* order = w.order + static_cast<size_t>(b) * split.aCount;
     int const* bestB = w.bestB + static_cast<size_t>(b) * split.aCount;
     T const* x = tokens + static_cast<size_t>(b) * tokensIn * channels;
-    T const* s = sizes + static_cast<size_t>(b) * tokensIn;
+    S const* s = sizes + static_cast<size_t>(b) * tokensIn;
     T* out = outTokens + (static_cast<size_t>(b) * tokensOut + row) * channels;
-    T* outSize = outSizes + static_cast<size_t>(b) * tokensOut + row;
+    S* outSize = outSizes + static_cast<size_t>(b) * tokensOut + row;
 
     if (row < prefix)
     {
-        for (int c = threadIdx.x; c < channels; c += blockDim.x)
-            out[c] = x[static_cast<size_t>(row) * channels + c];
+        copyRow(x + static_cast<size_t>(row) * channels, out, channels);
         if (threadIdx.x == 0)
             *outSize = s[row];
         return;
@@ -199,34 +269,46 @@ __global__ void tomeAssembleKernel(T const* tokens, T const* sizes, int tokensIn
         out[c] = fromFloat<T>(acc);
     }
     if (threadIdx.x == 0)
-        *outSize = fromFloat<T>(total);
+        *outSize = fromFloat<S>(total);
 }
 
-template <typename T>
-int launchToMe(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
-    void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges, cudaStream_t stream)
+struct ToMeLaunch
 {
-    int const patches = tokensIn - numPrefix;
-    int const setA = bipartiteSplit(tokensIn, numPrefix).aCount;
-    ToMeWorkspace const w = carve(workspace, batch, patches, setA);
-    T const* keyRows = static_cast<T const*>(keys);
-    int const warps = kThreads / 32;
-    forgetEarlierError();
-    rowNormKernel<T><<<dim3(divUp(patches, warps), batch), kThreads, 0, stream>>>(
-        keyRows, tokensIn, keyDim, numPrefix, patches, w.norms);
-    tomeMatchKernel<T><<<dim3(divUp(setA, warps), batch), kThreads, 0, stream>>>(keyRows, tokensIn, keyDim, numPrefix, w);
-    rankDescendingKernel<float><<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(
-        w.bestValue, setA, 0, setA, w.order);
-    if (numPrefix > 0 && setA > merges) // without prefix tokens the unmerged ones stay in rank order
+    template <typename T, typename S>
+    static int run(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
+        void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges, cudaStream_t stream)
     {
-        invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
-        listUnmergedKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, merges, w);
+        int const patches = tokensIn - numPrefix;
+        int const setA = bipartiteSplit(tokensIn, numPrefix).aCount;
+        int const keyBytes = static_cast<int>(sizeof(S));
+        ToMePlan const plan = tomePlan(batch, tokensIn, keyDim, numPrefix, merges, keyBytes);
+        ToMeWorkspace const w = carve(workspace, batch, patches, setA);
+        S const* keyRows = static_cast<S const*>(keys);
+        int const warps = kThreads / 32;
+        forgetEarlierError();
+        if (plan.oneBlock)
+            tomeImageKernel<S><<<dim3(batch), kImageThreads, tomeImageSharedBytes(patches, keyDim, setA, keyBytes), stream>>>(
+                keyRows, tokensIn, keyDim, numPrefix, merges, w);
+        if (plan.norms)
+            rowNormKernel<S><<<dim3(divUp(patches, warps), batch), kThreads, 0, stream>>>(
+                keyRows, tokensIn, keyDim, numPrefix, patches, w.norms);
+        if (plan.match)
+            tomeMatchKernel<S><<<dim3(divUp(setA, warps), batch), kThreads, 0, stream>>>(keyRows, tokensIn, keyDim, numPrefix, w);
+        if (plan.rank)
+            rankDescendingKernel<float><<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(
+                w.bestValue, setA, 0, setA, w.order);
+        if (plan.listUnmerged)
+        {
+            invertOrderKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, w);
+            listUnmergedKernel<<<dim3(divUp(setA, kThreads), batch), kThreads, 0, stream>>>(setA, merges, w);
+        }
+        if (plan.assemble)
+            tomeAssembleKernel<T, S><<<dim3(tokensIn - merges, batch), kThreads, tomeAssembleSharedBytes(merges), stream>>>(
+                static_cast<T const*>(tokens), static_cast<S const*>(sizes), tokensIn, channels, numPrefix, merges, w,
+                static_cast<T*>(outTokens), static_cast<S*>(outSizes));
+        return static_cast<int>(cudaGetLastError());
     }
-    tomeAssembleKernel<T><<<dim3(tokensIn - merges, batch), kThreads, tomeAssembleSharedBytes(merges), stream>>>(
-        static_cast<T const*>(tokens), static_cast<T const*>(sizes), tokensIn, channels, numPrefix, merges, w,
-        static_cast<T*>(outTokens), static_cast<T*>(outSizes));
-    return static_cast<int>(cudaGetLastError());
-}
+};
 
 } // namespace
 
@@ -238,9 +320,9 @@ extern "C" size_t vitpruneToMeMergeWorkspaceSize(int batch, int tokens, int numP
     return alignUp(sizeof(float) * b * patches) + alignUp(sizeof(float) * b * setA) + 4 * alignUp(sizeof(int) * b * setA);
 }
 
-extern "C" int vitpruneToMeMerge(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
-    void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges,
-    VitPruneDataType dtype, cudaStream_t stream)
+extern "C" int vitpruneToMeMergeTyped(void const* tokens, void const* keys, void const* sizes, void* outTokens,
+    void* outSizes, void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges,
+    VitPruneDataType tokensType, VitPruneDataType sideType, cudaStream_t stream)
 {
     int const patches = tokensIn - numPrefix;
     if (batch == 0)
@@ -248,11 +330,14 @@ extern "C" int vitpruneToMeMerge(void const* tokens, void const* keys, void cons
     if (batch < 1 || channels < 1 || keyDim < 1 || numPrefix < 0 || merges < 0 || patches < 2 || merges > patches / 2
         || tomeAssembleSharedBytes(merges) > kSharedBytesLimit)
         return VITPRUNE_INVALID_ARGUMENT;
-    if (dtype == VITPRUNE_FLOAT32)
-        return launchToMe<float>(tokens, keys, sizes, outTokens, outSizes, workspace, batch, tokensIn, channels, keyDim,
-            numPrefix, merges, stream);
-    if (dtype == VITPRUNE_FLOAT16)
-        return launchToMe<__half>(tokens, keys, sizes, outTokens, outSizes, workspace, batch, tokensIn, channels, keyDim,
-            numPrefix, merges, stream);
-    return VITPRUNE_INVALID_ARGUMENT;
+    return launchForTypes<ToMeLaunch>(tokensType, sideType, tokens, keys, sizes, outTokens, outSizes, workspace, batch,
+        tokensIn, channels, keyDim, numPrefix, merges, stream);
+}
+
+extern "C" int vitpruneToMeMerge(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
+    void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges,
+    VitPruneDataType dtype, cudaStream_t stream)
+{
+    return vitpruneToMeMergeTyped(tokens, keys, sizes, outTokens, outSizes, workspace, batch, tokensIn, channels, keyDim,
+        numPrefix, merges, dtype, dtype, stream);
 }

@@ -19,6 +19,13 @@ extern "C" {
 
 size_t vitpruneToMeMergeWorkspaceSize(int batch, int tokens, int numPrefix);
 
+/* tokens and outTokens of `tokensType`; keys, sizes and outSizes of `sideType`: the tokens' type, or float32
+ * whatever the tokens' type (fp16 tokens then do not round the similarities that decide the merges). */
+int vitpruneToMeMergeTyped(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
+    void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges,
+    VitPruneDataType tokensType, VitPruneDataType sideType, cudaStream_t stream);
+
+/* Every tensor of `dtype`. */
 int vitpruneToMeMerge(void const* tokens, void const* keys, void const* sizes, void* outTokens, void* outSizes,
     void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int merges,
     VitPruneDataType dtype, cudaStream_t stream);

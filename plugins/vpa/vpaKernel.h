@@ -17,6 +17,13 @@ extern "C" {
 
 size_t vitpruneVPAWorkspaceSize(int batch, int tokens, int numPrefix);
 
+/* tokens and outTokens of `tokensType`; scores, keys, sizes and outSizes of `sideType`: the tokens' type, or
+ * float32 whatever the tokens' type (fp16 tokens then do not round the scores before ranking). */
+int vitpruneVPATyped(void const* tokens, void const* scores, void const* keys, void const* sizes, void* outTokens,
+    void* outSizes, void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int keep,
+    float tau, VitPruneDataType tokensType, VitPruneDataType sideType, cudaStream_t stream);
+
+/* Every tensor of `dtype`. */
 int vitpruneVPA(void const* tokens, void const* scores, void const* keys, void const* sizes, void* outTokens,
     void* outSizes, void* workspace, int batch, int tokensIn, int channels, int keyDim, int numPrefix, int keep,
     float tau, VitPruneDataType dtype, cudaStream_t stream);

@@ -4,6 +4,9 @@
 //   rank N v1 … vN               → the order the kernels' rank gives: order[rank(i)] = i (a permutation, or "-1")
 //   shapes R0 … | dims … | …     → checkInputShapes of the inputs (ranks R and dims, see the test) or "ok"
 //   vpa_bytes KEEP               → shared bytes of VPA's pass A, and the largest keep that fits
+//   topk_plan B                  → launches of a TopKSelect call
+//   vpa_plan B N D P KEEP BYTES  → one-block path (0/1), launches, one-block shared bytes (keys of BYTES each)
+//   tome_plan B N D P R BYTES    → one-block path (0/1), launches, one-block shared bytes
 #include "common/vitpruneKernelMath.h"
 #include "common/vitprunePluginShapes.h"
 
@@ -98,6 +101,29 @@ int main()
             in >> keep;
             std::cout << vitprune::vpaRowStatsSharedBytes(keep) << " " << vitprune::vpaMaxKeep() << " "
                       << vitprune::kSharedBytesLimit << "\n";
+        }
+        else if (command == "topk_plan")
+        {
+            int batch = 0;
+            in >> batch;
+            std::cout << vitprune::topkSelectPlan(batch).launches() << "\n";
+        }
+        else if (command == "vpa_plan")
+        {
+            int batch = 0, tokens = 0, dim = 0, prefix = 0, keep = 0, bytes = 0;
+            in >> batch >> tokens >> dim >> prefix >> keep >> bytes;
+            vitprune::VPAPlan const plan = vitprune::vpaPlan(batch, tokens - prefix, dim, keep, bytes);
+            std::cout << plan.oneBlock << " " << plan.launches() << " "
+                      << vitprune::vpaImageSharedBytes(tokens - prefix, dim, keep, bytes) << "\n";
+        }
+        else if (command == "tome_plan")
+        {
+            int batch = 0, tokens = 0, dim = 0, prefix = 0, merges = 0, bytes = 0;
+            in >> batch >> tokens >> dim >> prefix >> merges >> bytes;
+            vitprune::ToMePlan const plan = vitprune::tomePlan(batch, tokens, dim, prefix, merges, bytes);
+            std::cout << plan.oneBlock << " " << plan.launches() << " "
+                      << vitprune::tomeImageSharedBytes(tokens - prefix, dim, vitprune::tomeSetA(tokens, prefix), bytes)
+                      << "\n";
         }
         else
             std::cout << "unknown command\n";

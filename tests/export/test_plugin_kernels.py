@@ -1,7 +1,10 @@
 """The CUDA kernels, called through their C ABI from PyTorch, against the PyTorch references
 (the onnx_custom_plugin sample's pattern, without TensorRT): several shapes, batch ≥ 1,
 fp32 ≤ 1e-4 and fp16 ≤ 1e-2; first the odd input a first GPU should meet (NaN, ±inf, ties, one patch token,
-the largest keep, exact copies). Skipped without an NVIDIA GPU or nvcc."""
+the largest keep, exact copies), then fp16 tokens with fp32 scores, keys and sizes. The shapes cover both
+paths of VPA and ToMe (plugins/common/vitpruneKernelMath.h, vpaPlan / tomePlan): ViT-S/16's first layer takes
+the multi-launch path in fp32 (50 KB of keys) and the one-block path in fp16, the small shapes one block in both.
+Skipped without an NVIDIA GPU or nvcc."""
 
 from __future__ import annotations
 
@@ -150,3 +153,78 @@ def test_invalid_sizes_are_refused(kernels):
     x, scores, _, _ = _inputs((1, 10, 4, 4, 1, 3), torch.float32)
     with pytest.raises(RuntimeError, match="returned -1"):
         kernels.topk_select(x, scores, 1, 10)  # 1 + 10 > 10 tokens
+
+
+# ---------------------------------------------------------------- fp16 tokens with fp32 scores, keys and sizes (the *Typed ABI)
+
+
+def _typed(kernels, name: str, *arguments):
+    """Call vitprune<name>Typed through ctypes: the arguments as the C ABI takes them (tensors as pointers)."""
+    import ctypes
+
+    def convert(value):
+        if isinstance(value, torch.Tensor):
+            return ctypes.c_void_p(value.data_ptr())
+        return ctypes.c_float(value) if isinstance(value, float) else value
+
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    status = getattr(kernels.lib, f"vitprune{name}Typed")(*map(convert, arguments), stream)
+    assert status == 0, f"vitprune{name}Typed returned {status}"
+
+
+def test_fp16_tokens_are_ranked_by_their_fp32_scores(kernels):
+    """Scores 1e-4 apart are one fp16 value: ranked in fp32 the kernel keeps the reference's tokens, copied exactly."""
+    x, _, keys, sizes = _inputs((2, 33, 16, 8, 1, 10), torch.float32)
+    scores = (0.5 + 1e-4 * torch.randperm(33).float()).expand(2, 33).contiguous().cuda()
+    tokens = x.half()
+    out = torch.empty(2, 11, 16, dtype=torch.float16, device="cuda")
+    workspace = kernels.workspace(kernels.lib.vitpruneVPAWorkspaceSize(2, 33, 1))
+    _typed(kernels, "TopKSelect", tokens, scores, out, workspace, 2, 33, 16, 1, 10, 1, 0)
+    torch.cuda.synchronize()
+    assert torch.equal(out.cpu(), reference.topk_select(tokens.cpu().float(), scores.cpu(), 1, 10).half())
+    keys = (keys + 2.0).contiguous()
+    out_sizes = torch.empty(2, 11, device="cuda")
+    _typed(kernels, "VPA", tokens, scores, keys, sizes, out, out_sizes, workspace, 2, 33, 16, 8, 1, 10, 0.001, 1, 0)
+    torch.cuda.synchronize()
+    want_tokens, want_sizes = reference.vpa(tokens.cpu().float(), scores.cpu(), keys.cpu(), sizes.cpu(), 1, 10, 0.001)
+    assert torch.equal(out.cpu().float(), want_tokens)
+    _close(out_sizes, want_sizes, torch.float32)  # sizes stay fp32: the fp32 bound
+
+
+@pytest.mark.parametrize("shape", TOME_SHAPES[:3], ids=str)
+def test_tome_with_fp16_tokens_and_fp32_keys(kernels, shape):
+    batch, tokens, channels, key_dim, prefix, merges = shape
+    x, _, keys, sizes = _inputs(shape, torch.float32)
+    out = torch.empty(batch, tokens - merges, channels, dtype=torch.float16, device="cuda")
+    out_sizes = torch.empty(batch, tokens - merges, device="cuda")
+    workspace = kernels.workspace(kernels.lib.vitpruneToMeMergeWorkspaceSize(batch, tokens, prefix))
+    half = x.half()
+    _typed(
+        kernels,
+        "ToMeMerge",
+        half,
+        keys,
+        sizes,
+        out,
+        out_sizes,
+        workspace,
+        batch,
+        tokens,
+        channels,
+        key_dim,
+        prefix,
+        merges,
+        1,
+        0,
+    )
+    torch.cuda.synchronize()
+    want_tokens, want_sizes = reference.tome_merge(half.cpu().float(), keys.cpu(), sizes.cpu(), prefix, merges)
+    _close(out, want_tokens, torch.float16)
+    _close(out_sizes, want_sizes, torch.float32)
+
+
+def test_fp32_tokens_with_fp16_side_inputs_are_refused(kernels):
+    x, scores, _, _ = _inputs((1, 10, 4, 4, 1, 3), torch.float32)
+    out = torch.empty(1, 4, 4, device="cuda")
+    with pytest.raises(AssertionError, match="returned -1"):
+        _typed(kernels, "TopKSelect", x, scores.half(), out, out, 1, 10, 4, 1, 3, 0, 1)
