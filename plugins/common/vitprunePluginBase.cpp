@@ -1,4 +1,4 @@
-/* Shared parts of the vitprune IPluginV3 plugins: capabilities, formats, fields, error reporting. */
+/* Shared parts of the vitprune IPluginV3 plugins: capabilities, shapes, formats, fields, launch, error reporting. */
 #include "vitprunePluginBase.h"
 
 #include <cstdio>
@@ -43,82 +43,54 @@ void reportError(char const* pluginName, char const* where, char const* what) no
 namespace
 {
 
-bool readScalar(nvinfer1::PluginField const& field, double& value) noexcept
+double readScalar(nvinfer1::PluginField const& field)
 {
-    if (field.data == nullptr || field.length < 1)
-        return false;
+    VITPRUNE_VALIDATE(field.data != nullptr && field.length >= 1, std::string("attribute ") + field.name + " has no data");
     switch (field.type)
     {
-    case nvinfer1::PluginFieldType::kINT32: value = *static_cast<int32_t const*>(field.data); return true;
-    case nvinfer1::PluginFieldType::kINT64: value = static_cast<double>(*static_cast<int64_t const*>(field.data)); return true;
-    case nvinfer1::PluginFieldType::kFLOAT32: value = *static_cast<float const*>(field.data); return true;
-    case nvinfer1::PluginFieldType::kFLOAT64: value = *static_cast<double const*>(field.data); return true;
-    default: return false;
+    case nvinfer1::PluginFieldType::kINT32: return *static_cast<int32_t const*>(field.data);
+    case nvinfer1::PluginFieldType::kINT64: return static_cast<double>(*static_cast<int64_t const*>(field.data));
+    case nvinfer1::PluginFieldType::kFLOAT32: return *static_cast<float const*>(field.data);
+    case nvinfer1::PluginFieldType::kFLOAT64: return *static_cast<double const*>(field.data);
+    default: break;
     }
+    throw PluginError(std::string("attribute ") + field.name + " has an unsupported type");
 }
 
 } // namespace
 
-bool readParams(nvinfer1::PluginFieldCollection const* fc, char const* countField, bool needTau, PluginParams& params,
-    std::string& error) noexcept
+PluginParams readParams(nvinfer1::PluginFieldCollection const* fc, OpTraits const& op)
 {
-    try
+    PluginParams params;
+    bool haveNumPrefix = false;
+    bool haveCount = false;
+    bool haveTau = !op.hasTau;
+    for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
     {
-        bool haveNumPrefix = false;
-        bool haveCount = false;
-        bool haveTau = !needTau;
-        for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
+        nvinfer1::PluginField const& field = fc->fields[i];
+        if (field.name == nullptr)
+            continue; // plugin_version / plugin_namespace and unnamed fields are the parser's business
+        if (std::strcmp(field.name, "num_prefix") == 0)
         {
-            nvinfer1::PluginField const& field = fc->fields[i];
-            if (field.name == nullptr)
-                continue;
-            double value = 0.0;
-            bool const known = std::strcmp(field.name, "num_prefix") == 0 || std::strcmp(field.name, countField) == 0
-                || std::strcmp(field.name, "tau") == 0;
-            if (!known)
-                continue; // plugin_version / plugin_namespace are the parser's business
-            if (!readScalar(field, value))
-            {
-                error = std::string("attribute ") + field.name + " has an unsupported type or no data";
-                return false;
-            }
-            if (std::strcmp(field.name, "num_prefix") == 0)
-            {
-                params.numPrefix = static_cast<int32_t>(value);
-                haveNumPrefix = true;
-            }
-            else if (std::strcmp(field.name, countField) == 0)
-            {
-                params.count = static_cast<int32_t>(value);
-                haveCount = true;
-            }
-            else
-            {
-                params.tau = static_cast<float>(value);
-                haveTau = true;
-            }
+            params.numPrefix = static_cast<int32_t>(readScalar(field));
+            haveNumPrefix = true;
         }
-        if (!haveNumPrefix || !haveCount || !haveTau)
+        else if (std::strcmp(field.name, op.countField) == 0)
         {
-            error = std::string("missing attribute(s): need num_prefix, ") + countField + (needTau ? ", tau" : "");
-            return false;
+            params.count = static_cast<int32_t>(readScalar(field));
+            haveCount = true;
         }
-        if (params.numPrefix < 0 || params.count < 0 || (needTau && !(params.tau > 0.F)))
+        else if (op.hasTau && std::strcmp(field.name, "tau") == 0)
         {
-            error = "num_prefix and the count must be >= 0 and tau > 0";
-            return false;
+            params.tau = static_cast<float>(readScalar(field));
+            haveTau = true;
         }
-        return true;
     }
-    catch (std::exception const& e)
-    {
-        error = e.what();
-    }
-    catch (...)
-    {
-        error = "unknown exception";
-    }
-    return false;
+    VITPRUNE_VALIDATE(haveNumPrefix && haveCount && haveTau,
+        std::string("missing attribute(s): need num_prefix, ") + op.countField + (op.hasTau ? ", tau" : ""));
+    VITPRUNE_VALIDATE(params.numPrefix >= 0 && params.count >= 0 && (!op.hasTau || params.tau > 0.F),
+        "num_prefix and the count must be >= 0 and tau > 0");
+    return params;
 }
 
 VitPrunePluginBase::VitPrunePluginBase(PluginParams params, std::string pluginNamespace)
@@ -129,20 +101,23 @@ VitPrunePluginBase::VitPrunePluginBase(PluginParams params, std::string pluginNa
 
 nvinfer1::IPluginCapability* VitPrunePluginBase::getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept
 {
-    try
-    {
-        switch (type)
-        {
-        case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
-        case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
-        case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
-        }
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "getCapabilityInterface", "unknown exception");
-    }
-    return nullptr;
+    return guarded<nvinfer1::IPluginCapability*>(getPluginName(), "getCapabilityInterface", nullptr,
+        [&]() -> nvinfer1::IPluginCapability* {
+            switch (type)
+            {
+            case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+            case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+            case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+            }
+            return nullptr;
+        });
+}
+
+int32_t VitPrunePluginBase::nbInputsExpected() const noexcept
+{
+    int32_t count = 0;
+    static_cast<void>(inputRoles(count));
+    return count;
 }
 
 std::string VitPrunePluginBase::inputShapeError(nvinfer1::Dims const* const* dims, int32_t nbInputs) const
@@ -159,158 +134,152 @@ std::string VitPrunePluginBase::inputShapeError(nvinfer1::Dims const* const* dim
     return checkInputShapes(shapes.data(), nbInputs, roles, count);
 }
 
+bool VitPrunePluginBase::tokensValid(int64_t tokens) const noexcept
+{
+    int64_t const patches = tokens - mParams.numPrefix;
+    if (op().count == CountMeaning::kKeptPatches)
+        return mParams.count >= 1 && patches >= mParams.count;
+    return patches >= 2 && mParams.count <= patches / 2;
+}
+
 int32_t VitPrunePluginBase::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
-    try
-    {
-        static_cast<void>(out);
-        static_cast<void>(nbOutputs);
-        if (nbInputs != nbInputsExpected())
-        {
-            reportError(getPluginName(), "configurePlugin", "wrong number of inputs");
-            return -1;
-        }
+    static_cast<void>(out);
+    static_cast<void>(nbOutputs);
+    return guarded<int32_t>(getPluginName(), "configurePlugin", -1, [&] {
+        VITPRUNE_VALIDATE(nbInputs == nbInputsExpected(), "wrong number of inputs");
         std::vector<nvinfer1::Dims const*> dims;
         for (int32_t i = 0; i < nbInputs; ++i)
             dims.push_back(&in[i].desc.dims); // -1 where a dimension is not known yet
         std::string const error = inputShapeError(dims.data(), nbInputs);
-        if (!error.empty())
-        {
-            reportError(getPluginName(), "configurePlugin", error.c_str());
-            return -1;
-        }
+        VITPRUNE_VALIDATE(error.empty(), error);
         int64_t const tokens = in[0].desc.dims.d[1];
-        if (tokens >= 0 && !tokensValid(tokens))
-        {
-            reportError(getPluginName(), "configurePlugin", "token count does not fit num_prefix and the count attribute");
-            return -1;
-        }
+        VITPRUNE_VALIDATE(tokens < 0 || tokensValid(tokens), "token count does not fit num_prefix and the count attribute");
         return 0;
-    }
-    catch (std::exception const& e)
-    {
-        reportError(getPluginName(), "configurePlugin", e.what());
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "configurePlugin", "unknown exception");
-    }
-    return -1;
+    });
 }
 
 int32_t VitPrunePluginBase::getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
     nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
-    try
-    {
-        if (nbInputs < 1)
-            return -1;
-        for (int32_t i = 0; i < nbOutputs; ++i)
-            outputTypes[i] = inputTypes[0];
+    return guarded<int32_t>(getPluginName(), "getOutputDataTypes", -1, [&] {
+        VITPRUNE_VALIDATE(nbInputs >= 1 && nbOutputs == op().nbOutputs, "wrong number of inputs or outputs");
+        outputTypes[0] = inputTypes[0]; // the kept or merged tokens follow the tokens' type
+        for (int32_t i = 1; i < nbOutputs; ++i)
+            outputTypes[i] = nvinfer1::DataType::kFLOAT; // the sizes stay fp32
         return 0;
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "getOutputDataTypes", "unknown exception");
-    }
-    return -1;
+    });
+}
+
+int32_t VitPrunePluginBase::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
+    nvinfer1::DimsExprs const* shapeInputs, int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+    nvinfer1::IExprBuilder& exprBuilder) noexcept
+{
+    static_cast<void>(shapeInputs);
+    static_cast<void>(nbShapeInputs);
+    return guarded<int32_t>(getPluginName(), "getOutputShapes", -1, [&] {
+        VITPRUNE_VALIDATE(nbInputs == nbInputsExpected() && nbOutputs == op().nbOutputs && inputs[0].nbDims == 3,
+            "expects " + std::to_string(nbInputsExpected()) + " inputs, tokens of rank 3, "
+                + std::to_string(op().nbOutputs) + " output(s)");
+        nvinfer1::IDimensionExpr const* tokensOut = op().count == CountMeaning::kKeptPatches
+            ? exprBuilder.constant(mParams.numPrefix + mParams.count)
+            : exprBuilder.operation(
+                nvinfer1::DimensionOperation::kSUB, *inputs[0].d[1], *exprBuilder.constant(mParams.count));
+        outputs[0].nbDims = 3;
+        outputs[0].d[0] = inputs[0].d[0];
+        outputs[0].d[1] = tokensOut;
+        outputs[0].d[2] = inputs[0].d[2];
+        if (nbOutputs == 2)
+        {
+            outputs[1].nbDims = 2;
+            outputs[1].d[0] = inputs[0].d[0];
+            outputs[1].d[1] = tokensOut;
+        }
+        return 0;
+    });
 }
 
 bool VitPrunePluginBase::supportsFormatCombination(
     int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
 {
-    try
-    {
+    return guarded<bool>(getPluginName(), "supportsFormatCombination", false, [&] {
         if (pos < 0 || pos >= nbInputs + nbOutputs)
             return false;
         nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-        bool const floating = desc.type == nvinfer1::DataType::kFLOAT || desc.type == nvinfer1::DataType::kHALF;
-        return desc.format == nvinfer1::TensorFormat::kLINEAR && floating && desc.type == inOut[0].desc.type;
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "supportsFormatCombination", "unknown exception");
-    }
-    return false;
+        if (desc.format != nvinfer1::TensorFormat::kLINEAR)
+            return false;
+        if (pos == 0) // the tokens: fp32 or fp16
+            return desc.type == nvinfer1::DataType::kFLOAT || desc.type == nvinfer1::DataType::kHALF;
+        if (pos == nbInputs) // the kept or merged tokens: the tokens' type
+            return desc.type == inOut[0].desc.type;
+        // scores, keys, sizes and the output sizes: fp32 whatever the tokens' type, so that fp16 tokens do not
+        // round what decides which tokens survive
+        return desc.type == nvinfer1::DataType::kFLOAT;
+    });
+}
+
+size_t VitPrunePluginBase::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept
+{
+    static_cast<void>(outputs);
+    static_cast<void>(nbOutputs);
+    return guarded<size_t>(getPluginName(), "getWorkspaceSize", 0, [&] {
+        VITPRUNE_VALIDATE(nbInputs >= 1, "no inputs");
+        nvinfer1::Dims const& largest = inputs[0].max;
+        return op().workspaceSize(static_cast<int>(largest.d[0]), static_cast<int>(largest.d[1]), mParams.numPrefix);
+    });
 }
 
 int32_t VitPrunePluginBase::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
-    try
-    {
-        static_cast<void>(out);
-        static_cast<void>(nbOutputs);
+    static_cast<void>(out);
+    static_cast<void>(nbOutputs);
+    return guarded<int32_t>(getPluginName(), "onShapeChange", -1, [&] {
         std::vector<nvinfer1::Dims const*> dims;
         for (int32_t i = 0; i < nbInputs; ++i)
             dims.push_back(&in[i].dims);
-        std::string error = inputShapeError(dims.data(), nbInputs);
-        if (error.empty() && !tokensValid(in[0].dims.d[1]))
-            error = "the token count does not fit num_prefix and the count attribute";
-        if (!error.empty())
-        {
-            reportError(getPluginName(), "onShapeChange", error.c_str());
-            return -1;
-        }
+        std::string const error = inputShapeError(dims.data(), nbInputs);
+        VITPRUNE_VALIDATE(error.empty(), error);
+        VITPRUNE_VALIDATE(tokensValid(in[0].dims.d[1]), "the token count does not fit num_prefix and the count attribute");
         return 0;
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "onShapeChange", "unknown exception");
-    }
-    return -1;
+    });
+}
+
+int32_t VitPrunePluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs, void* workspace,
+    cudaStream_t stream) noexcept
+{
+    static_cast<void>(outputDesc);
+    return guarded<int32_t>(getPluginName(), "enqueue", -1, [&] {
+        int const status = launch(LaunchCall{inputDesc, inputs, outputs, workspace, stream});
+        VITPRUNE_VALIDATE(status == 0, "kernel launch failed with status " + std::to_string(status));
+        return 0;
+    });
 }
 
 nvinfer1::IPluginV3* VitPrunePluginBase::attachToContext(nvinfer1::IPluginResourceContext* context) noexcept
 {
-    try
-    {
-        static_cast<void>(context);
-        return clone();
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "attachToContext", "unknown exception");
-    }
-    return nullptr;
+    static_cast<void>(context);
+    return clone(); // clone() is noexcept and reports its own failure
 }
 
 nvinfer1::PluginFieldCollection const* VitPrunePluginBase::getFieldsToSerialize() noexcept
 {
-    try
-    {
+    return guarded<nvinfer1::PluginFieldCollection const*>(getPluginName(), "getFieldsToSerialize", nullptr, [&] {
         mSerializeFields.clear();
         mSerializeFields.emplace_back("num_prefix", &mParams.numPrefix, nvinfer1::PluginFieldType::kINT32, 1);
-        mSerializeFields.emplace_back(countField(), &mParams.count, nvinfer1::PluginFieldType::kINT32, 1);
-        if (hasTau())
+        mSerializeFields.emplace_back(op().countField, &mParams.count, nvinfer1::PluginFieldType::kINT32, 1);
+        if (op().hasTau)
             mSerializeFields.emplace_back("tau", &mParams.tau, nvinfer1::PluginFieldType::kFLOAT32, 1);
         mSerializeCollection.nbFields = static_cast<int32_t>(mSerializeFields.size());
         mSerializeCollection.fields = mSerializeFields.data();
-        return &mSerializeCollection;
-    }
-    catch (std::exception const& e)
-    {
-        reportError(getPluginName(), "getFieldsToSerialize", e.what());
-    }
-    catch (...)
-    {
-        reportError(getPluginName(), "getFieldsToSerialize", "unknown exception");
-    }
-    return nullptr;
+        return static_cast<nvinfer1::PluginFieldCollection const*>(&mSerializeCollection);
+    });
 }
 
-int32_t VitPrunePluginBase::checkLaunch(int status, char const* where) const noexcept
-{
-    if (status == 0)
-        return 0;
-    char message[96];
-    std::snprintf(message, sizeof(message), "kernel launch failed with status %d", status);
-    reportError(getPluginName(), where, message);
-    return status;
-}
-
-VitPruneDataType VitPrunePluginBase::kernelType(nvinfer1::DataType type) noexcept
+VitPruneDataType kernelType(nvinfer1::DataType type) noexcept
 {
     return type == nvinfer1::DataType::kHALF ? VITPRUNE_FLOAT16 : VITPRUNE_FLOAT32;
 }
