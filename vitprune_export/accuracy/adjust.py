@@ -44,6 +44,7 @@ from .data import ImageDataset
 from .finetune import finetune
 from .recipe import EpochRecord, RunSettings, TrainingRecipe
 from .runtime import Processes
+from .training import TrainingJob, TrainingSession, run_training
 
 ADJUSTABLE_METHODS = ("topk", "topk-vpa", "evit", "etps", "tome")
 
@@ -400,34 +401,21 @@ def adjust_rates(
 
 
 def run_adjust(
-    output: str | Path,
-    *,
-    model: str,
-    weights: str,
-    data: str,
-    method: str,
-    knobs: dict[str, Any],
-    recipe: TrainingRecipe,
-    settings: AdjustSettings,
-    run: RunSettings = RunSettings(),
-    checkpoint: str | Path | None = None,
-    resume: bool = False,
-    force: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    job: TrainingJob, settings: AdjustSettings, *, checkpoint: str | Path | None = None
 ) -> dict[str, Any] | None:
-    """``vitprune adjust``: load, adjust while fine-tuning (one process or torchrun's), write the schedule
-    (and the weights when ``checkpoint`` is given). Returns the summary on the main process, None elsewhere.
+    """``vitprune adjust``: load, adjust while fine-tuning (one process or torchrun's), write the schedule to
+    ``job.output`` (and the weights when ``checkpoint`` is given). Returns the summary on the main process,
+    None elsewhere.
 
     The outputs are checked before any work, as ``vitprune finetune``'s
     (:func:`~vitprune_export.accuracy.checkpoints.check_run_outputs`); the training state is ``OUTPUT.state.pt``."""
     from ..pruning.spec import resolve_method
     from .checkpoints import checkpoint_dict, save_checkpoint
-    from .training import TrainingSession, run_training
 
+    model, method, recipe = job.model, job.method, job.recipe
     recipe.validate()
     settings.validate()
-    resolved = resolve_method(method, knobs)
+    resolved = resolve_method(method, job.knobs)
     check_adjustable(resolved)
 
     def train(session: TrainingSession) -> AdjustResult:
@@ -438,25 +426,25 @@ def run_adjust(
             session.test_set,
             recipe,
             settings,
-            run=run,
+            run=job.run,
             processes=session.processes,
             device=session.device,
-            progress=progress,
-            log=log,
+            progress=job.progress,
+            log=job.log,
             state_path=session.state_path,
-            resume=resume,
+            resume=job.resume,
             identity=session.identity,
         )
 
     def save(session: TrainingSession, result: AdjustResult) -> None:
         save_adjusted_schedule(
-            output,
+            job.output,
             result,
             model=model,
             method=method,
             method_options=resolved.knob_values(),
-            data=data,
-            weights=str(weights),
+            data=job.data,
+            weights=str(job.weights),
             epochs=recipe.epochs,
             created_by="vitprune adjust",
         )
@@ -478,23 +466,8 @@ def run_adjust(
             "checkpoint": str(checkpoint) if checkpoint else None,
         }
 
-    return run_training(
-        output,
-        command="adjust",
-        output_key="schedule",
-        model=model,
-        weights=weights,
-        data=data,
-        method=resolved,
-        recipe=recipe,
-        run=run,
-        resume=resume,
-        force=force,
-        train=train,
-        save=save,
-        summary=summary,
-        extra_outputs=((checkpoint, "--save-checkpoint"),) if checkpoint is not None else (),
-    )
+    extra = ((checkpoint, "--save-checkpoint"),) if checkpoint is not None else ()
+    return run_training(job, "adjust", resolved, train, save, summary, output_key="schedule", extra_outputs=extra)
 
 
 def save_adjusted_schedule(path: str | Path, result: AdjustResult, **extra: Any) -> Path:

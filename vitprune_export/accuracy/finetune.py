@@ -36,7 +36,7 @@ from .checkpoints import (
 from .data import ImageDataset
 from .recipe import EpochRecord, RunSettings, TrainingRecipe, paper_max_lr, warmup_cosine_lr
 from .runtime import Processes
-from .training import TrainingSession, prepare_training, run_training
+from .training import TrainingJob, TrainingSession, prepare_training, run_training
 
 
 def make_optimizer(model: torch.nn.Module, recipe: TrainingRecipe) -> torch.optim.Optimizer:
@@ -286,34 +286,21 @@ def _progress(enabled: bool):
 
 
 def run_finetune(
-    output: str | Path,
-    *,
-    model: str,
-    weights: str,
-    data: str,
-    method: str,
-    knobs: dict[str, Any],
-    rate: float | None,
-    rates: str | None,
-    schedule: str | Path | None,
-    recipe: TrainingRecipe,
-    run: RunSettings = RunSettings(),
-    resume: bool = False,
-    force: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
+    job: TrainingJob, *, rate: float | None = None, rates: str | None = None, schedule: str | Path | None = None
 ) -> dict[str, Any] | None:
-    """``vitprune finetune``: load, patch, train (one process or torchrun's), write the checkpoint.
+    """``vitprune finetune``: load, patch with ``job.method`` at ``rate``, ``rates`` or ``schedule``, train
+    (one process or torchrun's), write the checkpoint to ``job.output``.
 
-    The training state goes to :func:`training_state_path` of ``output`` after every epoch. ``output`` is
+    The training state goes to :func:`training_state_path` of the output after every epoch. The output is
     checked before any work (:func:`check_run_outputs`): an existing one needs ``force``, an interrupted
     run's state ``resume`` or ``force``. Returns the summary on the main process, None on the others.
     """
     from ..pruning.patch import apply_method, keep_counts
     from ..pruning.spec import resolve_method
 
+    model, method, recipe, run, log = job.model, job.method, job.recipe, job.run, job.log
     recipe.validate()
-    resolved = resolve_method(method, knobs)
+    resolved = resolve_method(method, job.knobs)
 
     def train(session: TrainingSession) -> FinetuneResult:
         network, group, train_set = session.network, session.processes, session.train_set
@@ -333,10 +320,10 @@ def run_finetune(
             run=run,
             processes=group,
             device=session.device,
-            progress=progress,
+            progress=job.progress,
             log=log,
             state_path=session.state_path,
-            resume=resume,
+            resume=job.resume,
             identity={**session.identity, "keep_counts": _keep_counts_or_empty(network)},
         )
 
@@ -344,7 +331,7 @@ def run_finetune(
         checkpoint = checkpoint_dict(
             session.network, model, session.model_kwargs, epoch=result.epochs, accuracy=result.accuracy
         )
-        save_checkpoint(output, checkpoint)
+        save_checkpoint(job.output, checkpoint)
 
     def summary(session: TrainingSession, result: FinetuneResult) -> dict[str, Any]:
         return {
@@ -358,28 +345,14 @@ def run_finetune(
             "images_per_second": [round(r.images_per_second, 1) for r in result.history],
         }
 
-    return run_training(
-        output,
-        command="finetune",
-        output_key="checkpoint",
-        model=model,
-        weights=weights,
-        data=data,
-        method=resolved,
-        recipe=recipe,
-        run=run,
-        resume=resume,
-        force=force,
-        train=train,
-        save=save,
-        summary=summary,
-    )
+    return run_training(job, "finetune", resolved, train, save, summary, output_key="checkpoint")
 
 
 __all__ = [
     "EpochRecord",
     "FinetuneResult",
     "RunSettings",
+    "TrainingJob",
     "TrainingRecipe",
     "check_run_outputs",
     "checkpoint_dict",

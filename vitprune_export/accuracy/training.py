@@ -27,6 +27,27 @@ Trained = TypeVar("Trained")
 
 
 @dataclass(frozen=True)
+class TrainingJob:
+    """What a training command is asked: write ``output``, training ``model`` (from ``weights``) on ``data``,
+    pruned with ``method`` and its ``knobs``, under ``recipe`` on ``run``; ``resume``/``force`` as
+    :func:`~vitprune_export.accuracy.checkpoints.check_run_outputs` reads them; ``progress`` shows a bar and
+    ``log`` gets the run's lines (on the main process)."""
+
+    output: Path
+    model: str
+    weights: str
+    data: str
+    method: str
+    knobs: dict[str, Any]
+    recipe: TrainingRecipe
+    run: RunSettings = RunSettings()
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
+    log: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
 class TrainingSession:
     """What a command's own steps work with: the processes and device, the prepared model (``model_kwargs``:
     what its checkpoint must record to be built again) and data, where the training state goes, and what the
@@ -43,42 +64,39 @@ class TrainingSession:
 
 
 def run_training(
-    output: str | Path,
-    *,
+    job: TrainingJob,
     command: str,
-    output_key: str,
-    model: str,
-    weights: str,
-    data: str,
     method: TokenReduction,
-    recipe: TrainingRecipe,
-    run: RunSettings,
-    resume: bool,
-    force: bool,
     train: Callable[[TrainingSession], Trained],
     save: Callable[[TrainingSession, Trained], None],
     summary: Callable[[TrainingSession, Trained], dict[str, Any]],
+    *,
+    output_key: str,
     extra_outputs: tuple[tuple[str | Path, str], ...] = (),
 ) -> dict[str, Any] | None:
-    """Check ``output`` (and ``extra_outputs``: ``(path, option)`` pairs) before any work, then in the open
-    processes: seed with ``recipe.seed``, :func:`prepare_training`, ``train``, ``save`` on the main process,
-    wait for all. Returns ``{output_key: output, "training_state": …, **summary, "world_size", "global_batch",
-    "device", "amp", "seconds"}`` on the main process, None on the others."""
+    """``vitprune COMMAND`` of ``job`` with ``method`` (``job.method`` resolved): check ``job.output`` (and
+    ``extra_outputs``: ``(path, option)`` pairs) before any work, then in the open processes: seed with the
+    recipe's seed, :func:`prepare_training`, ``train``, ``save`` on the main process, wait for all. Returns
+    ``{output_key: output, "training_state": …, **summary, "world_size", "global_batch", "device", "amp",
+    "seconds"}`` on the main process, None on the others."""
     from .runtime import processes as open_processes
 
     started = time.perf_counter()
-    state_path = check_run_outputs(output, resume=resume, force=force, extra=extra_outputs)
+    output, recipe = job.output, job.recipe
+    state_path = check_run_outputs(output, resume=job.resume, force=job.force, extra=extra_outputs)
     identity = {
         "command": command,
-        "model": model,
-        "weights": str(weights),
-        "data": data,
+        "model": job.model,
+        "weights": str(job.weights),
+        "data": job.data,
         "method": method.name,
         "method_options": method.knob_values(),
     }
-    with open_processes(run.device) as (group, device):
+    with open_processes(job.run.device) as (group, device):
         torch.manual_seed(recipe.seed)
-        network, model_kwargs, train_set, test_set = prepare_training(model, weights, data, seed=recipe.seed)
+        network, model_kwargs, train_set, test_set = prepare_training(
+            job.model, job.weights, job.data, seed=recipe.seed
+        )
         session = TrainingSession(group, device, network, model_kwargs, train_set, test_set, state_path, identity)
         trained = train(session)
         if group.is_main:
@@ -93,7 +111,7 @@ def run_training(
             "world_size": group.world_size,
             "global_batch": recipe.batch_size,
             "device": str(device),
-            "amp": run.amp,
+            "amp": job.run.amp,
             "seconds": time.perf_counter() - started,
         }
 
@@ -125,4 +143,4 @@ def prepare_training(
     return network, model_kwargs, train_set, test_set
 
 
-__all__ = ["TrainingSession", "prepare_training", "run_training"]
+__all__ = ["TrainingJob", "TrainingSession", "prepare_training", "run_training"]

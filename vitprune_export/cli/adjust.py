@@ -5,7 +5,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, err_console, print_json, print_next
+from .app import command, console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     DataOption,
@@ -44,12 +44,11 @@ def adjust(
     alpha: Annotated[float, typer.Option("--alpha", help="α, the slope of Eq. 6.")] = 10.0,
     max_rate: Annotated[float, typer.Option("--max-rate", help="Upper bound of any layer's rate.")] = 0.5,
     weights: WeightsOption = "auto",
-    recipe: Any = None,  # --batch … --seed: with_training_options
+    job: Any = None,  # --batch … --seed here, --device … --compile before --resume: with_training_options
     save_checkpoint: Annotated[
         Optional[Path],
         typer.Option("--save-checkpoint", help="Also write the fine-tuned weights (for eval/export --weights)."),
     ] = None,
-    run: Any = None,  # --device … --compile
     resume: ResumeOption = False,
     force: RunForceOption = False,
     json: JsonOption = False,
@@ -73,22 +72,7 @@ def adjust(
         alpha=alpha,
         max_rate=max_rate,
     )
-    summary = run_adjust(
-        output,
-        model=model,
-        weights=weights,
-        data=data,
-        method=method,
-        knobs=knobs or {},
-        recipe=recipe,
-        settings=settings,
-        run=run,
-        checkpoint=save_checkpoint,
-        resume=resume,
-        force=force,
-        progress=not json,
-        log=err_console.print if json else console.print,
-    )
+    summary = run_adjust(job, settings, checkpoint=save_checkpoint)
     if summary is None:  # not the main process of a torchrun job
         return
     if json:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import command, console, err_console, print_json, print_next
+from .app import command, console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     DataOption,
@@ -39,8 +39,7 @@ def finetune(
     rates: RatesOption = None,
     schedule: ScheduleOption = None,
     weights: WeightsOption = "auto",
-    recipe: Any = None,  # --batch … --seed: with_training_options
-    run: Any = None,  # --device … --compile
+    job: Any = None,  # --batch … --seed here, --device … --compile before --resume: with_training_options
     resume: ResumeOption = False,
     force: RunForceOption = False,
     json: JsonOption = False,
@@ -55,24 +54,7 @@ def finetune(
     """
     from ..accuracy.finetune import run_finetune
 
-    log = err_console.print if json else console.print
-    summary = run_finetune(
-        output,
-        model=model,
-        weights=weights,
-        data=data,
-        method=method,
-        knobs=knobs or {},
-        rate=rate,
-        rates=rates,
-        schedule=schedule,
-        recipe=recipe,
-        run=run,
-        resume=resume,
-        force=force,
-        progress=not json,
-        log=log,
-    )
+    summary = run_finetune(job, rate=rate, rates=rates, schedule=schedule)
     if summary is None:  # not the main process of a torchrun job
         return
     if json:

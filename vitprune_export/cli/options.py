@@ -165,7 +165,7 @@ def either(value, alias_value, name: str, alias: str, default):
     return alias_value if alias_value is not None else default
 
 
-#: ``with_training_options``: the parameters standing for each placeholder, as (name, alias, default)
+#: ``with_training_options``: the options that make the recipe and the run settings, as (name, alias, default)
 _RECIPE_OPTIONS = (
     ("batch", TrainBatchOption, 16),
     ("lr", LrOption, None),
@@ -183,31 +183,45 @@ _RUN_OPTIONS = (
 
 
 def with_training_options(fn):
-    """Put the options of a training run where ``fn`` has its ``recipe`` and ``run`` parameters: --batch,
-    --lr, --min-lr, --warmup-epochs, --weight-decay, --seed there, and --device, --amp, --workers, --compile
-    here; ``fn`` gets what they make: ``recipe``, a ``TrainingRecipe`` of ``epochs`` (a parameter of ``fn``
-    that it keeps), and ``run``, the ``RunSettings``."""
+    """Give a training command (``finetune``, ``adjust``) its ``job``: put --batch, --lr, --min-lr,
+    --warmup-epochs, --weight-decay and --seed where ``fn`` has its ``job`` parameter, and --device, --amp,
+    --workers and --compile just before its ``resume``; pass ``job``, the ``TrainingJob`` they make with ``fn``'s
+    own --output, --model, --weights, --data, --method, --epochs, the method's knobs, --resume, --force and
+    --json (no progress bar, log lines on stderr)."""
     signature = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)
-    placeholders = {"recipe": _RECIPE_OPTIONS, "run": _RUN_OPTIONS}
     parameters = []
     for parameter in signature.parameters.values():
-        if parameter.name in placeholders:
-            parameters += [
-                inspect.Parameter(name, parameter.kind, default=default, annotation=alias)
-                for name, alias, default in placeholders[parameter.name]
-            ]
-        else:
+        added = {"job": _RECIPE_OPTIONS, "resume": _RUN_OPTIONS}.get(parameter.name, ())
+        parameters += [
+            inspect.Parameter(name, parameter.kind, default=default, annotation=alias) for name, alias, default in added
+        ]
+        if parameter.name != "job":
             parameters.append(parameter.replace(annotation=hints.get(parameter.name, parameter.annotation)))
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any):
+    def wrapper(**kwargs: Any):
         from ..accuracy.recipe import RunSettings, TrainingRecipe
+        from ..accuracy.training import TrainingJob
+        from .app import console, err_console
 
         recipe = {name: kwargs.pop(name) for name, _, _ in _RECIPE_OPTIONS}
         recipe["batch_size"] = recipe.pop("batch")
-        run = RunSettings(**{name: kwargs.pop(name) for name, _, _ in _RUN_OPTIONS})
-        return fn(*args, recipe=TrainingRecipe(epochs=kwargs["epochs"], **recipe), run=run, **kwargs)
+        job = TrainingJob(
+            output=kwargs["output"],
+            model=kwargs["model"],
+            weights=kwargs["weights"],
+            data=kwargs["data"],
+            method=kwargs["method"],
+            knobs=kwargs["knobs"] or {},
+            recipe=TrainingRecipe(epochs=kwargs["epochs"], **recipe),
+            run=RunSettings(**{name: kwargs.pop(name) for name, _, _ in _RUN_OPTIONS}),
+            resume=kwargs["resume"],
+            force=kwargs["force"],
+            progress=not kwargs["json"],
+            log=err_console.print if kwargs["json"] else console.print,
+        )
+        return fn(job=job, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=parameters)
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
