@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,17 @@ def atomic_output(path: str | Path, suffix: str = "", option: str = "--output") 
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    with atomic_output(path) as temporary:
-        temporary.write_text(text)
-    return Path(path)
+    return _atomic_write(path, Path.write_text, text)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic_write(path, Path.write_bytes, data)
+
+
+def _atomic_write(path: str | Path, write: Callable[[Path, Any], Any], content: Any) -> Path:
+    """``write(temporary, content)`` through :func:`atomic_output`: ``path`` is whole or untouched."""
     with atomic_output(path) as temporary:
-        temporary.write_bytes(data)
+        write(temporary, content)
     return Path(path)
 
 

@@ -793,25 +793,19 @@ def closing_tables(output: Path, include: list[Path], plot: bool) -> tuple[list[
 
 def bench_from_options(
     *,
-    models: str,
-    methods: str,
-    rates: str | None,
-    schedules: str | None,
-    backends: str,
-    batches: str,
-    threads: str | None,
     settings: BenchSettings,
     include: list[Path],
-    precisions: str = "fp32",
     plot: bool = True,
     progress: Any = None,
     log: Callable[[str], None] = lambda message: None,
+    **grid: str | None,
 ) -> BenchOutcome:
-    """What ``vitprune bench`` runs: parse the grid, run it (:func:`run_bench`), then the closing tables."""
+    """What ``vitprune bench`` runs: parse the grid (``grid``: the comma lists :func:`parse_grid` takes, by
+    name), run it (:func:`run_bench`), then the closing tables."""
     for path in include:
         if not Path(path).exists():
             raise VitPruneError(f"--include {str(path)!r} does not exist; pass a result file or folder")
-    cells = parse_grid(models, methods, rates, schedules, backends, batches, threads, precisions)
+    cells = parse_grid(**grid)
     report = run_bench(cells, settings, progress=progress, log=log)
     outcome = BenchOutcome(cells=cells, report=report)
     if settings.output.exists() or include:
