@@ -21,7 +21,7 @@ namespace vitprune
 //! Threads per block of the kernels that run one block per token or row.
 constexpr int kThreads = 128;
 //! Threads per block of the kernels that run one block per image (all of an image's maths in one block).
-constexpr int kImageThreads = 256;
+constexpr int kImageThreads = 512;
 //! Dynamic + static shared memory a block may use without an opt-in (every GPU since Kepler).
 constexpr size_t kSharedBytesLimit = 48 * 1024;
 

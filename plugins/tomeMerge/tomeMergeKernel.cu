@@ -127,7 +127,7 @@ __global__ void tomeMatchKernel(S const* keys, int tokens, int dim, int prefix, 
 //! memory carved in its order: staged patch keys, norms, best similarities, order, rank of each A token. Writes
 //! what the assemble kernel reads: bestB, order and (with prefix tokens) the unmerged list.
 template <typename S>
-__global__ void tomeImageKernel(S const* keys, int tokens, int dim, int prefix, int merges, ToMeWorkspace w)
+__global__ void __launch_bounds__(kImageThreads) tomeImageKernel(S const* keys, int tokens, int dim, int prefix, int merges, ToMeWorkspace w)
 {
     extern __shared__ __align__(16) unsigned char tomeShared[];
     int const b = blockIdx.x;

@@ -146,7 +146,7 @@ __device__ void spreadImage(VPAArgs<T, S> const& a, int b, unsigned char* shared
 
 //! The one-block path. Grid (1 + N, batch), kImageThreads threads, vpaImageSharedBytes of dynamic shared memory.
 template <typename T, typename S>
-__global__ void vpaImageKernel(VPAArgs<T, S> a)
+__global__ void __launch_bounds__(kImageThreads) vpaImageKernel(VPAArgs<T, S> a)
 {
     extern __shared__ __align__(16) unsigned char vpaShared[];
     if (blockIdx.x == 0)

@@ -140,9 +140,9 @@ def _plan(probe, op: str, *numbers: int) -> tuple[bool, int, int]:
 
 def _vpa_bytes(patches: int, dim: int, keep: int, key_bytes: int) -> int:
     """vpaImageSharedBytes written out: staged keys (16-byte aligned), norm + order per patch, similarity +
-    gathered size per kept token, the block-sum scratch of 256 / 32 floats."""
+    gathered size per kept token, the block-sum scratch of 512 / 32 floats."""
     keys = -(-patches * dim * key_bytes // 16) * 16
-    return keys + 8 * patches + 8 * keep + 4 * (256 // 32)
+    return keys + 8 * patches + 8 * keep + 4 * (512 // 32)
 
 
 def _tome_bytes(tokens: int, prefix: int, dim: int, key_bytes: int) -> int:
