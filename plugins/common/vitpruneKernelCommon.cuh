@@ -219,9 +219,6 @@ __global__ void selectKernel(SelectArgs<T, S> a)
     static_cast<void>(selectToken(a, blockIdx.y, blockIdx.x, scratch));
 }
 
-//! Bytes of one element of `type`.
-inline int elementBytes(VitPruneDataType type) { return type == VITPRUNE_FLOAT16 ? 2 : 4; }
-
 //! Launch::run<T, S>(args…) for the tokens' element type T and the side inputs' (scores, keys, sizes) type S:
 //! S is T, or fp32 whatever T is (fp16 tokens do not round the scores before ranking). Any other pair is refused.
 template <typename Launch, typename... Args>
