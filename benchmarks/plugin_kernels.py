@@ -221,20 +221,22 @@ def main() -> int:
     kernels = KernelABI(build_kernel_library(Path(tempfile.mkdtemp(prefix="vitprune-kernels-"))))
     for name in ("vitpruneTopKSelectTyped", "vitpruneVPATyped", "vitpruneToMeMergeTyped"):
         getattr(kernels.lib, name).restype = ctypes.c_int
-    token_dtype, side_dtype = {4: torch.float32, 2: torch.float16}, {4: torch.float32, 2: torch.float16}
+    dtype_of = {4: torch.float32, 2: torch.float16}
     token_bytes, side_bytes = DTYPES[args.dtype]
     rows = []
     for batch in BATCHES:
         generator = torch.Generator(device="cuda").manual_seed(0)
-        x = torch.randn(batch, tokens, channels, device="cuda", generator=generator).to(token_dtype[token_bytes])
-        scores = torch.rand(batch, tokens, device="cuda", generator=generator).to(side_dtype[side_bytes])
-        keys = (torch.randn(batch, tokens, key_dim, device="cuda", generator=generator) + 2).to(side_dtype[side_bytes])
-        sizes = torch.ones(batch, tokens, device="cuda", dtype=side_dtype[side_bytes])
+        x = torch.randn(batch, tokens, channels, device="cuda", generator=generator).to(dtype_of[token_bytes])
+        scores = torch.rand(batch, tokens, device="cuda", generator=generator).to(dtype_of[side_bytes])
+        keys = (torch.randn(batch, tokens, key_dim, device="cuda", generator=generator) + 2).to(dtype_of[side_bytes])
+        sizes = torch.ones(batch, tokens, device="cuda", dtype=dtype_of[side_bytes])
         calls = typed_calls(kernels, x, scores, keys, sizes, prefix, keep, removed)
+        # the reference decomposition runs in one type, the tokens' (as the standard-op graph would)
+        ref_scores, ref_keys, ref_sizes = (tensor.to(x.dtype) for tensor in (scores, keys, sizes))
         references = {
-            "VitPruneTopKSelect": lambda: reference.topk_select(x, scores, prefix, keep),
-            "VitPruneVPA": lambda: reference.vpa(x, scores, keys, sizes, prefix, keep, 0.001),
-            "VitPruneToMeMerge": lambda: reference.tome_merge(x, keys, sizes, prefix, removed),
+            "VitPruneTopKSelect": lambda: reference.topk_select(x, ref_scores, prefix, keep),
+            "VitPruneVPA": lambda: reference.vpa(x, ref_scores, ref_keys, ref_sizes, prefix, keep, 0.001),
+            "VitPruneToMeMerge": lambda: reference.tome_merge(x, ref_keys, ref_sizes, prefix, removed),
         }
         with torch.no_grad():
             for op, kernel in calls.items():
