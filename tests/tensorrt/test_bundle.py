@@ -37,6 +37,7 @@ PORTABLE = (
     "engine_description.py",
     "environment.py",
     "files.py",
+    "interleave.py",
     "plan.py",
     "plugin_nodes.py",
     "results.py",

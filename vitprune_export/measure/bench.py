@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
+from ..portable.interleave import interleave, repeated, samples_of
 from .results import DEFAULT_ROOT, default_result_path
 
 BASELINE = "none"
@@ -650,20 +651,22 @@ def _measure_group(jobs, networks, onnx_paths, settings, progress, task, status,
             log(f"skipped {job.cell.label}: {error}")
             continue
         ready.append(job)
+
+    def query(job: _Job) -> Callable[[], float]:
+        def once() -> float:
+            latency = job.runner.infer()
+            _advance(progress, task, job)
+            return latency
+
+        return once
+
     try:
-        for job in ready:
-            for _ in range(settings.warmup):
-                job.runner.infer()
-                _advance(progress, task, job)
-        for round_index in range(settings.rounds):
-            shift = round_index % len(ready) if ready else 0
-            for job in ready[shift:] + ready[:shift]:
-                chunk = []
-                for _ in range(settings.chunk):
-                    chunk.append(job.runner.infer())
-                    _advance(progress, task, job)
-                job.chunks.append(chunk)
-                job.samples.extend(chunk)
+        samplers = {index: repeated(query(job)) for index, job in enumerate(ready)}
+        chunks = interleave(samplers, settings.rounds, settings.chunk, warmup=settings.warmup, rotate=True)
+        samples = samples_of(chunks)
+        for index, job in enumerate(ready):
+            job.chunks.extend(chunks[index])
+            job.samples.extend(samples[index])
     finally:
         jobs[:] = ready
 

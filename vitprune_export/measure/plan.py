@@ -31,6 +31,7 @@ from ..errors import VitPruneError
 from ..export.block_parts import PROBE_SHARE, block_part, curve_points, max_remove_name, probe_of
 from ..files import atomic_write_text, slug
 from ..portable import plan as planner
+from ..portable.interleave import interleave, repeated, samples_of
 from ..portable.results import now_iso
 from ..portable.stats import latency_stats
 from .runners import ONNX_BACKENDS, OPENVINO_BACKENDS
@@ -183,14 +184,17 @@ def time_interleaved(
 ) -> dict[str, float]:
     """The ``statistic`` (median, or min on a machine others load) of each item's ms, timed round-robin:
     ``rounds`` passes of ``iterations / rounds`` queries each."""
-    for item in items.values():
-        for _ in range(warmup):
-            item.once()
     per_round = max(1, iterations // max(rounds, 1))
-    for index in range(rounds):
-        say(f"timing round {index + 1}/{rounds} over {len(items)} parts")
-        for item in items.values():
-            item.samples.extend(item.once() for _ in range(per_round))
+    samplers = {key: repeated(item.once) for key, item in items.items()}
+    chunks = interleave(
+        samplers,
+        rounds,
+        per_round,
+        warmup=warmup,
+        on_round=lambda index: say(f"timing round {index + 1}/{rounds} over {len(items)} parts"),
+    )
+    for key, samples in samples_of(chunks).items():
+        items[key].samples.extend(samples)
     return {key: latency_stats(item.samples)[statistic] for key, item in items.items()}
 
 

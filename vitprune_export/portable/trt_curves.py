@@ -21,6 +21,7 @@ Command line (in a bundle)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from . import plan as planner
 from .cuda import CudaError
 from .environment import describe_machine
 from .files import atomic_write_text
+from .interleave import interleave, samples_of
 from .results import now_iso
 from .stats import latency_stats
 from .trt_build import BuildError
@@ -65,13 +67,15 @@ def time_interleaved(
 ) -> dict[str, float]:
     """Median ms of each engine, timed round-robin: ``rounds`` passes of ``iterations / rounds`` queries each
     (every pass loads the engine afresh, so each starts with ``warmup`` untimed queries)."""
-    samples: dict[str, list] = {key: [] for key in engines}
     per_round = max(1, iterations // max(rounds, 1))
-    for index in range(rounds):
-        say(f"timing round {index + 1}/{rounds} over {len(engines)} engines")
-        for key, path in engines.items():
-            samples[key].extend(timer(path, batch, warmup, per_round))
-    return {key: latency_stats(values)["median"] for key, values in samples.items()}
+    samplers = {key: functools.partial(timer, path, batch, warmup) for key, path in engines.items()}
+    chunks = interleave(
+        samplers,
+        rounds,
+        per_round,
+        on_round=lambda index: say(f"timing round {index + 1}/{rounds} over {len(engines)} engines"),
+    )
+    return {key: latency_stats(values)["median"] for key, values in samples_of(chunks).items()}
 
 
 def measure_curves(

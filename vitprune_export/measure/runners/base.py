@@ -16,26 +16,19 @@ applied by the profiler, not here: a runner times whole queries.
 from __future__ import annotations
 
 import statistics
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from ...portable.interleave import interleave, repeated, samples_of, wall_ms
 from ...record import PruningRecord
 
 
 def interleaved_medians(queries: list[Callable[[], Any]], rounds: int) -> list[float]:
     """Median ms of each query: one untimed call each (first-query allocations), then ``rounds`` rounds
     calling each in turn, so a drifting machine hits every candidate alike. Runners tune settings with it."""
-    for query in queries:
-        query()
-    timings: list[list[float]] = [[] for _ in queries]
-    for _ in range(rounds):
-        for query, times in zip(queries, timings):
-            started = time.perf_counter()
-            query()
-            times.append((time.perf_counter() - started) * 1e3)
-    return [statistics.median(times) for times in timings]
+    chunks = interleave({index: repeated(wall_ms(query)) for index, query in enumerate(queries)}, rounds, 1, warmup=1)
+    return [statistics.median(times) for times in samples_of(chunks).values()]
 
 
 class Runner(ABC):
