@@ -5,7 +5,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import command, console, print_json, print_next
+from .app import console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     DataOption,
@@ -15,14 +15,11 @@ from .options import (
     ResumeOption,
     RunForceOption,
     WeightsOption,
-    with_method_knobs,
-    with_training_options,
+    training_command,
 )
 
 
-@command("adjust")
-@with_method_knobs
-@with_training_options
+@training_command("adjust")
 def adjust(
     data: DataOption,
     epochs: EpochsOption,

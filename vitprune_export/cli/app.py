@@ -187,6 +187,19 @@ def terminate_like_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_command(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` as a command runs: a VitPruneError is one line and exit code 2; Ctrl-C or
+    SIGTERM (raised like Ctrl-C, :func:`terminate_like_interrupt`) exits 130 or 143 with one line."""
+    try:
+        with terminate_like_interrupt():
+            return fn(*args, **kwargs)
+    except VitPruneError as error:
+        fail(str(error))
+    except KeyboardInterrupt as interrupt:
+        err_console.print("interrupted; nothing was written")
+        raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+
+
 def print_next(*commands, comment: str = "") -> None:
     """Print ``next: vitprune …`` as one unwrapped line that works when pasted: each argument quoted for the
     shell; several commands joined by ``&&``; ``comment`` after a shell ``#``."""
@@ -208,14 +221,7 @@ def command(name: str | None = None, **kwargs):
                 warnings.filterwarnings("always", message=".*RANDOM WEIGHTS.*")
                 warnings.filterwarnings("always", category=VitPruneWarning)
                 warnings.showwarning = _show_warning
-                try:
-                    with terminate_like_interrupt():
-                        return fn(*args, **kw)
-                except VitPruneError as error:
-                    fail(str(error))
-                except KeyboardInterrupt as interrupt:
-                    err_console.print("interrupted; nothing was written")
-                    raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+                return run_command(fn, *args, **kw)
 
         if name in COMMANDS:
             kwargs.setdefault("short_help", COMMANDS[name].summary)

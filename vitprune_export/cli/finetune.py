@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import command, console, print_json, print_next
+from .app import console, print_json, print_next
 from .options import (
     DEFAULT_MODEL_NAME,
     DataOption,
@@ -19,14 +19,11 @@ from .options import (
     RunForceOption,
     ScheduleOption,
     WeightsOption,
-    with_method_knobs,
-    with_training_options,
+    training_command,
 )
 
 
-@command("finetune")
-@with_method_knobs
-@with_training_options
+@training_command("finetune")
 def finetune(
     data: DataOption,
     epochs: EpochsOption,

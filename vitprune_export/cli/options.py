@@ -227,3 +227,11 @@ def with_training_options(fn):
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
     del wrapper.__wrapped__
     return wrapper
+
+
+def training_command(name: str):
+    """Register a training command (``finetune``, ``adjust``): :func:`~.app.command` over
+    :func:`with_method_knobs` over :func:`with_training_options`."""
+    from .app import command
+
+    return lambda fn: command(name)(with_method_knobs(with_training_options(fn)))

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import VitPruneError
-from .app import Terminated, app, console, err_console, fail, print_json, print_next, terminate_like_interrupt
+from .app import app, console, print_json, print_next, run_command
 
 plugins_app = typer.Typer(no_args_is_help=True, help="Build the vitprune TensorRT plugin library.")
 app.add_typer(plugins_app, name="plugins")
@@ -18,14 +17,7 @@ app.add_typer(plugins_app, name="plugins")
 def _user_errors_exit_2(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            with terminate_like_interrupt():
-                return fn(*args, **kwargs)
-        except VitPruneError as error:
-            fail(str(error))
-        except KeyboardInterrupt as interrupt:
-            err_console.print("interrupted; nothing was written")
-            raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+        return run_command(fn, *args, **kwargs)
 
     return wrapper
 
