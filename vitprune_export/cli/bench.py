@@ -77,8 +77,9 @@ def bench(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..measure.bench import BenchSettings, bench_from_options
+    from ..measure.bench import BenchSettings, bench_grid
     from ..measure.compare import render_table
+    from .bench_grid import check_includes, parse_grid
 
     settings = BenchSettings(
         output=output,
@@ -94,17 +95,12 @@ def bench(
             "torch-cuda": {"compile": compile_mode},
         },
     )
+    check_includes(list(include or []))
+    cells = parse_grid(model, methods, rates, schedules, backends, batch, threads, precisions)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        outcome = bench_from_options(
-            models=model,
-            methods=methods,
-            rates=rates,
-            schedules=schedules,
-            backends=backends,
-            batches=batch,
-            threads=threads,
-            precisions=precisions,
+        outcome = bench_grid(
+            cells,
             settings=settings,
             include=list(include or []),
             plot=plot,
