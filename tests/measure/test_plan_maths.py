@@ -54,7 +54,7 @@ def test_cost_model_charges_the_reduction_only_where_a_block_removes_tokens():
 def test_plan_meets_the_budget_and_the_method_limits():
     model = smooth_model()
     unpruned = model.total(197, [197] * 12)
-    half = planner.max_remove_rule("half", 1)
+    half = planner.named_max_remove("half", 1)
     plan = plan_keep_counts(model, 197, 12, 1, unpruned / 1.5, half)
     assert plan.predicted_ms <= unpruned / 1.5 + 1e-9
     assert plan.predicted_ms >= unpruned / 1.5 - 0.1  # the greedy fill spends what is left, up to a token
@@ -84,7 +84,7 @@ def test_plan_is_the_brute_force_optimum_on_a_small_problem():
     reduce = Curve((2, 12), (1.3, 6.4))
     model = CostModel(block, mlp, reduce, lambda n: 1, fixed_ms=0.5)
     weights = [1.3, 1.1, 1.0]
-    limit = planner.max_remove_rule("all", 1)
+    limit = planner.named_max_remove("all", 1)
     for budget in (8.0, 10.0, 12.0, 15.0):
         plan = plan_keep_counts(model, 12, 3, 1, budget, limit, weights)
         best = max(
@@ -111,7 +111,7 @@ def test_a_curve_with_a_step_is_stepped_around():
 
     model = CostModel(tiled(1.0), tiled(0.6), tiled(1.05), lambda n: 1, fixed_ms=1.0)
     unpruned = model.total(197, [197] * 12)
-    plan = plan_keep_counts(model, 197, 12, 1, unpruned / 1.5, planner.max_remove_rule("all", 1))
+    plan = plan_keep_counts(model, 197, 12, 1, unpruned / 1.5, planner.named_max_remove("all", 1))
     assert plan.predicted_ms <= unpruned / 1.5
     changed = [keep for keep, tokens in zip(plan.keep_counts, plan.tokens_in) if keep != tokens]
     assert changed, plan.keep_counts
@@ -119,7 +119,7 @@ def test_a_curve_with_a_step_is_stepped_around():
     # the same budget on the smooth curve through the tile tops lands elsewhere
     smooth = CostModel(linear(1 / 32, 0.0), linear(0.6 / 32, 0.0), linear(1.05 / 32, 0.0), lambda n: 1, fixed_ms=1.0)
     smooth_plan = plan_keep_counts(
-        smooth, 197, 12, 1, smooth.total(197, [197] * 12) / 1.5, planner.max_remove_rule("all", 1)
+        smooth, 197, 12, 1, smooth.total(197, [197] * 12) / 1.5, planner.named_max_remove("all", 1)
     )
     assert any(keep % 32 for keep in smooth_plan.keep_counts)
 
@@ -137,7 +137,7 @@ def test_weights_move_tokens_to_the_blocks_that_matter():
 
 def test_budgets_out_of_reach_and_the_unpruned_fit():
     model = smooth_model()
-    limit = planner.max_remove_rule("half", 1)
+    limit = planner.named_max_remove("half", 1)
     with pytest.raises(PlanError, match="below the fastest plan"):
         plan_keep_counts(model, 197, 12, 1, 3.0, limit)
     plan = plan_keep_counts(model, 197, 12, 1, 1000.0, limit)

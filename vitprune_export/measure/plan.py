@@ -362,7 +362,7 @@ def load_curves(path: Path) -> dict[str, Any] | None:
 def cost_model(curves: dict[str, Any], max_rate: float = 1.0) -> tuple[planner.CostModel, Any]:
     """The planner's cost model and max-remove rule from a curves JSON (measured here or on a device)."""
     num_prefix = int(curves["num_prefix"])
-    rule = planner.max_remove_rule(curves.get("max_remove", "all"), num_prefix)
+    rule = planner.named_max_remove(curves.get("max_remove", "all"), num_prefix)
     model = planner.CostModel(
         *(planner.Curve.from_points(curves["curves"][kind]) for kind in planner.CURVES),
         probe=planner.probe_rule(float(curves.get("probe_share", PROBE_SHARE)), num_prefix, rule),

@@ -343,8 +343,10 @@ def plan_keep_counts(
 # ---------------------------------------------------------------- a problem as JSON (device bundles)
 
 
-def max_remove_rule(rule: str, num_prefix: int) -> Callable[[int], int]:
-    """``"all"``: every patch token but one; ``"half"``: half the patch tokens (ToMe, PPT); ``"none"``."""
+def named_max_remove(rule: str, num_prefix: int) -> Callable[[int], int]:
+    """The most one block may remove at ``n`` tokens, for the rule *name* a curves JSON or a plan problem
+    records (on a device there are no method objects to ask): ``"all"``: every patch token but one;
+    ``"half"``: half the patch tokens (ToMe, PPT); ``"none"``."""
     if rule == "half":
         return lambda n: max((n - num_prefix) // 2, 0)
     if rule == "all":
@@ -381,7 +383,7 @@ def solve(problem: dict) -> Plan:
     ``num_prefix``, ``max_remove`` rule, ``probe_share``, and ``latency_ms`` or ``speedup``, ``weights``."""
     try:
         num_prefix = int(problem["num_prefix"])
-        rule = max_remove_rule(problem.get("max_remove", "all"), num_prefix)
+        rule = named_max_remove(problem.get("max_remove", "all"), num_prefix)
         curves = {name: Curve.from_points(problem["curves"][name]) for name in CURVES}
         model = CostModel(
             curves["block"],

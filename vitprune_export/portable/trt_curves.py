@@ -78,7 +78,7 @@ def time_interleaved(
     return {key: latency_stats(values)["median"] for key, values in samples_of(chunks).items()}
 
 
-def measure_curves(
+def measure_engine_curves(
     manifest: dict,
     folder: Path,
     engine: str,
@@ -108,7 +108,7 @@ def measure_curves(
     points = sorted({int(part["tokens"]) for part in manifest["parts"]})
     curves = {kind: {"tokens": points, "ms": [medians[f"{kind}:{n}"] for n in points]} for kind in planner.CURVES}
     num_prefix = int(manifest["num_prefix"])
-    rule = planner.max_remove_rule(manifest["max_remove"], num_prefix)
+    rule = planner.named_max_remove(manifest["max_remove"], num_prefix)
     blocks = planner.CostModel(
         *(planner.Curve.from_points(curves[kind]) for kind in planner.CURVES),
         probe=planner.probe_rule(float(manifest["probe_share"]), num_prefix, rule),
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None, timer: Timer | None = None) -> int:
         metadata = json.loads(Path(args.metadata).read_text())
         if timer is None:
             timer = tensorrt_timer(args.plugins)
-        data = measure_curves(
+        data = measure_engine_curves(
             manifest, Path(args.parts).parent, args.engine, metadata, timer, args.warmup, args.iterations, args.rounds
         )
         data["environment"] = describe_machine()
