@@ -67,6 +67,17 @@ def check_output(
     return path
 
 
+def check_input_file(path: str | Path, name: str, folder_hint: str, missing_hint: str) -> Path:
+    """``path`` as a file to read, else a one-line error naming it ``name``: a folder (``folder_hint`` says
+    what to give instead) or nothing there (``missing_hint``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise VitPruneError(f"{name} {str(path)!r} is a folder; {folder_hint}")
+    if not path.is_file():
+        raise VitPruneError(f"{name} {str(path)!r} does not exist; {missing_hint}")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path, suffix: str = "", option: str = "--output") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VitPruneError
-from ..files import slug
+from ..files import check_input_file, slug
 from ..portable import environment as machine
 from ..portable import results as result_format
 from ..portable import stats
@@ -287,16 +287,14 @@ def profile_target(
                         loaded_target, folder / "model.onnx", batch=batch, model_name=model_name
                     ).path
         else:
-            target = Path(target)
             if spec.given:
                 raise VitPruneError("give either a TARGET file or a model spec (--model/--method/--rate …), not both")
-            if target.is_dir():
-                raise VitPruneError(f"TARGET {str(target)!r} is a folder; give an ONNX file or an engine")
-            if not target.is_file():
-                raise VitPruneError(
-                    f"TARGET {str(target)!r} does not exist; give an ONNX file (vitprune export) or an engine "
-                    "(vitprune build)"
-                )
+            target = check_input_file(
+                target,
+                "TARGET",
+                "give an ONNX file or an engine",
+                "give an ONNX file (vitprune export) or an engine (vitprune build)",
+            )
             loaded_target, model_name = _file_target(target, backend, spec.weights, status)
         return profile(
             runner,
