@@ -89,3 +89,14 @@ def test_corrupt_onnx_metadata_read_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not an onnx file at all")
     with pytest.raises(VitPruneError, match="not a readable ONNX file"):
         read_metadata(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["topk-vpa", "etps", "tome"])
+def test_pruning_steps_export_without_the_slow_reductions(export_cache, method):
+    """Row norms are Mul + ReduceSum + Sqrt and row maxima one TopK (k = 1): ONNX Runtime's ReduceL2 over
+    the token width and OpenVINO's ArgMax cost 2–4× as much (functional.row_norm, row_max)."""
+    _, result = export_cache("vit_small_patch16_224", method, rate=0.06, dynamic_batch=True)
+    op_types = {node.op_type for node in onnx.load(str(result.path)).graph.node}
+    assert not op_types & {"ReduceL2", "ArgMax", "ReduceMax"}, f"{method}: {sorted(op_types & {'ReduceL2', 'ArgMax'})}"
+    assert "TopK" in op_types and "Sqrt" in op_types

@@ -17,7 +17,16 @@ from __future__ import annotations
 import torch
 
 from . import register_method
-from .functional import gather_tokens, one_hot, rank_patch_positions, weighted_sum_into, with_prefix
+from .functional import (
+    gather_tokens,
+    one_hot,
+    rank_patch_positions,
+    row_max,
+    row_norm,
+    unit_rows,
+    weighted_sum_into,
+    with_prefix,
+)
 from .scored import ScoredTokenReduction
 
 
@@ -30,10 +39,9 @@ def squeeze_into_hosts(kept: torch.Tensor, removed: torch.Tensor, num_prefix: in
     ((P + K) × R) adds the guests, every other row is copied exactly, and the kept tokens
     are neither normalised nor rescaled (their norms divide the R × (P + K) similarity).
     """
-    unit_removed = removed / removed.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    kept_norm = kept.norm(dim=-1).clamp_min(1e-6).unsqueeze(1)  # (B, 1, P + K)
-    similarity = ((unit_removed @ kept.transpose(-2, -1)) / kept_norm)[..., num_prefix:]  # (B, R, K) cosine
-    best_similarity, host = similarity.max(dim=-1)
+    kept_norm = row_norm(kept).clamp_min(1e-6).transpose(-2, -1)  # (B, 1, P + K)
+    similarity = ((unit_rows(removed) @ kept.transpose(-2, -1)) / kept_norm)[..., num_prefix:]  # (B, R, K) cosine
+    best_similarity, host = row_max(similarity)
     host = host + num_prefix
     weight = best_similarity.exp()  # (B, R)
     assignment = one_hot(host, kept.shape[1], kept.dtype)  # (B, R, P + K)

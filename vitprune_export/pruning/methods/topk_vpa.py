@@ -14,7 +14,7 @@ import torch
 
 from . import register_method
 from .base import Knob, check_positive
-from .functional import gather_tokens, rank_patch_positions, vpa_spread_sizes, with_prefix
+from .functional import gather_tokens, rank_patch_positions, unit_rows, vpa_spread_sizes, with_prefix
 from .fused import fused_step
 from .scored import SCORE_KNOB, ScoredTokenReduction
 
@@ -43,7 +43,7 @@ class TopKVPA(ScoredTokenReduction):
             )
         order = rank_patch_positions(self.token_scores(x, attention), num_prefix)  # best first
         keys = gather_tokens(attention.mean_key, order)
-        keys = keys / keys.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        keys = unit_rows(keys)
         similarity = keys[:, keep_patch:] @ keys[:, :keep_patch].transpose(-2, -1)  # M: removed × kept, cosine
         patch_size = gather_tokens(size, order)
         new_patch_size = vpa_spread_sizes(patch_size[:, :keep_patch], patch_size[:, keep_patch:], similarity, self.tau)
