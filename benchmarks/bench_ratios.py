@@ -8,7 +8,7 @@ unpruned model on the same backend, batch and threads)::
 
 ``±`` is half the inter-quartile range of the paired changes, divided by the FLOPs
 reduction; ``noisy`` when that spread is wider than the change. Prints a
-Markdown table (rows: method; columns: backend × threads × batch × model; ``--by-cell``
+Markdown table (rows: method; columns: backend × precision × threads × batch × model; ``--by-cell``
 turns it round)::
 
     python benchmarks/bench_ratios.py results/ [--by-cell]
@@ -27,7 +27,8 @@ def ratio_rows(results: list[dict]) -> tuple[list[str], dict[str, dict[str, str]
     table: dict[str, dict[str, str]] = {}
     baselines: dict[str, float] = {}
     for result in sorted(results, key=lambda r: (r["model"], r["backend"], r["batch"], r.get("threads") or 0)):
-        label = f"{result['backend']} {result.get('threads') or 'auto'}t b{result['batch']} {result['model']}"
+        precision = result.get("precision") or "fp32"
+        label = f"{result['backend']} {'' if precision == 'fp32' else precision + ' '}{result.get('threads') or 'auto'}t b{result['batch']} {result['model']}"
         if result["method"] == "none":
             baselines[label] = result["latency_ms"]["median"]
             columns.setdefault(label)
