@@ -29,11 +29,12 @@ def test_the_two_shares_on_hand_made_indices():
 
 
 @pytest.mark.parametrize(
-    ("method", "ops"), [("topk", ["TopK"] * 6), ("evit", ["TopK"] * 6), ("tome", ["ArgMax", "TopK"] * 6)]
+    ("method", "ops"), [("topk", ["TopK"] * 6), ("evit", ["TopK"] * 6), ("tome", ["TopK", "TopK"] * 6)]
 )
 def test_selection_nodes_are_the_choices(export_cache, method, ops):
     """Top-K chooses by TopK; EViT sorts and keeps the head (the Slice from 0 is the choice); ToMe chooses
-    partners by ArgMax and the merged tokens as the head of its sorted edges; the tail slices are not choices."""
+    partners by a row maximum (TopK, k = 1) and the merged tokens as the head of its sorted edges; the tail
+    slices are not choices."""
     _, exported = export_cache(TINY, method, rate=0.1)
     proto = onnx.load(str(exported.path))
     chosen = selection_nodes(proto)

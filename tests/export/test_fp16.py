@@ -132,15 +132,21 @@ def tome_onnx(export_cache):
 
 
 def test_the_fragile_steps_of_a_tome_vit_stay_fp32_and_its_gemms_go_fp16(tome_onnx):
-    """LayerNorm, Softmax, the bipartite similarities and their ArgMax/TopK, the merge division: fp32.
+    """LayerNorm, Softmax, the bipartite similarities and their TopK, the key norms (square, sum, root), the
+    merge division: fp32.
     Every Linear layer (a MatMul or Gemm with a weight) and the attention's QKᵀ / AV products: fp16."""
     model = onnx.load(str(tome_onnx))
     kept = set(fp32_nodes(model))
     by_type: dict[str, list] = {}
     for node in model.graph.node:
         by_type.setdefault(node.op_type, []).append(node)
-    for op_type in ("LayerNormalization", "Softmax", "TopK", "ArgMax", "ReduceL2"):
+    for op_type in ("LayerNormalization", "Softmax", "TopK", "Sqrt"):
         assert by_type[op_type] and all(node.name in kept for node in by_type[op_type]), op_type
+    producer = {output: node for node in model.graph.node for output in node.output}
+    for root in by_type["Sqrt"]:  # the square and its sum stay fp32 with the root: squares overflow fp16
+        total = producer[root.input[0]]
+        square = producer[total.input[0]]
+        assert (total.op_type, square.op_type) == ("ReduceSum", "Mul") and {total.name, square.name} <= kept
     weights = {t.name for t in model.graph.initializer}
     linear = [n for n in by_type["MatMul"] + by_type.get("Gemm", []) if any(i in weights for i in n.input)]
     assert linear and not any(node.name in kept for node in linear)

@@ -51,11 +51,16 @@ def test_a_method_has_one_colour_in_every_panel_and_error_bars_from_its_spread(f
     assert len({next(iter(found)) for found in colours.values()}) == len(colours), "two methods share a colour"
 
 
-def test_compare_writes_the_plot(tmp_path):
+def test_compare_writes_the_plot(tmp_path, monkeypatch):
+    """With --references, a results/ folder that holds only the runners' cache (OpenVINO's compiled
+    models) is not a folder of results to read: the references alone make the table."""
     from typer.testing import CliRunner
 
     from vitprune_export.cli import app
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "cache" / "openvino").mkdir(parents=True)
+    (tmp_path / "results" / "cache" / "openvino" / "model.blob").write_bytes(b"\0")
     target = tmp_path / "latency.png"
     result = CliRunner().invoke(app, ["compare", "--references", "--plot", str(target)])
     assert result.exit_code == 0, result.output

@@ -2,15 +2,16 @@
 
 Top-1 agreement says whether the answer changed; it does not say whether the token choice did. A
 pruned ViT decides which tokens stay by ``TopK`` over its scores (Top-K, EViT, eTPS, ATPViT, PPT …)
-and whom a token merges with by ``ArgMax`` over similarities (ToMe's bipartite matching, eTPS's
-nearest kept token). Run both files in ONNX Runtime on the same images, with those nodes' index
+and whom a token merges with by a row maximum over similarities (ToMe's bipartite matching, eTPS's
+nearest kept token): a ``TopK`` with k = 1 in vitprune's exports, an ``ArgMax`` in others. Run both files in ONNX Runtime on the same images, with those nodes' index
 outputs exposed, and compare, per selection node (one or more per block):
 
 * ``TopK`` (that selects: k below the axis length): the share of the indices fp32 keeps that the
   other file keeps too — the kept set, order ignored; a ``TopK`` that sorts the whole axis and whose
   first entries a ``Slice`` takes (EViT and Top-K·VPA keep the head and fuse or spread the tail, ToMe
   merges the head of its sorted edges) is compared on that head the same way;
-* ``ArgMax``: the share of identical choices (ToMe: the same merge partner per token).
+* ``ArgMax``: the share of identical choices (ToMe: the same merge partner per token). A ``TopK``
+  with k = 1 is the same measure: each row's kept set is its one choice.
 
 A ``TopK`` whose k is the whole axis and whose head no ``Slice`` takes is a sort, not a choice, and
 is left out. Nodes are matched by

@@ -56,8 +56,8 @@ def compare(
         check_output(plot, "--plot", force=force, suffix=".png")
     if results:
         sources = list(results)
-    else:  # results/ of the working directory; with --references only when it exists
-        sources = [DEFAULT_ROOT] if DEFAULT_ROOT.is_dir() or not references else []
+    else:  # results/ of the working directory; with --references only when it holds JSON (not just a cache)
+        sources = [DEFAULT_ROOT] if not references or any(DEFAULT_ROOT.rglob("*.json")) else []
     if references:
         sources.append(reference_results())
     comparison = build_comparison(load_results(sources), baseline=baseline, batch=batch)
