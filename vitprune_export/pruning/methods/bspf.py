@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from ...errors import VitPruneError
 from . import register_method
 from .base import BlockOps, Knob, LayerPlan, TokenReduction, TokenState
-from .functional import cosine_similarity_matrix, one_hot
+from .functional import cosine_similarity_matrix, one_hot, row_max
 
 #: TensorRT's TopK limit (K ≤ 3840)
 MAX_TOPK = 3840
@@ -139,7 +139,7 @@ def best_matching_queries(q: torch.Tensor, query_valid: torch.Tensor) -> tuple[t
     not_self = ~torch.eye(block_size, dtype=torch.bool, device=q.device)
     candidate = not_self[None] & query_valid[:, None, :]  # (C, Ω, Ω): column must be a real, other query
     similarity = torch.where(candidate, similarity, torch.full_like(similarity, -2.0))
-    best_value, best_index = similarity.max(dim=-1)
+    best_value, best_index = row_max(similarity)
     rho = torch.where(best_value > -1.5, best_value.clamp_min(0.0), torch.zeros_like(best_value))
     return best_index, rho
 

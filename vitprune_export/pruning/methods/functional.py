@@ -126,7 +126,8 @@ def row_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     One TopK with k = 1 instead of ReduceMax + ArgMax: OpenVINO runs ArgMax as a TopK of
     its own that takes 56 µs on ToMe's 98 × 98 similarity where TopK k = 1 gives both in
-    14 µs (ONNX Runtime 13.5 / 12.4 µs). Ties go to the lower index in both forms.
+    14 µs (ONNX Runtime 13.5 / 12.4 µs). In ONNX both forms give ties to the lower index;
+    PyTorch's ``topk`` does not promise which of two equal values it returns.
     """
     best = x.topk(1, dim=-1)
     return best.values.squeeze(-1), best.indices.squeeze(-1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import register_method
 from .base import TokenReduction
-from .functional import keep_top_tokens
+from .functional import keep_top_tokens, row_norm
 
 
 @register_method
@@ -20,5 +20,5 @@ class Magnitude(TokenReduction):
 
     def reduce(self, x, attention, size, plan):
         keep_patch = plan.tokens_out - plan.num_prefix
-        x, _ = keep_top_tokens(x, x.norm(dim=-1), plan.num_prefix, keep_patch)
+        x, _ = keep_top_tokens(x, row_norm(x).squeeze(-1), plan.num_prefix, keep_patch)
         return x, size
